@@ -1,0 +1,61 @@
+#include "harness/file_io.h"
+
+#include <dirent.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace saelab {
+namespace {
+
+std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+
+TEST(FileIoTest, AtomicWriteThenReadRoundTripsBinaryBytes) {
+  std::string path = TempDir() + "/roundtrip.bin";
+  std::string bytes("a\0b\xff", 4);
+  ASSERT_TRUE(AtomicWriteFile(path, bytes).ok());
+  absl::StatusOr<std::string> read = ReadFile(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, bytes);
+}
+
+TEST(FileIoTest, AtomicWriteReplacesAndLeavesNoTemporaryBehind) {
+  std::string dir = TempDir() + "/replace";
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  ASSERT_TRUE(AtomicWriteFile(dir + "/f", "old").ok());
+  ASSERT_TRUE(AtomicWriteFile(dir + "/f", "new contents").ok());
+  EXPECT_EQ(*ReadFile(dir + "/f"), "new contents");
+  int entries = 0;
+  DIR* d = opendir(dir.c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = readdir(d)) {
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") ++entries;
+  }
+  closedir(d);
+  EXPECT_EQ(entries, 1);
+}
+
+TEST(FileIoTest, MissingFileIsNotFoundNamingThePath) {
+  absl::StatusOr<std::string> read = ReadFile(TempDir() + "/no/such/file.txt");
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(read.status().message().find("no/such/file.txt"), std::string::npos);
+}
+
+TEST(FileIoTest, MakeDirsCreatesNestedDirectoriesIdempotently) {
+  std::string dir = TempDir() + "/a/b/c";
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  EXPECT_TRUE(PathExists(dir));
+}
+
+TEST(FileIoTest, WriteIntoMissingDirectoryIsAnErrorNamingIt) {
+  absl::Status status = AtomicWriteFile(TempDir() + "/missing_dir/x", "y");
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("missing_dir"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace saelab
