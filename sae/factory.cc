@@ -1,0 +1,111 @@
+#include "sae/factory.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "harness/textproto.h"
+#include "sae/relu_l1.h"
+#include "sae/topk.h"
+
+namespace saelab {
+namespace {
+
+absl::Status Invalid(const SaeConfig& config, absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("SAE '", config.name(), "' (", ArchitectureName(config), "): ", what));
+}
+
+// The power of two nearest x (ties go up), at least 1.
+int64_t NearestPowerOfTwo(double x) {
+  if (x <= 1.0) return 1;
+  double log2 = std::log2(x);
+  int64_t lower = int64_t{1} << static_cast<int>(std::floor(log2));
+  int64_t upper = lower * 2;
+  return (x - lower < upper - x) ? lower : upper;
+}
+
+}  // namespace
+
+std::string ArchitectureName(const SaeConfig& config) {
+  switch (config.architecture_case()) {
+    case SaeConfig::kReluL1:
+      return "relu_l1";
+    case SaeConfig::kTopk:
+      return "topk";
+    case SaeConfig::ARCHITECTURE_NOT_SET:
+      return "";
+  }
+  return "";
+}
+
+absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
+  FillDefaults(config);
+  const int64_t n = config->n_latents();
+  if (config->architecture_case() == SaeConfig::ARCHITECTURE_NOT_SET) {
+    return Invalid(*config, "no architecture set (choose relu_l1 or topk)");
+  }
+  if (d_in < 1) return Invalid(*config, absl::StrCat("d_in must be >= 1, got ", d_in));
+  if (n < 1) return Invalid(*config, absl::StrCat("n_latents must be >= 1, got ", n));
+  TrainerConfig* trainer = config->mutable_trainer();
+  if (trainer->batch_size() < 1) {
+    return Invalid(*config, absl::StrCat("trainer.batch_size must be >= 1, got ", trainer->batch_size()));
+  }
+  if (trainer->total_tokens() < trainer->batch_size()) {
+    return Invalid(*config, absl::StrCat("trainer.total_tokens (", trainer->total_tokens(),
+                                         ") is less than one batch (", trainer->batch_size(), ")"));
+  }
+  if (trainer->lr_decay_fraction() < 0 || trainer->lr_decay_fraction() > 1) {
+    return Invalid(*config, "trainer.lr_decay_fraction must be in [0, 1]");
+  }
+  if (trainer->init_sample_tokens() < 1) {
+    return Invalid(*config, "trainer.init_sample_tokens must be >= 1");
+  }
+  switch (config->architecture_case()) {
+    case SaeConfig::kReluL1: {
+      const ReluL1Config& relu = config->relu_l1();
+      if (relu.l1_coefficient() < 0) return Invalid(*config, "relu_l1.l1_coefficient must be >= 0");
+      if (relu.decoder_init_norm() <= 0) {
+        return Invalid(*config, "relu_l1.decoder_init_norm must be > 0");
+      }
+      if (!trainer->has_lr()) trainer->set_lr(5e-5);
+      if (!trainer->has_adam_eps()) trainer->set_adam_eps(1e-8);
+      break;
+    }
+    case SaeConfig::kTopk: {
+      TopKConfig* topk = config->mutable_topk();
+      if (topk->k() < 1 || topk->k() > n) {
+        return Invalid(*config, absl::StrCat("topk.k must be in [1, n_latents = ", n, "], got ",
+                                             topk->k()));
+      }
+      if (!topk->has_k_aux()) topk->set_k_aux(std::min(n, NearestPowerOfTwo(d_in / 2.0)));
+      if (topk->k_aux() < 1 || topk->k_aux() > n) {
+        return Invalid(*config, absl::StrCat("topk.k_aux must be in [1, n_latents = ", n,
+                                             "], got ", topk->k_aux()));
+      }
+      if (!trainer->has_lr()) trainer->set_lr(2e-4 / std::sqrt(n / 16384.0));
+      if (!trainer->has_adam_eps()) trainer->set_adam_eps(6.25e-10);
+      break;
+    }
+    case SaeConfig::ARCHITECTURE_NOT_SET:
+      break;
+  }
+  if (!(trainer->lr() > 0)) return Invalid(*config, "trainer.lr must be > 0");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Sae>> CreateSae(const SaeConfig& config, int64_t d_in,
+                                               uint64_t seed) {
+  switch (config.architecture_case()) {
+    case SaeConfig::kReluL1:
+      return std::unique_ptr<Sae>(
+          std::make_unique<ReluL1Sae>(d_in, config.n_latents(), config.relu_l1(), seed));
+    case SaeConfig::kTopk:
+      return std::unique_ptr<Sae>(
+          std::make_unique<TopKSae>(d_in, config.n_latents(), config.topk(), seed));
+    case SaeConfig::ARCHITECTURE_NOT_SET:
+      break;
+  }
+  return Invalid(config, "no architecture set (choose relu_l1 or topk)");
+}
+
+}  // namespace saelab

@@ -1,0 +1,37 @@
+// Builds SAEs from configs: resolves the recipe defaults that depend on the
+// architecture and the data (learning rate, Adam eps, k_aux), validates, and
+// constructs the right class.
+//
+//   SaeConfig config = ...;                          // from a textproto
+//   RETURN_IF_ERROR(ResolveSaeConfig(d_in, &config));  // as-run values
+//   ASSIGN_OR_RETURN(std::unique_ptr<Sae> sae, CreateSae(config, d_in, seed));
+#ifndef SAELAB_SAE_FACTORY_H_
+#define SAELAB_SAE_FACTORY_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "harness/config.pb.h"
+#include "sae/sae.h"
+
+namespace saelab {
+
+// Fills explicit defaults (FillDefaults) and the recipe-derived ones:
+// lr (ReLU-L1 5e-5; TopK 2e-4 / sqrt(n / 2^14)), adam_eps (1e-8; 6.25e-10),
+// k_aux (the power of two nearest d_in / 2, at most n). InvalidArgument,
+// naming the SAE and field, if no architecture is set, n_latents < 1,
+// k is not in [1, n_latents], or a trainer setting is out of range.
+absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config);
+
+// Constructs the SAE (random init from `seed`). `config` must be resolved.
+absl::StatusOr<std::unique_ptr<Sae>> CreateSae(const SaeConfig& config, int64_t d_in,
+                                               uint64_t seed);
+
+// The architecture oneof's case name ("relu_l1", "topk"), or "" if unset.
+std::string ArchitectureName(const SaeConfig& config);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_FACTORY_H_

@@ -1,0 +1,94 @@
+#include "sae/metrics.h"
+
+#include <cmath>
+
+namespace saelab {
+
+ReconstructionMetrics::ReconstructionMetrics(int64_t d_in, int64_t n_latents)
+    : d_in_(d_in),
+      n_latents_(n_latents),
+      sum_x_(torch::zeros({d_in}, torch::kFloat64)),
+      fire_counts_(torch::zeros({n_latents}, torch::kInt64)) {}
+
+void ReconstructionMetrics::Add(const torch::Tensor& x, const torch::Tensor& x_hat,
+                                const torch::Tensor& f) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor x64 = x.to(torch::kFloat64);
+  torch::Tensor error = x64 - x_hat.to(torch::kFloat64);
+  tokens_ += x.size(0);
+  sum_squared_error_ += error.pow(2).sum().item<double>();
+  sum_squared_x_ += x64.pow(2).sum().item<double>();
+  sum_x_ += x64.sum(0);
+  torch::Tensor active = f != 0;  // [batch, n]
+  active_latents_ += active.sum().item<double>();
+  fire_counts_ += active.sum(0).to(torch::kInt64);
+}
+
+double ReconstructionMetrics::Mse() const {
+  return tokens_ == 0 ? 0.0 : sum_squared_error_ / (static_cast<double>(tokens_) * d_in_);
+}
+
+double ReconstructionMetrics::Nmse() const {
+  return sum_squared_x_ == 0 ? 0.0 : sum_squared_error_ / sum_squared_x_;
+}
+
+double ReconstructionMetrics::Fvu() const {
+  if (tokens_ == 0) return 0.0;
+  // sum ||x - mean||^2 = sum ||x||^2 - N ||mean||^2.
+  torch::Tensor mean = sum_x_ / static_cast<double>(tokens_);
+  double centred = sum_squared_x_ - static_cast<double>(tokens_) * mean.pow(2).sum().item<double>();
+  return centred <= 0 ? 0.0 : sum_squared_error_ / centred;
+}
+
+double ReconstructionMetrics::L0() const {
+  return tokens_ == 0 ? 0.0 : active_latents_ / static_cast<double>(tokens_);
+}
+
+double ReconstructionMetrics::DeadFraction() const {
+  return (fire_counts_ == 0).sum().item<double>() / static_cast<double>(n_latents_);
+}
+
+DensityHistogram ReconstructionMetrics::DensityHistogramOf(int bins) const {
+  DensityHistogram histogram;
+  double low = tokens_ > 0 ? -std::log10(static_cast<double>(tokens_)) : 0.0;
+  for (int i = 0; i <= bins; ++i) histogram.add_log10_edges(low + (0.0 - low) * i / bins);
+  std::vector<int64_t> counts(bins, 0);
+  int64_t never = 0;
+  auto fire = fire_counts_.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < n_latents_; ++i) {
+    if (fire[i] == 0) {
+      ++never;
+      continue;
+    }
+    double log_density = std::log10(static_cast<double>(fire[i]) / tokens_);
+    int bin = low < 0 ? static_cast<int>((log_density - low) / (0.0 - low) * bins) : 0;
+    counts[std::min(std::max(bin, 0), bins - 1)]++;
+  }
+  for (int64_t c : counts) histogram.add_counts(c);
+  histogram.set_never_fired(never);
+  return histogram;
+}
+
+void ReconstructionMetrics::WriteTo(SaeResult* result) const {
+  auto& metrics = *result->mutable_metrics();
+  metrics["mse"] = Mse();
+  metrics["nmse"] = Nmse();
+  metrics["fvu"] = Fvu();
+  metrics["explained_variance"] = ExplainedVariance();
+  metrics["l0"] = L0();
+  metrics["dead_fraction"] = DeadFraction();
+  result->set_eval_tokens(tokens_);
+  *result->mutable_density_histogram() = DensityHistogramOf();
+}
+
+double MeanMaxCosineSimilarity(const torch::Tensor& true_features, const torch::Tensor& decoder) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor t = true_features.to(torch::kFloat64);
+  torch::Tensor w = decoder.to(torch::kFloat64);
+  t = t / t.norm(2, {1}, true).clamp_min(1e-30);
+  w = w / w.norm(2, {1}, true).clamp_min(1e-30);
+  torch::Tensor cosines = torch::mm(t, w.t());  // [n_true, n_latents]
+  return std::get<0>(cosines.max(1)).mean().item<double>();
+}
+
+}  // namespace saelab

@@ -1,0 +1,70 @@
+// SAE evaluation metrics, exactly as DESIGN.md defines them, accumulated
+// over the whole evaluation set (never averaged per batch).
+//
+//   mse  = E||x - x_hat||^2 / d          nmse = E||x - x_hat||^2 / E||x||^2
+//   fvu  = E||x - x_hat||^2 / E||x - E[x]||^2,   explained_variance = 1 - fvu
+//   l0   = mean number of non-zero latents per token
+//   dead_fraction = latents that never fired / n, over `tokens` tokens
+//   log10 firing-density histogram
+//   mmcs = mean over true features of the best cosine with any decoder row
+//
+//   ReconstructionMetrics metrics(d_in, n_latents);
+//   for (batch : eval) metrics.Add(x, x_hat, f);
+//   double nmse = metrics.Nmse();
+#ifndef SAELAB_SAE_METRICS_H_
+#define SAELAB_SAE_METRICS_H_
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "harness/result.pb.h"
+
+namespace saelab {
+
+class ReconstructionMetrics {
+ public:
+  ReconstructionMetrics(int64_t d_in, int64_t n_latents);
+
+  // x, x_hat: [batch, d_in] (model units); f: [batch, n_latents].
+  // Sums are kept in float64.
+  void Add(const torch::Tensor& x, const torch::Tensor& x_hat, const torch::Tensor& f);
+
+  int64_t tokens() const { return tokens_; }
+  double Mse() const;
+  double Nmse() const;
+  double Fvu() const;
+  double ExplainedVariance() const { return 1.0 - Fvu(); }
+  double L0() const;
+  double DeadFraction() const;
+  // Per-latent firing counts [n_latents] (int64).
+  const torch::Tensor& fire_counts() const { return fire_counts_; }
+  // Histogram of log10(fire_count / tokens) over latents that fired, with
+  // `bins` equal bins on [log10(1 / tokens), 0]; never-fired counted apart.
+  DensityHistogram DensityHistogramOf(int bins = 20) const;
+
+  // Writes mse, nmse, fvu, explained_variance, l0, dead_fraction into
+  // `result` (metrics map), with eval_tokens and the histogram.
+  void WriteTo(SaeResult* result) const;
+
+ private:
+  int64_t d_in_;
+  int64_t n_latents_;
+  int64_t tokens_ = 0;
+  double sum_squared_error_ = 0;  // sum ||x - x_hat||^2
+  double sum_squared_x_ = 0;      // sum ||x||^2
+  double active_latents_ = 0;     // sum of per-token L0
+  torch::Tensor sum_x_;           // [d_in] float64, for E[x]
+  torch::Tensor fire_counts_;     // [n_latents] int64
+};
+
+// Mean max cosine similarity: true_features [n_true, d] (rows), decoder
+// [n_latents, d] (rows). For each true feature, the best signed cosine with
+// any decoder row (a feature learned with flipped sign is not recovered);
+// returns the mean over true features.
+double MeanMaxCosineSimilarity(const torch::Tensor& true_features, const torch::Tensor& decoder);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_METRICS_H_

@@ -1,0 +1,54 @@
+// ReLU SAE with a decoder-norm-weighted L1 penalty: Anthropic's recipe of the
+// April 2024 circuits update (as in DESIGN.md).
+//
+//   f = ReLU(W_enc^T x + b_enc)                   (x scaled: E||x|| = sqrt(d))
+//   x_hat = W_dec^T f + b_dec
+//   loss = E ||x - x_hat||^2 + lambda_t * E sum_i f_i ||W_dec[i, :]||_2
+//
+// lambda_t warms up linearly from 0 to lambda over the first
+// l1_warmup_fraction of steps. Init: decoder rows are random directions of
+// norm decoder_init_norm, W_enc = W_dec^T, biases 0. The decoder is not
+// normalised: the penalty's norm weighting removes the incentive to shrink f
+// by growing W_dec.
+//
+//   ReluL1Sae sae(/*d_in=*/64, /*n_latents=*/512, config.relu_l1(), seed);
+#ifndef SAELAB_SAE_RELU_L1_H_
+#define SAELAB_SAE_RELU_L1_H_
+
+#include <cstdint>
+
+#include "harness/config.pb.h"
+#include "sae/sae.h"
+
+namespace saelab {
+
+class ReluL1Sae : public Sae {
+ public:
+  ReluL1Sae(int64_t d_in, int64_t n_latents, const ReluL1Config& config, uint64_t seed);
+
+  std::string architecture() const override { return "relu_l1"; }
+
+  torch::Tensor EncodeScaled(const torch::Tensor& x) override;
+  torch::Tensor DecodeScaled(const torch::Tensor& f) override;
+  // terms: "mse" (E||x - x_hat||^2), "l1" (the norm-weighted sum),
+  // "l1_coefficient" (lambda_t this step).
+  TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
+
+  // lambda at `step` of `total_steps` (the warm-up schedule).
+  double L1CoefficientAt(int64_t step, int64_t total_steps) const;
+
+ private:
+  ReluL1Config config_;
+};
+
+// The loss of ReluL1Sae as a pure function (for gradient checks and as the
+// single definition TrainForward uses). Shapes as in the class comment;
+// returns the scalar loss and fills *mse and *l1 (undetached scalars).
+torch::Tensor ReluL1Loss(const torch::Tensor& x, const torch::Tensor& W_enc,
+                         const torch::Tensor& b_enc, const torch::Tensor& W_dec,
+                         const torch::Tensor& b_dec, double l1_coefficient, torch::Tensor* f,
+                         torch::Tensor* x_hat, torch::Tensor* mse, torch::Tensor* l1);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_RELU_L1_H_

@@ -1,0 +1,113 @@
+// The SAE interface every architecture implements.
+//
+// Notation (DESIGN.md): x in R^d_in, n latents, f in R^n,
+// x_hat = W_dec f + b_dec. Storage follows the SAELens layout so weights
+// move between saelab and the Python tools without transposes:
+//   W_enc [d_in, n_latents]   (column i is latent i's encoder direction)
+//   W_dec [n_latents, d_in]   (row i is latent i's decoder direction,
+//                              i.e. column i of W_dec in the papers)
+//   b_enc [n_latents], b_dec [d_in]
+//
+// Inputs are scaled by one scalar, input_scale, so that E||x||_2 = sqrt(d_in)
+// on the training distribution. The public Encode/Decode/Reconstruct take
+// and return activations in the model's own units; the *Scaled methods work
+// in the normalised space the SAE was trained in.
+//
+//   std::unique_ptr<Sae> sae = ...;            // from CreateSae or a checkpoint
+//   torch::Tensor f = sae->Encode(x);          // [batch, n_latents]
+//   torch::Tensor x_hat = sae->Decode(f);      // [batch, d_in]
+#ifndef SAELAB_SAE_SAE_H_
+#define SAELAB_SAE_SAE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <torch/torch.h>
+
+namespace saelab {
+
+// What the trainer tells an SAE about the current step.
+struct TrainStepInfo {
+  int64_t step = 0;         // 0-based
+  int64_t total_steps = 1;  // steps in the whole run
+  // [n_latents] bool: latents that have not fired for dead_after_tokens
+  // (for auxiliary losses against dead latents); may be undefined.
+  torch::Tensor dead_mask;
+};
+
+// One training forward pass, in scaled space.
+struct TrainOutput {
+  torch::Tensor x_hat;  // [batch, d_in]
+  torch::Tensor f;      // [batch, n_latents], latent activations
+  torch::Tensor loss;   // [] scalar to minimise
+  // Named scalar components of the loss, detached, for logging.
+  std::map<std::string, double> terms;
+};
+
+class Sae : public torch::nn::Module {
+ public:
+  Sae(int64_t d_in, int64_t n_latents);
+  ~Sae() override = default;
+
+  int64_t d_in() const { return d_in_; }
+  int64_t n_latents() const { return n_latents_; }
+
+  // "relu_l1", "topk", ... (the SaeConfig.architecture oneof case name).
+  virtual std::string architecture() const = 0;
+
+  // ---- Model units. x: [batch, d_in] float32. ----
+  // Latent activations [batch, n_latents].
+  torch::Tensor Encode(const torch::Tensor& x);
+  // Reconstruction [batch, d_in] from latents [batch, n_latents].
+  torch::Tensor Decode(const torch::Tensor& f);
+  // Decode(Encode(x)).
+  torch::Tensor Reconstruct(const torch::Tensor& x);
+
+  // ---- Scaled space (x already multiplied by input_scale). ----
+  virtual torch::Tensor EncodeScaled(const torch::Tensor& x) = 0;
+  virtual torch::Tensor DecodeScaled(const torch::Tensor& f) = 0;
+  virtual TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) = 0;
+
+  // One-time data-dependent initialisation on a sample [samples, d_in]
+  // (scaled), before the first step; e.g. TopK's b_dec = geometric median.
+  virtual void InitFromSample(const torch::Tensor& x) { (void)x; }
+  // Called between backward() and the optimiser step (e.g. to project out
+  // the gradient component along unit-norm decoder rows).
+  virtual void BeforeOptimizerStep() {}
+  // Called after the optimiser step (e.g. to renormalise decoder rows).
+  virtual void AfterOptimizerStep() {}
+
+  // Decoder directions [n_latents, d_in] (rows are latents), detached.
+  torch::Tensor DecoderDirections() const { return W_dec.detach(); }
+
+  // The scalar input scale (1 when normalisation is off).
+  double input_scale() const { return input_scale_.item<double>(); }
+  void set_input_scale(double scale);
+
+  // Parameters and buffers by their stable names (W_enc, b_enc, W_dec,
+  // b_dec, input_scale, ...), for checkpoints and interchange.
+  std::map<std::string, torch::Tensor> NamedTensors();
+
+  // The shared parameters; architectures may register more.
+  torch::Tensor W_enc;  // [d_in, n_latents]
+  torch::Tensor b_enc;  // [n_latents]
+  torch::Tensor W_dec;  // [n_latents, d_in]
+  torch::Tensor b_dec;  // [d_in]
+
+ protected:
+  int64_t d_in_;
+  int64_t n_latents_;
+  torch::Tensor input_scale_;  // [] float32 buffer
+};
+
+// The input scale that makes E||x||_2 = sqrt(d_in) on `sample` [samples, d_in].
+double EstimateInputScale(const torch::Tensor& sample);
+
+// Scatter of per-row top-k values into a dense [batch, n] tensor of zeros.
+// values, indices: [batch, k].
+torch::Tensor ScatterTopK(const torch::Tensor& values, const torch::Tensor& indices, int64_t n);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_SAE_H_

@@ -1,0 +1,93 @@
+#include "sae/topk.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "sae/geometric_median.h"
+
+namespace saelab {
+
+TopKSae::TopKSae(int64_t d_in, int64_t n_latents, const TopKConfig& config, uint64_t seed)
+    : Sae(d_in, n_latents), config_(config) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  torch::Tensor directions = at::randn({n_latents, d_in}, generator, torch::kFloat32);
+  directions = directions / directions.norm(2, {1}, /*keepdim=*/true);
+  W_dec = register_parameter("W_dec", directions);
+  W_enc = register_parameter("W_enc", directions.t().contiguous());
+  b_enc = register_parameter("b_enc", torch::zeros({n_latents}));
+  b_dec = register_parameter("b_dec", torch::zeros({d_in}));
+}
+
+torch::Tensor TopKSae::EncodeScaled(const torch::Tensor& x) {
+  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);
+  auto [values, indices] = z.topk(config_.k(), /*dim=*/1);
+  return ScatterTopK(torch::relu(values), indices, n_latents_);
+}
+
+torch::Tensor TopKSae::DecodeScaled(const torch::Tensor& f) { return torch::addmm(b_dec, f, W_dec); }
+
+torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).pow(2).sum() / b.pow(2).sum().clamp_min(std::numeric_limits<float>::min());
+}
+
+torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
+                       const torch::Tensor& b_enc, const torch::Tensor& W_dec,
+                       const torch::Tensor& b_dec, int64_t k, int64_t k_aux, double auxk_coefficient,
+                       const torch::Tensor& dead_mask, torch::Tensor* f, torch::Tensor* x_hat,
+                       torch::Tensor* nmse, torch::Tensor* auxk) {
+  const int64_t n = W_enc.size(1);
+  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);  // [batch, n]
+  auto [values, indices] = z.topk(k, /*dim=*/1);            // [batch, k]
+  *f = ScatterTopK(torch::relu(values), indices, n);        // [batch, n]
+  *x_hat = torch::addmm(b_dec, *f, W_dec);                  // [batch, d]
+  *nmse = BatchNmse(*x_hat, x);
+  *auxk = torch::zeros({}, x.options());
+  int64_t n_dead = dead_mask.defined() ? dead_mask.sum().item<int64_t>() : 0;
+  if (n_dead > 0 && auxk_coefficient > 0.0) {
+    int64_t k_dead = std::min(k_aux, n_dead);
+    // Live latents can never win the aux top-k.
+    torch::Tensor z_dead = z.masked_fill(dead_mask.logical_not().unsqueeze(0),
+                                         -std::numeric_limits<float>::infinity());
+    auto [aux_values, aux_indices] = z_dead.topk(k_dead, /*dim=*/1);
+    torch::Tensor aux_f = ScatterTopK(torch::relu(aux_values), aux_indices, n);
+    torch::Tensor residual = (x - *x_hat).detach();          // e, the target
+    torch::Tensor residual_hat = torch::mm(aux_f, W_dec);    // no bias: e has none
+    *auxk = BatchNmse(residual_hat, residual);
+  }
+  return *nmse + auxk_coefficient * (*auxk);
+}
+
+TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
+  TrainOutput out;
+  torch::Tensor nmse, auxk;
+  out.loss = TopKLoss(x, W_enc, b_enc, W_dec, b_dec, config_.k(), config_.k_aux(),
+                      config_.auxk_coefficient(), info.dead_mask, &out.f, &out.x_hat, &nmse, &auxk);
+  out.terms["nmse"] = nmse.item<double>();
+  out.terms["auxk"] = auxk.item<double>();
+  out.terms["dead_latents"] =
+      info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
+  return out;
+}
+
+void TopKSae::InitFromSample(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  b_dec.copy_(GeometricMedian(x, config_.geometric_median_iterations()));
+}
+
+void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor parallel = (grad * weight).sum(1, /*keepdim=*/true);  // [n, 1]
+  grad.sub_(parallel * weight);
+}
+
+void TopKSae::BeforeOptimizerStep() {
+  if (W_dec.grad().defined()) ProjectOutParallelGradient(W_dec, W_dec.mutable_grad());
+}
+
+void TopKSae::AfterOptimizerStep() {
+  torch::NoGradGuard no_grad;
+  W_dec.div_(W_dec.norm(2, {1}, /*keepdim=*/true));
+}
+
+}  // namespace saelab

@@ -1,0 +1,69 @@
+// k-sparse (TopK) SAE: Gao et al., "Scaling and evaluating sparse
+// autoencoders" (OpenAI, 2024), as in DESIGN.md.
+//
+//   z = W_enc^T (x - b_dec) + b_enc          (b_dec is Gao's b_pre)
+//   f = ReLU(TopK_k(z))                      (exactly <= k non-zeros per row)
+//   x_hat = W_dec^T f + b_dec
+//   loss = NMSE(x_hat, x) + alpha * AuxK
+//
+// AuxK: the residual e = x - x_hat (detached) is reconstructed from the top
+// k_aux pre-activations among dead latents, e_hat = W_dec^T ReLU(TopK_aux(z
+// restricted to dead)), and AuxK = NMSE(e_hat, e). It gives dead latents a
+// gradient. Decoder rows have unit norm: the gradient component along each
+// row is removed before the optimiser step and rows are renormalised after.
+// Init: random unit decoder rows, W_enc = W_dec^T, b_enc = 0, b_dec = the
+// geometric median of a data sample.
+//
+//   TopKSae sae(d_in, n_latents, config.topk(), seed);
+//   torch::Tensor f = sae.EncodeScaled(x);   // [batch, n], <= k non-zeros/row
+#ifndef SAELAB_SAE_TOPK_H_
+#define SAELAB_SAE_TOPK_H_
+
+#include <cstdint>
+
+#include "harness/config.pb.h"
+#include "sae/sae.h"
+
+namespace saelab {
+
+class TopKSae : public Sae {
+ public:
+  // config.k and config.k_aux must be set and in [1, n_latents] (see
+  // ResolveSaeConfig); checked by the caller.
+  TopKSae(int64_t d_in, int64_t n_latents, const TopKConfig& config, uint64_t seed);
+
+  std::string architecture() const override { return "topk"; }
+  int64_t k() const { return config_.k(); }
+
+  torch::Tensor EncodeScaled(const torch::Tensor& x) override;
+  torch::Tensor DecodeScaled(const torch::Tensor& f) override;
+  // terms: "nmse", "auxk" (0 when no latent is dead), "dead_latents".
+  TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
+
+  void InitFromSample(const torch::Tensor& x) override;
+  void BeforeOptimizerStep() override;
+  void AfterOptimizerStep() override;
+
+ private:
+  TopKConfig config_;
+};
+
+// sum ||a - b||^2 / sum ||b||^2 over the batch (a scalar tensor).
+torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b);
+
+// The TopK training loss as a pure function (for gradient checks and as the
+// single definition TrainForward uses). dead_mask: [n] bool or undefined.
+// Fills *f, *x_hat, *nmse, *auxk.
+torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
+                       const torch::Tensor& b_enc, const torch::Tensor& W_dec,
+                       const torch::Tensor& b_dec, int64_t k, int64_t k_aux, double auxk_coefficient,
+                       const torch::Tensor& dead_mask, torch::Tensor* f, torch::Tensor* x_hat,
+                       torch::Tensor* nmse, torch::Tensor* auxk);
+
+// Removes from grad [n, d] the component parallel to each (unit) row of
+// weight [n, d]: grad_i -= <grad_i, w_i> w_i.
+void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_TOPK_H_

@@ -1,0 +1,208 @@
+#include "sae/trainer.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "harness/file_io.h"
+#include "harness/progress.h"
+#include "harness/safetensors.h"
+#include "harness/status_macros.h"
+#include "harness/textproto.h"
+#include "sae/checkpoint.h"
+#include "sae/factory.h"
+
+namespace saelab {
+namespace {
+
+constexpr char kStateFile[] = "/train_state.safetensors";
+
+// torch::optim keys per-parameter state by the parameter's TensorImpl
+// address, exactly as torch/optim/serialize.h does.
+std::string AdamKey(const torch::Tensor& param) {
+  return c10::guts::to_string(param.unsafeGetTensorImpl());
+}
+
+struct LoopState {
+  int64_t next_step = 0;
+  torch::Tensor tokens_since_fired;  // [n_latents] int64
+};
+
+absl::Status SaveTrainState(const std::string& path, Sae& sae, torch::optim::Adam& adam,
+                            const LoopState& loop, const std::string& config_sha256) {
+  TensorMap tensors;
+  for (const auto& [name, tensor] : sae.NamedTensors()) {
+    tensors["sae." + name] = tensor.detach();
+    auto entry = adam.state().find(AdamKey(tensor));
+    if (entry == adam.state().end()) continue;  // buffers, or before step 1
+    auto& state = static_cast<torch::optim::AdamParamState&>(*entry->second);
+    tensors["adam." + name + ".exp_avg"] = state.exp_avg();
+    tensors["adam." + name + ".exp_avg_sq"] = state.exp_avg_sq();
+    tensors["adam." + name + ".step"] = torch::tensor(state.step(), torch::kInt64);
+  }
+  tensors["loop.tokens_since_fired"] = loop.tokens_since_fired;
+  tensors["loop.next_step"] = torch::tensor(loop.next_step, torch::kInt64);
+  return WriteSafetensors(path, tensors, {{"config_sha256", config_sha256}});
+}
+
+absl::Status LoadTrainState(const std::string& path, Sae& sae, torch::optim::Adam& adam,
+                            LoopState* loop, const std::string& config_sha256) {
+  ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(path));
+  auto hash = contents.metadata.find("config_sha256");
+  if (hash == contents.metadata.end() || hash->second != config_sha256) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, ": checkpoint belongs to a different SAE config; delete it or use another run dir"));
+  }
+  RETURN_IF_ERROR(LoadSaeTensors(contents, path, "sae.", sae));
+  for (const auto& param : sae.parameters()) {
+    std::string name;
+    for (const auto& item : sae.named_parameters(false)) {
+      if (item.value().unsafeGetTensorImpl() == param.unsafeGetTensorImpl()) name = item.key();
+    }
+    std::string prefix = "adam." + name;
+    if (contents.tensors.count(prefix + ".exp_avg") == 0) continue;  // saved before step 1
+    ASSIGN_OR_RETURN(torch::Tensor exp_avg, GetTensor(contents, path, prefix + ".exp_avg",
+                                                      param.sizes().vec(), torch::kFloat32));
+    ASSIGN_OR_RETURN(torch::Tensor exp_avg_sq, GetTensor(contents, path, prefix + ".exp_avg_sq",
+                                                         param.sizes().vec(), torch::kFloat32));
+    ASSIGN_OR_RETURN(torch::Tensor step, GetTensor(contents, path, prefix + ".step", {}, torch::kInt64));
+    auto state = std::make_unique<torch::optim::AdamParamState>();
+    state->step(step.item<int64_t>());
+    state->exp_avg(exp_avg);
+    state->exp_avg_sq(exp_avg_sq);
+    adam.state()[AdamKey(param)] = std::move(state);
+  }
+  ASSIGN_OR_RETURN(loop->tokens_since_fired,
+                   GetTensor(contents, path, "loop.tokens_since_fired", {sae.n_latents()}, torch::kInt64));
+  ASSIGN_OR_RETURN(torch::Tensor next, GetTensor(contents, path, "loop.next_step", {}, torch::kInt64));
+  loop->next_step = next.item<int64_t>();
+  return absl::OkStatus();
+}
+
+absl::Status CheckBatch(const torch::Tensor& x, int64_t batch_size, int64_t d_in, int64_t step) {
+  if (x.dim() != 2 || x.size(0) != batch_size || x.size(1) != d_in || x.scalar_type() != torch::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "activation source returned a batch of shape [", absl::StrJoin(x.sizes(), ", "), "] ",
+        c10::toString(x.scalar_type()), " at step ", step, "; expected [", batch_size, ", ", d_in,
+        "] Float"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+double LearningRateAt(const TrainerConfig& trainer, int64_t step, int64_t total_steps) {
+  double decay_steps = trainer.lr_decay_fraction() * static_cast<double>(total_steps);
+  double remaining = static_cast<double>(total_steps - step);
+  if (decay_steps <= 0.0 || remaining >= decay_steps) return trainer.lr();
+  return trainer.lr() * std::max(0.0, remaining / decay_steps);
+}
+
+absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,
+                                     const TrainOptions& options) {
+  absl::Time start = absl::Now();
+  const int64_t d_in = source.d_in();
+  RETURN_IF_ERROR(ResolveSaeConfig(d_in, &config));
+  const TrainerConfig& trainer = config.trainer();
+  const std::string config_sha256 = ProtoSha256(config);
+
+  TrainResult result;
+  result.config = config;
+  if (!options.dir.empty() && HasSavedSae(options.dir)) {
+    SaeConfig saved;
+    ASSIGN_OR_RETURN(result.sae, LoadSae(options.dir, &saved));
+    if (ProtoSha256(saved) != config_sha256) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          options.dir, " holds an SAE trained with a different config; use another run dir"));
+    }
+    result.loaded_from_disk = true;
+    result.finished = true;
+    result.steps = trainer.total_tokens() / trainer.batch_size();
+    return result;
+  }
+
+  ASSIGN_OR_RETURN(std::unique_ptr<Sae> sae, CreateSae(config, d_in, seed));
+  torch::optim::Adam adam(
+      sae->parameters(),
+      torch::optim::AdamOptions(trainer.lr())
+          .betas(std::make_tuple(trainer.adam_beta1(), trainer.adam_beta2()))
+          .eps(trainer.adam_eps()));
+  LoopState loop;
+  loop.tokens_since_fired = torch::zeros({sae->n_latents()}, torch::kInt64);
+
+  const std::string state_path = options.dir.empty() ? "" : options.dir + kStateFile;
+  if (!state_path.empty() && PathExists(state_path)) {
+    RETURN_IF_ERROR(LoadTrainState(state_path, *sae, adam, &loop, config_sha256));
+    result.resumed = true;
+  } else {
+    ASSIGN_OR_RETURN(torch::Tensor sample, source.InitSample(trainer.init_sample_tokens()));
+    RETURN_IF_ERROR(CheckBatch(sample, trainer.init_sample_tokens(), d_in, -1));
+    if (config.normalize_input()) sae->set_input_scale(EstimateInputScale(sample));
+    sae->InitFromSample(sample * sae->input_scale());
+  }
+  if (!options.dir.empty()) RETURN_IF_ERROR(MakeDirs(options.dir));
+
+  const int64_t batch_size = trainer.batch_size();
+  const int64_t total_steps = trainer.total_tokens() / batch_size;
+  std::vector<torch::Tensor> params = sae->parameters();
+  Progress progress(options.label.empty() ? config.name() : options.label,
+                    total_steps * batch_size, "tokens");
+  int64_t steps_this_call = 0;
+  for (int64_t step = loop.next_step; step < total_steps; ++step) {
+    if (options.stop_after_steps >= 0 && steps_this_call == options.stop_after_steps) {
+      result.sae = std::move(sae);
+      result.steps = step;
+      result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      return result;  // as if killed: nothing more is written
+    }
+    ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, batch_size));
+    RETURN_IF_ERROR(CheckBatch(batch, batch_size, d_in, step));
+    TrainStepInfo info;
+    info.step = step;
+    info.total_steps = total_steps;
+    info.dead_mask = loop.tokens_since_fired >= trainer.dead_after_tokens();
+
+    TrainOutput out = sae->TrainForward(batch * sae->input_scale(), info);
+    adam.zero_grad();
+    out.loss.backward();
+    sae->BeforeOptimizerStep();
+    if (trainer.grad_clip_norm() > 0) torch::nn::utils::clip_grad_norm_(params, trainer.grad_clip_norm());
+    for (auto& group : adam.param_groups()) {
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(LearningRateAt(trainer, step, total_steps));
+    }
+    adam.step();
+    sae->AfterOptimizerStep();
+
+    {
+      torch::NoGradGuard no_grad;
+      torch::Tensor fired = (out.f != 0).any(0);  // [n]
+      loop.tokens_since_fired.add_(batch_size).masked_fill_(fired, 0);
+    }
+    loop.next_step = step + 1;
+    ++steps_this_call;
+    result.last_terms = out.terms;
+    result.last_terms["loss"] = out.loss.item<double>();
+    if (step % std::max<int64_t>(1, trainer.log_every_steps()) == 0 || step + 1 == total_steps) {
+      progress.Update((step + 1) * batch_size, absl::StrFormat("loss %.5g", result.last_terms["loss"]));
+    }
+    if (!state_path.empty() && trainer.checkpoint_every_steps() > 0 &&
+        loop.next_step % trainer.checkpoint_every_steps() == 0 && loop.next_step < total_steps) {
+      RETURN_IF_ERROR(SaveTrainState(state_path, *sae, adam, loop, config_sha256));
+    }
+  }
+  progress.Finish(absl::StrFormat("loss %.5g", result.last_terms["loss"]));
+  if (!options.dir.empty()) {
+    RETURN_IF_ERROR(SaveSae(options.dir, *sae, config));
+    // The final SAE supersedes the training state.
+    std::remove(state_path.c_str());
+  }
+  result.sae = std::move(sae);
+  result.steps = total_steps;
+  result.finished = true;
+  result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return result;
+}
+
+}  // namespace saelab

@@ -1,0 +1,72 @@
+// The SAE trainer: one loop for every architecture.
+//
+// Deterministic given (config, seed, source) on CPU, and resumable: with
+// checkpoint_every_steps > 0 it writes <dir>/train_state.safetensors
+// (parameters, Adam moments, dead-latent counters, next step) atomically,
+// and a rerun after a kill at any point continues from it to a final SAE
+// bit-identical to an uninterrupted run. The final SAE goes to <dir> via
+// SaveSae; a rerun finding it loads it instead of training.
+//
+// Each step: x = input_scale * batch(step); TrainForward; backward;
+// BeforeOptimizerStep (e.g. decoder-gradient projection); clip the global
+// gradient norm; Adam with the step's learning rate (linear decay to 0 over
+// the last lr_decay_fraction); AfterOptimizerStep (e.g. renormalise);
+// update the steps-since-fired counters that define dead latents.
+//
+//   TrainOptions options;
+//   options.dir = run_dir + "/saes/" + config.name();
+//   ASSIGN_OR_RETURN(TrainResult trained, TrainSae(config, source, seed, options));
+#ifndef SAELAB_SAE_TRAINER_H_
+#define SAELAB_SAE_TRAINER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "harness/config.pb.h"
+#include "data/activation_source.h"
+#include "sae/sae.h"
+
+namespace saelab {
+
+struct TrainOptions {
+  // Where checkpoints and the final SAE go; empty means keep nothing on disk.
+  std::string dir;
+  // Stop after this many steps of this call without saving anything more,
+  // as a kill would (-1: run to the end). For kill-and-resume tests.
+  int64_t stop_after_steps = -1;
+  // Progress label; empty means the SAE's name.
+  std::string label;
+};
+
+struct TrainResult {
+  std::unique_ptr<Sae> sae;
+  // The resolved config the SAE was trained with.
+  SaeConfig config;
+  int64_t steps = 0;
+  // True if the final SAE was already on disk and was loaded, not trained.
+  bool loaded_from_disk = false;
+  // True if training started from a checkpoint.
+  bool resumed = false;
+  // False if stop_after_steps ended the call early.
+  bool finished = false;
+  double wall_seconds = 0;
+  // Loss terms of the last step.
+  std::map<std::string, double> last_terms;
+};
+
+// Trains `config` (resolved here with ResolveSaeConfig) on `source`.
+// Errors: an invalid config; a source error; an unreadable or mismatched
+// checkpoint (a train_state file whose config hash differs is refused).
+absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,
+                                     const TrainOptions& options = {});
+
+// The learning rate at `step`: lr, decaying linearly to 0 over the final
+// lr_decay_fraction of total_steps.
+double LearningRateAt(const TrainerConfig& trainer, int64_t step, int64_t total_steps);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_TRAINER_H_
