@@ -42,20 +42,22 @@ torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
   *f = ScatterTopK(torch::relu(values), indices, n);        // [batch, n]
   *x_hat = torch::addmm(b_dec, *f, W_dec);                  // [batch, d]
   *nmse = BatchNmse(*x_hat, x);
-  *auxk = torch::zeros({}, x.options());
-  int64_t n_dead = dead_mask.defined() ? dead_mask.sum().item<int64_t>() : 0;
-  if (n_dead > 0 && auxk_coefficient > 0.0) {
-    int64_t k_dead = std::min(k_aux, n_dead);
-    // Live latents can never win the aux top-k.
-    torch::Tensor z_dead = z.masked_fill(dead_mask.logical_not().unsqueeze(0),
-                                         -std::numeric_limits<float>::infinity());
-    auto [aux_values, aux_indices] = z_dead.topk(k_dead, /*dim=*/1);
-    torch::Tensor aux_f = ScatterTopK(torch::relu(aux_values), aux_indices, n);
-    torch::Tensor residual = (x - *x_hat).detach();          // e, the target
-    torch::Tensor residual_hat = torch::mm(aux_f, W_dec);    // no bias: e has none
-    *auxk = BatchNmse(residual_hat, residual);
-  }
+  *auxk = auxk_coefficient > 0.0 ? AuxKLoss(z, W_dec, dead_mask, k_aux, (x - *x_hat).detach())
+                                 : torch::zeros({}, x.options());
   return *nmse + auxk_coefficient * (*auxk);
+}
+
+torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
+                       const torch::Tensor& dead_mask, int64_t k_aux,
+                       const torch::Tensor& residual) {
+  int64_t n_dead = dead_mask.defined() ? dead_mask.sum().item<int64_t>() : 0;
+  if (n_dead == 0) return torch::zeros({}, z.options());
+  // Live latents can never win the aux top-k.
+  torch::Tensor z_dead = z.masked_fill(dead_mask.logical_not().unsqueeze(0),
+                                       -std::numeric_limits<float>::infinity());
+  auto [values, indices] = z_dead.topk(std::min(k_aux, n_dead), /*dim=*/1);
+  torch::Tensor aux_f = ScatterTopK(torch::relu(values), indices, z.size(1));
+  return BatchNmse(torch::mm(aux_f, W_dec), residual);  // no bias: e has none
 }
 
 TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {

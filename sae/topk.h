@@ -60,6 +60,14 @@ torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
                        const torch::Tensor& dead_mask, torch::Tensor* f, torch::Tensor* x_hat,
                        torch::Tensor* nmse, torch::Tensor* auxk);
 
+// The AuxK term: reconstruct `residual` [batch, d] (the caller detaches it)
+// from the top k_aux pre-activations z [batch, n] among dead latents
+// (dead_mask [n] bool), through the decoder rows W_dec [n, d] without bias.
+// Returns NMSE(e_hat, residual); 0 if no latent is dead.
+torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
+                       const torch::Tensor& dead_mask, int64_t k_aux,
+                       const torch::Tensor& residual);
+
 // Removes from grad [n, d] the component parallel to each (unit) row of
 // weight [n, d]: grad_i -= <grad_i, w_i> w_i.
 void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad);

@@ -1,0 +1,200 @@
+#include "sae/factory.h"
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace saelab {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+SaeConfig TopK(int64_t n_latents, int64_t k) {
+  SaeConfig config;
+  config.set_name("my_topk");
+  config.set_n_latents(n_latents);
+  config.mutable_topk()->set_k(k);
+  return config;
+}
+
+SaeConfig ReluL1(int64_t n_latents) {
+  SaeConfig config;
+  config.set_name("my_relu");
+  config.set_n_latents(n_latents);
+  config.mutable_relu_l1();
+  return config;
+}
+
+// Resolves and expects success; returns the resolved config.
+SaeConfig Resolved(SaeConfig config, int64_t d_in) {
+  absl::Status status = ResolveSaeConfig(d_in, &config);
+  EXPECT_TRUE(status.ok()) << status;
+  return config;
+}
+
+// Expects InvalidArgument whose message names the SAE and `field`.
+void ExpectInvalid(SaeConfig config, int64_t d_in, const std::string& field) {
+  const std::string name = config.name();
+  absl::Status status = ResolveSaeConfig(d_in, &config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(std::string(status.message()), AllOf(HasSubstr("'" + name + "'"), HasSubstr(field)));
+}
+
+TEST(FactoryTest, TopKLearningRateIs2e4OverSqrtOfLatentsOver2To14) {
+  // 2e-4 / sqrt(16384 / 16384) = 2e-4; / sqrt(4) = 1e-4; / sqrt(1/4) = 4e-4.
+  EXPECT_DOUBLE_EQ(Resolved(TopK(16384, 32), 64).trainer().lr(), 2e-4);
+  EXPECT_DOUBLE_EQ(Resolved(TopK(65536, 32), 64).trainer().lr(), 1e-4);
+  EXPECT_DOUBLE_EQ(Resolved(TopK(4096, 32), 64).trainer().lr(), 4e-4);
+}
+
+TEST(FactoryTest, TopKAdamEpsIs6p25eMinus10) {
+  EXPECT_DOUBLE_EQ(Resolved(TopK(4096, 32), 64).trainer().adam_eps(), 6.25e-10);
+}
+
+TEST(FactoryTest, TopKAuxKIsPowerOfTwoNearestHalfDIn) {
+  // d = 64: 32 is a power of two -> 32.
+  EXPECT_EQ(Resolved(TopK(4096, 32), 64).topk().k_aux(), 32);
+  // d = 100: 50 lies between 32 (18 away) and 64 (14 away) -> 64.
+  EXPECT_EQ(Resolved(TopK(4096, 32), 100).topk().k_aux(), 64);
+  // d = 80: 40 lies between 32 (8 away) and 64 (24 away) -> 32.
+  EXPECT_EQ(Resolved(TopK(4096, 32), 80).topk().k_aux(), 32);
+  // d = 768: 384 lies 128 from both 256 and 512; ties go up -> 512.
+  EXPECT_EQ(Resolved(TopK(4096, 32), 768).topk().k_aux(), 512);
+}
+
+TEST(FactoryTest, TopKAuxKIsCappedAtNLatents) {
+  // d = 768 would give 512, but there are only 300 latents.
+  EXPECT_EQ(Resolved(TopK(300, 32), 768).topk().k_aux(), 300);
+}
+
+TEST(FactoryTest, ReluL1LearningRateIs5eMinus5AndAdamEps1eMinus8) {
+  SaeConfig config = Resolved(ReluL1(4096), 64);
+  EXPECT_DOUBLE_EQ(config.trainer().lr(), 5e-5);
+  EXPECT_DOUBLE_EQ(config.trainer().adam_eps(), 1e-8);
+  // Explicit proto defaults are filled in too.
+  EXPECT_DOUBLE_EQ(config.relu_l1().l1_coefficient(), 5.0);
+  EXPECT_TRUE(config.relu_l1().has_l1_coefficient());
+  EXPECT_TRUE(config.trainer().has_batch_size());
+}
+
+TEST(FactoryTest, ExplicitlySetValuesAreKept) {
+  SaeConfig topk = TopK(16384, 32);
+  topk.mutable_trainer()->set_lr(3e-3);
+  topk.mutable_trainer()->set_adam_eps(1e-6);
+  topk.mutable_topk()->set_k_aux(7);
+  topk = Resolved(topk, 64);
+  EXPECT_DOUBLE_EQ(topk.trainer().lr(), 3e-3);
+  EXPECT_DOUBLE_EQ(topk.trainer().adam_eps(), 1e-6);
+  EXPECT_EQ(topk.topk().k_aux(), 7);
+  EXPECT_EQ(topk.topk().k(), 32);
+
+  SaeConfig relu = ReluL1(4096);
+  relu.mutable_trainer()->set_lr(1e-3);
+  relu.mutable_trainer()->set_adam_eps(1e-5);
+  relu.mutable_relu_l1()->set_l1_coefficient(0.5);
+  relu = Resolved(relu, 64);
+  EXPECT_DOUBLE_EQ(relu.trainer().lr(), 1e-3);
+  EXPECT_DOUBLE_EQ(relu.trainer().adam_eps(), 1e-5);
+  EXPECT_DOUBLE_EQ(relu.relu_l1().l1_coefficient(), 0.5);
+}
+
+TEST(FactoryTest, NoArchitectureIsAnErrorNamingTheSae) {
+  SaeConfig config;
+  config.set_name("nameless_arch");
+  ExpectInvalid(config, 64, "architecture");
+}
+
+TEST(FactoryTest, ZeroLatentsIsAnErrorNamingTheField) {
+  ExpectInvalid(TopK(0, 1), 64, "n_latents");
+  ExpectInvalid(ReluL1(0), 64, "n_latents");
+}
+
+TEST(FactoryTest, KOutsideOneToNLatentsIsAnErrorNamingTheField) {
+  ExpectInvalid(TopK(128, 0), 64, "topk.k");
+  ExpectInvalid(TopK(128, 129), 64, "topk.k");
+  // k = n_latents is allowed.
+  EXPECT_EQ(Resolved(TopK(128, 128), 64).topk().k(), 128);
+}
+
+TEST(FactoryTest, ExplicitKAuxAboveNLatentsIsAnErrorNamingTheField) {
+  SaeConfig config = TopK(128, 8);
+  config.mutable_topk()->set_k_aux(129);
+  ExpectInvalid(config, 64, "topk.k_aux");
+}
+
+TEST(FactoryTest, TotalTokensBelowOneBatchIsAnErrorNamingTheField) {
+  SaeConfig config = ReluL1(128);
+  config.mutable_trainer()->set_batch_size(4096);
+  config.mutable_trainer()->set_total_tokens(4095);
+  ExpectInvalid(config, 64, "trainer.total_tokens");
+  // Exactly one batch is enough.
+  config.mutable_trainer()->set_total_tokens(4096);
+  Resolved(config, 64);
+}
+
+TEST(FactoryTest, ArchitectureNameIsTheOneofCase) {
+  EXPECT_EQ(ArchitectureName(TopK(8, 1)), "topk");
+  EXPECT_EQ(ArchitectureName(ReluL1(8)), "relu_l1");
+  EXPECT_EQ(ArchitectureName(SaeConfig()), "");
+}
+
+void ExpectShapes(const Sae& sae, int64_t d, int64_t n) {
+  EXPECT_EQ(sae.d_in(), d);
+  EXPECT_EQ(sae.n_latents(), n);
+  EXPECT_EQ(sae.W_enc.sizes(), (std::vector<int64_t>{d, n}));
+  EXPECT_EQ(sae.W_dec.sizes(), (std::vector<int64_t>{n, d}));
+  EXPECT_EQ(sae.b_enc.sizes(), (std::vector<int64_t>{n}));
+  EXPECT_EQ(sae.b_dec.sizes(), (std::vector<int64_t>{d}));
+}
+
+TEST(FactoryTest, CreateSaeBuildsTheConfiguredArchitectureWithSaeLensShapes) {
+  const int64_t d = 24, n = 96;
+  absl::StatusOr<std::unique_ptr<Sae>> topk = CreateSae(Resolved(TopK(n, 4), d), d, 1);
+  ASSERT_TRUE(topk.ok()) << topk.status();
+  EXPECT_EQ((*topk)->architecture(), "topk");
+  ExpectShapes(**topk, d, n);
+
+  absl::StatusOr<std::unique_ptr<Sae>> relu = CreateSae(Resolved(ReluL1(n), d), d, 1);
+  ASSERT_TRUE(relu.ok()) << relu.status();
+  EXPECT_EQ((*relu)->architecture(), "relu_l1");
+  ExpectShapes(**relu, d, n);
+}
+
+TEST(FactoryTest, CreateSaeWithoutArchitectureIsAnError) {
+  SaeConfig config;
+  config.set_name("no_arch");
+  absl::StatusOr<std::unique_ptr<Sae>> sae = CreateSae(config, 8, 0);
+  EXPECT_EQ(sae.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(sae.status().message()), HasSubstr("no_arch"));
+}
+
+// True if every named tensor of a and b is bitwise equal.
+bool AllTensorsEqual(Sae& a, Sae& b) {
+  auto ta = a.NamedTensors(), tb = b.NamedTensors();
+  if (ta.size() != tb.size()) return false;
+  for (const auto& [name, tensor] : ta) {
+    if (!tb.count(name) || !torch::equal(tensor, tb.at(name))) return false;
+  }
+  return true;
+}
+
+TEST(FactoryTest, SameSeedGivesBitwiseEqualInitAndDifferentSeedDiffers) {
+  const int64_t d = 16, n = 64;
+  for (const SaeConfig& raw : {TopK(n, 4), ReluL1(n)}) {
+    SaeConfig config = Resolved(raw, d);
+    std::unique_ptr<Sae> a = *CreateSae(config, d, 42);
+    std::unique_ptr<Sae> b = *CreateSae(config, d, 42);
+    std::unique_ptr<Sae> c = *CreateSae(config, d, 43);
+    EXPECT_TRUE(AllTensorsEqual(*a, *b)) << ArchitectureName(config);
+    EXPECT_FALSE(torch::equal(a->W_dec, c->W_dec)) << ArchitectureName(config);
+    EXPECT_FALSE(torch::equal(a->W_enc, c->W_enc)) << ArchitectureName(config);
+  }
+}
+
+}  // namespace
+}  // namespace saelab

@@ -1,0 +1,174 @@
+#include "sae/trainer.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "data/synthetic_features.h"
+#include "gtest/gtest.h"
+#include "harness/file_io.h"
+#include "sae/checkpoint.h"
+
+namespace saelab {
+namespace {
+
+std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+
+std::unique_ptr<SyntheticFeatureSource> Source() {
+  SyntheticDataConfig data;
+  data.set_d(16);
+  data.set_n_features(48);
+  data.set_mean_active_features(3);
+  data.set_eval_tokens(64);
+  return std::move(SyntheticFeatureSource::Create(data, 11).value());
+}
+
+SaeConfig TopKConfigForTest() {
+  SaeConfig config;
+  config.set_name("topk_test");
+  config.set_n_latents(64);
+  config.mutable_topk()->set_k(3);
+  TrainerConfig* trainer = config.mutable_trainer();
+  trainer->set_batch_size(128);
+  trainer->set_total_tokens(128 * 60);
+  trainer->set_checkpoint_every_steps(10);
+  trainer->set_dead_after_tokens(128 * 5);  // AuxK engages within the run
+  trainer->set_init_sample_tokens(512);
+  trainer->set_log_every_steps(1000);
+  return config;
+}
+
+SaeConfig ReluL1ConfigForTest() {
+  SaeConfig config = TopKConfigForTest();
+  config.set_name("relu_test");
+  config.mutable_relu_l1()->set_l1_coefficient(1.0);
+  return config;
+}
+
+void ExpectSameTensors(Sae& a, Sae& b) {
+  auto ta = a.NamedTensors();
+  auto tb = b.NamedTensors();
+  ASSERT_EQ(ta.size(), tb.size());
+  for (const auto& [name, tensor] : ta) {
+    EXPECT_TRUE(torch::equal(tensor, tb.at(name))) << name;
+  }
+}
+
+TEST(TrainerTest, SameSeedGivesBitIdenticalSaes) {
+  for (const SaeConfig& config : {TopKConfigForTest(), ReluL1ConfigForTest()}) {
+    auto source = Source();
+    auto a = TrainSae(config, *source, 5);
+    auto b = TrainSae(config, *source, 5);
+    auto c = TrainSae(config, *source, 6);
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+    ExpectSameTensors(*a->sae, *b->sae);
+    EXPECT_FALSE(torch::equal(a->sae->W_dec, c->sae->W_dec));
+  }
+}
+
+TEST(TrainerTest, KillAndResumeGivesTheBitIdenticalFinalCheckpoint) {
+  for (const SaeConfig& config : {TopKConfigForTest(), ReluL1ConfigForTest()}) {
+    auto source = Source();
+    std::string straight = TempDir() + "/straight_" + config.name();
+    std::string killed = TempDir() + "/killed_" + config.name();
+    ASSERT_TRUE(TrainSae(config, *source, 3, {straight}).ok());
+    // "Kill" after 25 steps: checkpoints at steps 10 and 20 exist, 21-25 are lost.
+    TrainOptions kill;
+    kill.dir = killed;
+    kill.stop_after_steps = 25;
+    auto partial = TrainSae(config, *source, 3, kill);
+    ASSERT_TRUE(partial.ok()) << partial.status();
+    EXPECT_FALSE(partial->finished);
+    EXPECT_FALSE(HasSavedSae(killed));
+    // A second kill, right after resuming, loses nothing either.
+    kill.stop_after_steps = 3;
+    ASSERT_TRUE(TrainSae(config, *source, 3, kill).ok());
+    auto resumed = TrainSae(config, *source, 3, {killed});
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    EXPECT_TRUE(resumed->resumed);
+    EXPECT_TRUE(resumed->finished);
+    EXPECT_EQ(*ReadFile(straight + "/sae.safetensors"), *ReadFile(killed + "/sae.safetensors"))
+        << config.name();
+    // The training state is gone once the final SAE exists.
+    EXPECT_FALSE(PathExists(killed + "/train_state.safetensors"));
+  }
+}
+
+TEST(TrainerTest, KillBeforeTheFirstCheckpointRestartsFromScratchIdentically) {
+  auto source = Source();
+  SaeConfig config = TopKConfigForTest();
+  std::string straight = TempDir() + "/early_straight";
+  std::string killed = TempDir() + "/early_killed";
+  ASSERT_TRUE(TrainSae(config, *source, 4, {straight}).ok());
+  TrainOptions kill;
+  kill.dir = killed;
+  kill.stop_after_steps = 4;
+  ASSERT_TRUE(TrainSae(config, *source, 4, kill).ok());
+  auto resumed = TrainSae(config, *source, 4, {killed});
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_FALSE(resumed->resumed);
+  EXPECT_EQ(*ReadFile(straight + "/sae.safetensors"), *ReadFile(killed + "/sae.safetensors"));
+}
+
+TEST(TrainerTest, RerunLoadsTheFinishedSaeInsteadOfTraining) {
+  auto source = Source();
+  std::string dir = TempDir() + "/finished";
+  auto first = TrainSae(TopKConfigForTest(), *source, 8, {dir});
+  ASSERT_TRUE(first.ok());
+  auto second = TrainSae(TopKConfigForTest(), *source, 8, {dir});
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->loaded_from_disk);
+  ExpectSameTensors(*first->sae, *second->sae);
+}
+
+TEST(TrainerTest, ACheckpointOfAnotherConfigIsRefused) {
+  auto source = Source();
+  std::string dir = TempDir() + "/mismatch";
+  TrainOptions kill;
+  kill.dir = dir;
+  kill.stop_after_steps = 15;
+  ASSERT_TRUE(TrainSae(TopKConfigForTest(), *source, 1, kill).ok());
+  SaeConfig other = TopKConfigForTest();
+  other.mutable_topk()->set_k(4);
+  auto refused = TrainSae(other, *source, 1, {dir});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(refused.status().message()).find("train_state.safetensors"), std::string::npos);
+}
+
+TEST(TrainerTest, TrainingReducesTheLossAndSetsTheInputScale) {
+  auto source = Source();
+  SaeConfig config = TopKConfigForTest();
+  config.mutable_trainer()->set_total_tokens(128 * 300);
+  TrainOptions first_step;
+  first_step.stop_after_steps = 1;
+  auto start = TrainSae(config, *source, 2, first_step);
+  auto trained = TrainSae(config, *source, 2);
+  ASSERT_TRUE(start.ok() && trained.ok());
+  // Scaled inputs have E||x|| = sqrt(d) = 4 on the init sample.
+  torch::Tensor sample = *source->InitSample(512);
+  double mean_norm = (sample * trained->sae->input_scale()).norm(2, {1}).mean().item<double>();
+  EXPECT_NEAR(mean_norm, 4.0, 1e-4);
+  EXPECT_LT(trained->last_terms.at("nmse"), 0.5 * start->last_terms.at("nmse"));
+}
+
+TEST(TrainerTest, LearningRateDecaysLinearlyOverTheLastFifthToZero) {
+  TrainerConfig trainer;
+  trainer.set_lr(1.0);
+  trainer.set_lr_decay_fraction(0.2);
+  EXPECT_DOUBLE_EQ(LearningRateAt(trainer, 0, 100), 1.0);
+  EXPECT_DOUBLE_EQ(LearningRateAt(trainer, 80, 100), 1.0);
+  EXPECT_DOUBLE_EQ(LearningRateAt(trainer, 90, 100), 0.5);
+  EXPECT_DOUBLE_EQ(LearningRateAt(trainer, 99, 100), 0.05);
+}
+
+TEST(TrainerTest, InvalidConfigIsAnErrorNamingTheSae) {
+  auto source = Source();
+  SaeConfig config = TopKConfigForTest();
+  config.mutable_topk()->set_k(1000);
+  auto result = TrainSae(config, *source, 1);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(std::string(result.status().message()).find("topk_test"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace saelab
