@@ -1,0 +1,45 @@
+// Entry point of every experiment target:
+//
+//   ./bazelw run //experiments:synthetic_recovery
+//   ./bazelw run //experiments:synthetic_recovery -- --run_dir=/tmp/r --noplot
+//   bazel-bin/experiments/synthetic_recovery --config=my.textproto
+//
+// The BUILD target passes the experiment's textproto as --config.
+#include <cstdio>
+
+#include <ATen/Parallel.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "experiments/runner.h"
+
+ABSL_FLAG(std::string, config, "", "Path of the ExperimentConfig textproto to run.");
+ABSL_FLAG(std::string, run_dir, "",
+          "Run directory; an existing one with the same config is resumed. "
+          "Default: results/runs/<name>/<UTC time>-<config hash>.");
+ABSL_FLAG(bool, plot, true, "Draw the experiment's plot into the run directory.");
+ABSL_FLAG(int, threads, 0, "Intra-op threads for LibTorch (0: its default, the core count).");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Runs one saelab experiment from its textproto config.");
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  saelab::RunnerOptions options;
+  options.config_path = absl::GetFlag(FLAGS_config);
+  options.run_dir = absl::GetFlag(FLAGS_run_dir);
+  options.plot = absl::GetFlag(FLAGS_plot);
+  options.argc = argc;
+  options.argv = argv;
+  if (options.config_path.empty()) {
+    std::fprintf(stderr, "error: --config is required\n");
+    return 2;
+  }
+  absl::StatusOr<saelab::RunnerOutcome> outcome = saelab::RunExperiment(options);
+  if (!outcome.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(outcome.status().message()).c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "results: %s/result.textproto\n", outcome->run_dir.c_str());
+  return 0;
+}

@@ -1,0 +1,95 @@
+#include "experiments/runner.h"
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "experiments/synthetic_recovery.h"
+#include "harness/config.pb.h"
+#include "harness/file_io.h"
+#include "harness/provenance.h"
+#include "harness/run_dir.h"
+#include "harness/seed.h"
+#include "harness/status_macros.h"
+#include "harness/textproto.h"
+
+namespace saelab {
+namespace {
+
+// Debian's python has python3-matplotlib and python3-protobuf; the first
+// python3 on PATH may be another installation without them.
+constexpr char kPython[] = "/usr/bin/python3";
+
+absl::Status RunPlot(const std::string& script, const std::string& run_dir, const char* argv0) {
+  std::string script_path = FindRunfile(script, argv0);
+  std::string module_dir = FindRunfile("harness/result_pb2.py", argv0);
+  module_dir = module_dir.substr(0, module_dir.rfind('/'));
+  std::string command = absl::StrCat("PYTHONPATH='", module_dir, "' ", kPython, " '", script_path,
+                                     "' --result '", run_dir, "/result.pb' --out_dir '", run_dir, "'");
+  int status = std::system(command.c_str());
+  if (status != 0) {
+    return absl::InternalError(absl::StrCat("plot failed (exit ", WEXITSTATUS(status), "): ", command));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string FindRunfile(const std::string& relative_path, const char* argv0) {
+  std::vector<std::string> roots;
+  if (const char* dir = std::getenv("RUNFILES_DIR")) roots.push_back(absl::StrCat(dir, "/saelab"));
+  if (argv0 != nullptr) roots.push_back(absl::StrCat(argv0, ".runfiles/saelab"));
+  roots.push_back(".");
+  for (const std::string& root : roots) {
+    std::string candidate = absl::StrCat(root, "/", relative_path);
+    if (PathExists(candidate)) return candidate;
+  }
+  return relative_path;
+}
+
+absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
+  PhaseClock total_clock;
+  ExperimentConfig config;
+  RETURN_IF_ERROR(ParseTextProtoFile(options.config_path, &config));
+  FillDefaults(&config);
+  if (config.name().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(options.config_path, ": `name` is required"));
+  }
+  const std::string as_run_text = ToTextProto(config);
+  const std::string config_sha256 = ProtoSha256(config);
+  ASSIGN_OR_RETURN(RunDir run, OpenRunDir(options.run_dir, config.name(), as_run_text, config_sha256));
+  std::fprintf(stderr, "%s run directory: %s\n", run.resumed ? "resuming" : "new", run.path.c_str());
+
+  RunnerOutcome outcome;
+  outcome.run_dir = run.path;
+  ExperimentResult& result = outcome.result;
+  result.set_name(config.name());
+  *result.mutable_provenance() =
+      CollectProvenance(config_sha256, config.seed(), options.argc, options.argv);
+  SeedTree seeds(config.seed());
+  std::string plot_script;
+  bool plot = options.plot;
+  switch (config.experiment_case()) {
+    case ExperimentConfig::kSyntheticRecovery:
+      result.set_experiment("synthetic_recovery");
+      RETURN_IF_ERROR(RunSyntheticRecovery(config.synthetic_recovery(), run.path, &seeds, &result));
+      plot_script = "results/plot_synthetic_recovery.py";
+      plot = plot && config.synthetic_recovery().plot();
+      break;
+    case ExperimentConfig::EXPERIMENT_NOT_SET:
+      return absl::InvalidArgumentError(
+          absl::StrCat(options.config_path, ": no experiment set (e.g. synthetic_recovery { ... })"));
+  }
+  RecordSeeds(seeds, result.mutable_provenance());
+  RecordPhase("total", total_clock.Seconds(), result.mutable_provenance());
+  RETURN_IF_ERROR(WriteBinaryProtoFile(run.path + "/result.pb", result));
+  RETURN_IF_ERROR(WriteTextProtoFile(run.path + "/result.textproto", result));
+  if (plot && !plot_script.empty()) {
+    const char* argv0 = options.argc > 0 ? options.argv[0] : nullptr;
+    RETURN_IF_ERROR(RunPlot(plot_script, run.path, argv0));
+  }
+  return outcome;
+}
+
+}  // namespace saelab

@@ -1,0 +1,127 @@
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include "experiments/runner.h"
+#include "gtest/gtest.h"
+#include "harness/config.pb.h"
+#include "harness/file_io.h"
+#include "harness/result.pb.h"
+#include "harness/textproto.h"
+
+namespace saelab {
+namespace {
+
+std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+
+RunnerOptions Options(const std::string& config, const std::string& run_dir) {
+  RunnerOptions options;
+  options.config_path = config;
+  options.run_dir = run_dir;
+  return options;
+}
+
+std::map<std::string, SaeResult> ByName(const ExperimentResult& result) {
+  std::map<std::string, SaeResult> saes;
+  for (const SaeResult& sae : result.saes()) saes[sae.name()] = sae;
+  return saes;
+}
+
+class SyntheticRecoveryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    run_dir_ = new std::string(TempDir() + "/small_run");
+    auto outcome = RunExperiment(Options("experiments/testdata/synthetic_recovery_small.textproto", *run_dir_));
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    result_ = new ExperimentResult(outcome->result);
+  }
+  static std::string* run_dir_;
+  static ExperimentResult* result_;
+};
+std::string* SyntheticRecoveryTest::run_dir_ = nullptr;
+ExperimentResult* SyntheticRecoveryTest::result_ = nullptr;
+
+TEST_F(SyntheticRecoveryTest, TopKAtTheTrueL0RecoversTheFeatures) {
+  ASSERT_NE(result_, nullptr);
+  auto saes = ByName(*result_);
+  ASSERT_EQ(saes.count("topk_k2"), 1u);
+  const auto& topk = saes["topk_k2"].metrics();
+  // ReLU after TopK: a token with fewer than k positive pre-activations has
+  // fewer than k active latents.
+  EXPECT_LE(topk.at("l0"), 2.0);
+  EXPECT_GT(topk.at("l0"), 1.5);
+  EXPECT_NEAR(topk.at("true_l0"), 2.0, 0.1);
+  EXPECT_GT(topk.at("mmcs"), 0.95);
+  EXPECT_LT(topk.at("nmse"), 0.5);
+  const auto& relu = saes["relu_l1_l1_3"].metrics();
+  EXPECT_GT(relu.at("l0"), 0.0);
+  for (const char* metric : {"mse", "nmse", "fvu", "explained_variance", "l0", "dead_fraction", "mmcs"}) {
+    EXPECT_EQ(relu.count(metric), 1u) << metric;
+  }
+}
+
+TEST_F(SyntheticRecoveryTest, RunDirectoryHoldsConfigResultsPlotAndProvenance) {
+  ASSERT_NE(result_, nullptr);
+  for (const char* file : {"config.textproto", "result.pb", "result.textproto", "synthetic_recovery.png",
+                           "saes/topk_k2/sae.safetensors", "saes/relu_l1_l1_3/sae_config.textproto"}) {
+    EXPECT_TRUE(PathExists(*run_dir_ + "/" + file)) << file;
+  }
+  ExperimentResult from_disk;
+  ASSERT_TRUE(ReadBinaryProtoFile(*run_dir_ + "/result.pb", &from_disk).ok());
+  const Provenance& p = from_disk.provenance();
+  EXPECT_EQ(p.config_sha256().size(), 64u);
+  EXPECT_EQ(p.root_seed(), 3u);
+  EXPECT_FALSE(p.git_commit().empty());
+  EXPECT_FALSE(p.libtorch_version().empty());
+  EXPECT_FALSE(p.cpu_model().empty());
+  EXPECT_GE(p.seeds_size(), 3);  // data + two SAEs
+  EXPECT_EQ(p.inputs_size(), 1);
+  EXPECT_GE(p.timings_size(), 5);
+  // The as-run config has the defaults filled in.
+  std::string as_run = *ReadFile(*run_dir_ + "/config.textproto");
+  EXPECT_NE(as_run.find("adam_beta1: 0.9"), std::string::npos) << as_run;
+  EXPECT_EQ(from_disk.series_size(), 4);
+}
+
+TEST_F(SyntheticRecoveryTest, RerunInTheSameDirectoryLoadsAndReproducesTheMetrics) {
+  ASSERT_NE(result_, nullptr);
+  RunnerOptions options = Options("experiments/testdata/synthetic_recovery_small.textproto", *run_dir_);
+  options.plot = false;
+  auto again = RunExperiment(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  auto before = ByName(*result_);
+  for (const auto& [name, sae] : ByName(again->result)) {
+    for (const auto& [metric, value] : sae.metrics()) {
+      EXPECT_EQ(value, before[name].metrics().at(metric)) << name << " " << metric;
+    }
+  }
+}
+
+TEST(SyntheticRecoveryConfigTest, TheDefaultConfigParsesAndNamesItsExperiment) {
+  ExperimentConfig config;
+  ASSERT_TRUE(ParseTextProtoFile("experiments/synthetic_recovery.textproto", &config).ok());
+  EXPECT_EQ(config.experiment_case(), ExperimentConfig::kSyntheticRecovery);
+  EXPECT_EQ(config.synthetic_recovery().sweeps_size(), 2);
+}
+
+TEST(SyntheticRecoveryConfigTest, AMalformedConfigIsAnErrorNamingTheFileAndLine) {
+  std::string path = TempDir() + "/bad.textproto";
+  ASSERT_TRUE(AtomicWriteFile(path, "name: \"bad\"\nsynthetic_recovery {\n  sweeps { base { topk { kk: 3 } } }\n}\n").ok());
+  auto outcome = RunExperiment(Options(path, TempDir() + "/bad_run"));
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_NE(std::string(outcome.status().message()).find(path + ":3:"), std::string::npos) << outcome.status();
+  EXPECT_FALSE(PathExists(TempDir() + "/bad_run"));
+}
+
+TEST(SyntheticRecoveryConfigTest, ASweepOfTheWrongKnobIsAnError) {
+  std::string path = TempDir() + "/wrong_knob.textproto";
+  ASSERT_TRUE(AtomicWriteFile(path, "name: \"w\"\nsynthetic_recovery {\n  data { d: 8 n_features: 8 mean_active_features: 1 eval_tokens: 16 }\n  sweeps { base { name: \"t\" topk {} } l1_coefficient: 1 }\n}\n").ok());
+  RunnerOptions options = Options(path, TempDir() + "/wrong_knob_run");
+  options.plot = false;
+  auto outcome = RunExperiment(options);
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_NE(std::string(outcome.status().message()).find("topk sweeps k"), std::string::npos) << outcome.status();
+}
+
+}  // namespace
+}  // namespace saelab
