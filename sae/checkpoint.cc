@@ -1,5 +1,7 @@
 #include "sae/checkpoint.h"
 
+#include <cstdio>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "harness/file_io.h"
@@ -11,6 +13,10 @@ namespace saelab {
 
 absl::Status SaveSae(const std::string& dir, Sae& sae, const SaeConfig& config) {
   RETURN_IF_ERROR(MakeDirs(dir));
+  // sae.safetensors marks a complete SAE: take it away while the config
+  // changes, so a kill between the two writes never pairs a new config with
+  // old weights.
+  std::remove((dir + "/sae.safetensors").c_str());
   RETURN_IF_ERROR(WriteTextProtoFile(dir + "/sae_config.textproto", config));
   TensorMap tensors;
   for (const auto& [name, tensor] : sae.NamedTensors()) tensors[name] = tensor.detach();

@@ -57,6 +57,15 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
   if (trainer->lr_decay_fraction() < 0 || trainer->lr_decay_fraction() > 1) {
     return Invalid(*config, "trainer.lr_decay_fraction must be in [0, 1]");
   }
+  if (trainer->grad_clip_norm() < 0) return Invalid(*config, "trainer.grad_clip_norm must be >= 0");
+  if (trainer->has_adam_eps() && !(trainer->adam_eps() > 0)) {
+    return Invalid(*config, "trainer.adam_eps must be > 0");
+  }
+  if (trainer->adam_beta1() < 0 || trainer->adam_beta1() >= 1 || trainer->adam_beta2() < 0 ||
+      trainer->adam_beta2() >= 1) {
+    return Invalid(*config, "trainer.adam_beta1 and adam_beta2 must be in [0, 1)");
+  }
+  if (trainer->dead_after_tokens() < 1) return Invalid(*config, "trainer.dead_after_tokens must be >= 1");
   if (trainer->init_sample_tokens() < 1) {
     return Invalid(*config, "trainer.init_sample_tokens must be >= 1");
   }
@@ -76,6 +85,10 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
       if (topk->k() < 1 || topk->k() > n) {
         return Invalid(*config, absl::StrCat("topk.k must be in [1, n_latents = ", n, "], got ",
                                              topk->k()));
+      }
+      if (topk->auxk_coefficient() < 0) return Invalid(*config, "topk.auxk_coefficient must be >= 0");
+      if (topk->geometric_median_iterations() < 0) {
+        return Invalid(*config, "topk.geometric_median_iterations must be >= 0");
       }
       if (!topk->has_k_aux()) topk->set_k_aux(std::min(n, NearestPowerOfTwo(d_in / 2.0)));
       if (topk->k_aux() < 1 || topk->k_aux() > n) {

@@ -137,6 +137,21 @@ TEST(FactoryTest, TotalTokensBelowOneBatchIsAnErrorNamingTheField) {
   Resolved(config, 64);
 }
 
+TEST(FactoryTest, OutOfRangeOptimiserSettingsAreErrorsNamingTheField) {
+  SaeConfig config = TopK(64, 4);
+  config.mutable_trainer()->set_adam_eps(-1);
+  ExpectInvalid(config, 16, "adam_eps");
+  config = TopK(64, 4);
+  config.mutable_trainer()->set_adam_beta2(1.0);
+  ExpectInvalid(config, 16, "adam_beta2");
+  config = TopK(64, 4);
+  config.mutable_trainer()->set_grad_clip_norm(-1);
+  ExpectInvalid(config, 16, "grad_clip_norm");
+  config = TopK(64, 4);
+  config.mutable_topk()->set_auxk_coefficient(-0.5);
+  ExpectInvalid(config, 16, "auxk_coefficient");
+}
+
 TEST(FactoryTest, ArchitectureNameIsTheOneofCase) {
   EXPECT_EQ(ArchitectureName(TopK(8, 1)), "topk");
   EXPECT_EQ(ArchitectureName(ReluL1(8)), "relu_l1");
