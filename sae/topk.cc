@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "sae/geometric_median.h"
+#include "sae/kernels/sparse_decode.h"
 
 namespace saelab {
 
@@ -25,26 +26,69 @@ torch::Tensor TopKSae::EncodeScaled(const torch::Tensor& x) {
   return ScatterTopK(torch::relu(values), indices, n_latents_);
 }
 
+torch::Tensor TopKSae::EncodeTopK(const torch::Tensor& x, torch::Tensor* indices) {
+  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);
+  auto [values, top] = z.topk(config_.k(), /*dim=*/1);
+  *indices = top;
+  return torch::relu(values);
+}
+
 torch::Tensor TopKSae::DecodeScaled(const torch::Tensor& f) { return torch::addmm(b_dec, f, W_dec); }
 
 torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).pow(2).sum() / b.pow(2).sum().clamp_min(std::numeric_limits<float>::min());
 }
 
+TopKLossOptions TopKLossOptionsFrom(const TopKConfig& config) {
+  TopKLossOptions options;
+  options.k = config.k();
+  options.k_aux = config.k_aux();
+  options.auxk_coefficient = config.auxk_coefficient();
+  options.multi_topk_factor = config.multi_topk_factor();
+  options.multi_topk_coefficient = config.multi_topk_coefficient();
+  options.sparse_decode = config.sparse_decode();
+  return options;
+}
+
+namespace {
+
+// x_hat from the top-k of z: values/indices [batch, k].
+torch::Tensor DecodeTopK(const torch::Tensor& values, const torch::Tensor& indices,
+                         const torch::Tensor& W_dec, const torch::Tensor& b_dec, bool sparse) {
+  return sparse ? SparseDecode(values, indices, W_dec, b_dec)
+                : SparseDecodeReference(values, indices, W_dec, b_dec);
+}
+
+}  // namespace
+
 torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
                        const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                       const torch::Tensor& b_dec, int64_t k, int64_t k_aux, double auxk_coefficient,
+                       const torch::Tensor& b_dec, const TopKLossOptions& options,
                        const torch::Tensor& dead_mask, torch::Tensor* f, torch::Tensor* x_hat,
-                       torch::Tensor* nmse, torch::Tensor* auxk) {
+                       std::map<std::string, torch::Tensor>* terms) {
   const int64_t n = W_enc.size(1);
   torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);  // [batch, n]
-  auto [values, indices] = z.topk(k, /*dim=*/1);            // [batch, k]
-  *f = ScatterTopK(torch::relu(values), indices, n);        // [batch, n]
-  *x_hat = torch::addmm(b_dec, *f, W_dec);                  // [batch, d]
-  *nmse = BatchNmse(*x_hat, x);
-  *auxk = auxk_coefficient > 0.0 ? AuxKLoss(z, W_dec, dead_mask, k_aux, (x - *x_hat).detach())
-                                 : torch::zeros({}, x.options());
-  return *nmse + auxk_coefficient * (*auxk);
+  auto [values, indices] = z.topk(options.k, /*dim=*/1);    // [batch, k]
+  values = torch::relu(values);
+  *f = ScatterTopK(values.detach(), indices, n);            // [batch, n], for statistics
+  *x_hat = DecodeTopK(values, indices, W_dec, b_dec, options.sparse_decode);
+  torch::Tensor nmse = BatchNmse(*x_hat, x);
+  torch::Tensor loss = nmse;
+  (*terms)["nmse"] = nmse;
+  if (options.auxk_coefficient > 0.0) {
+    torch::Tensor auxk = AuxKLoss(z, W_dec, dead_mask, options.k_aux, (x - *x_hat).detach());
+    (*terms)["auxk"] = auxk;
+    loss = loss + options.auxk_coefficient * auxk;
+  }
+  if (options.multi_topk_factor > 0) {
+    auto [multi_values, multi_indices] = z.topk(std::min(n, options.multi_topk_factor * options.k), 1);
+    torch::Tensor multi_x_hat =
+        DecodeTopK(torch::relu(multi_values), multi_indices, W_dec, b_dec, options.sparse_decode);
+    torch::Tensor multi_nmse = BatchNmse(multi_x_hat, x);
+    (*terms)["multi_topk_nmse"] = multi_nmse;
+    loss = loss + options.multi_topk_coefficient * multi_nmse;
+  }
+  return loss;
 }
 
 torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
@@ -62,11 +106,10 @@ torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
 
 TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
   TrainOutput out;
-  torch::Tensor nmse, auxk;
-  out.loss = TopKLoss(x, W_enc, b_enc, W_dec, b_dec, config_.k(), config_.k_aux(),
-                      config_.auxk_coefficient(), info.dead_mask, &out.f, &out.x_hat, &nmse, &auxk);
-  out.terms["nmse"] = nmse.item<double>();
-  out.terms["auxk"] = auxk.item<double>();
+  std::map<std::string, torch::Tensor> terms;
+  out.loss = TopKLoss(x, W_enc, b_enc, W_dec, b_dec, TopKLossOptionsFrom(config_), info.dead_mask,
+                      &out.f, &out.x_hat, &terms);
+  for (const auto& [name, value] : terms) out.terms[name] = value.item<double>();
   out.terms["dead_latents"] =
       info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
   return out;

@@ -20,6 +20,8 @@
 #define SAELAB_SAE_TOPK_H_
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "harness/config.pb.h"
 #include "sae/sae.h"
@@ -37,7 +39,11 @@ class TopKSae : public Sae {
 
   torch::Tensor EncodeScaled(const torch::Tensor& x) override;
   torch::Tensor DecodeScaled(const torch::Tensor& f) override;
-  // terms: "nmse", "auxk" (0 when no latent is dead), "dead_latents".
+  // The sparse code of scaled x: values [batch, k] (after ReLU) and
+  // *indices [batch, k], for SparseDecode.
+  torch::Tensor EncodeTopK(const torch::Tensor& x, torch::Tensor* indices);
+  // terms: "nmse", "auxk" (0 when no latent is dead), "dead_latents",
+  // "multi_topk_nmse" (Multi-TopK only).
   TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
 
   void InitFromSample(const torch::Tensor& x) override;
@@ -51,14 +57,32 @@ class TopKSae : public Sae {
 // sum ||a - b||^2 / sum ||b||^2 over the batch (a scalar tensor).
 torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b);
 
+// The knobs of the TopK training loss.
+struct TopKLossOptions {
+  int64_t k = 32;
+  int64_t k_aux = 256;
+  double auxk_coefficient = 1.0 / 32;
+  // Multi-TopK: 0 (off) or the factor m; adds multi_topk_coefficient *
+  // NMSE of the reconstruction from the top min(m k, n) latents.
+  int64_t multi_topk_factor = 0;
+  double multi_topk_coefficient = 0.125;
+  // Decode by gather-and-sum over the active latents (sae/kernels/
+  // sparse_decode.h) instead of a dense [batch, n] x [n, d] product.
+  bool sparse_decode = true;
+};
+
+// Reads the options from a resolved TopKConfig.
+TopKLossOptions TopKLossOptionsFrom(const TopKConfig& config);
+
 // The TopK training loss as a pure function (for gradient checks and as the
 // single definition TrainForward uses). dead_mask: [n] bool or undefined.
-// Fills *f, *x_hat, *nmse, *auxk.
+// Fills *f (dense [batch, n]), *x_hat, and *terms ("nmse", "auxk", and
+// "multi_topk_nmse" when on).
 torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
                        const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                       const torch::Tensor& b_dec, int64_t k, int64_t k_aux, double auxk_coefficient,
+                       const torch::Tensor& b_dec, const TopKLossOptions& options,
                        const torch::Tensor& dead_mask, torch::Tensor* f, torch::Tensor* x_hat,
-                       torch::Tensor* nmse, torch::Tensor* auxk);
+                       std::map<std::string, torch::Tensor>* terms);
 
 // The AuxK term: reconstruct `residual` [batch, d] (the caller detaches it)
 // from the top k_aux pre-activations z [batch, n] among dead latents

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "sae/internal/gradient_check.h"
@@ -17,6 +19,26 @@ TopKConfig Config(int64_t k, int64_t k_aux = 4) {
   config.set_auxk_coefficient(1.0 / 32);
   config.set_geometric_median_iterations(50);
   return config;
+}
+
+// TopKLoss with the options spelled out; fills the named terms.
+torch::Tensor Loss(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                   const torch::Tensor& W_dec, const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
+                   double alpha, const torch::Tensor& dead, torch::Tensor* x_hat,
+                   torch::Tensor* nmse, torch::Tensor* auxk, bool sparse = true,
+                   int64_t multi_factor = 0) {
+  TopKLossOptions options;
+  options.k = k;
+  options.k_aux = k_aux;
+  options.auxk_coefficient = alpha;
+  options.sparse_decode = sparse;
+  options.multi_topk_factor = multi_factor;
+  torch::Tensor f;
+  std::map<std::string, torch::Tensor> terms;
+  torch::Tensor loss = TopKLoss(x, W_enc, b_enc, W_dec, b_dec, options, dead, &f, x_hat, &terms);
+  *nmse = terms.at("nmse");
+  *auxk = terms.count("auxk") ? terms.at("auxk") : torch::zeros({}, x.options());
+  return loss;
 }
 
 TEST(TopKTest, EncodeKeepsExactlyTheKLargestPreActivations) {
@@ -65,8 +87,8 @@ TEST(TopKTest, LossGradientsMatchFiniteDifferencesWithAStoppedResidual) {
   // parameters and recomputes everything else from scratch.
   torch::Tensor e0;
   {
-    torch::Tensor f, x_hat, nmse, auxk;
-    TopKLoss(x, params[0], params[1], params[2], params[3], k, k_aux, alpha, dead, &f, &x_hat, &nmse, &auxk);
+    torch::Tensor x_hat, nmse, auxk;
+    Loss(x, params[0], params[1], params[2], params[3], k, k_aux, alpha, dead, &x_hat, &nmse, &auxk);
     e0 = (x - x_hat).detach();
   }
   auto reference = [&](const std::vector<torch::Tensor>& p) {
@@ -78,8 +100,8 @@ TEST(TopKTest, LossGradientsMatchFiniteDifferencesWithAStoppedResidual) {
     return nmse + alpha * AuxKLoss(z, p[2], dead, k_aux, e0);
   };
   auto under_test = [&](const std::vector<torch::Tensor>& p) {
-    torch::Tensor f, x_hat, nmse, auxk;
-    return TopKLoss(x, p[0], p[1], p[2], p[3], k, k_aux, alpha, dead, &f, &x_hat, &nmse, &auxk);
+    torch::Tensor x_hat, nmse, auxk;
+    return Loss(x, p[0], p[1], p[2], p[3], k, k_aux, alpha, dead, &x_hat, &nmse, &auxk);
   };
   // Same value at the base point...
   EXPECT_NEAR(reference(params).item<double>(), under_test(params).item<double>(), 1e-12);
@@ -113,9 +135,8 @@ TEST(TopKTest, MainLossGradientsMatchFiniteDifferences) {
   const int64_t batch = 5, d = 4, n = 10, k = 3;
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
   auto loss = [&](const std::vector<torch::Tensor>& p) {
-    torch::Tensor f, x_hat, nmse, auxk;
-    return TopKLoss(x, p[0], p[1], p[2], p[3], k, 2, /*auxk_coefficient=*/0.0, torch::Tensor(),
-                    &f, &x_hat, &nmse, &auxk);
+    torch::Tensor x_hat, nmse, auxk;
+    return Loss(x, p[0], p[1], p[2], p[3], k, 2, /*alpha=*/0.0, torch::Tensor(), &x_hat, &nmse, &auxk);
   };
   GradientCheckResult check = CheckGradients(
       loss, {torch::randn({d, n}), torch::randn({n}), torch::randn({n, d}), torch::randn({d})}, 1e-7);
@@ -141,8 +162,8 @@ TEST(TopKTest, AuxKGivesGradientToDeadLatentsOnly) {
   torch::Tensor dead = torch::zeros({n}, torch::kBool);
   dead[10] = true;
   dead[11] = true;
-  torch::Tensor f, x_hat, nmse, auxk;
-  TopKLoss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 1.0, dead, &f, &x_hat, &nmse, &auxk);
+  torch::Tensor x_hat, nmse, auxk;
+  Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 1.0, dead, &x_hat, &nmse, &auxk);
   // Main path alone: no gradient reaches the dead latents' encoder columns.
   torch::Tensor grad_main = torch::autograd::grad({nmse}, {W_enc}, {}, true)[0];
   EXPECT_EQ(grad_main.index({torch::indexing::Slice(), torch::indexing::Slice(10, 12)}).abs().sum().item<float>(), 0.0f);
@@ -153,12 +174,51 @@ TEST(TopKTest, AuxKGivesGradientToDeadLatentsOnly) {
     b_enc[10] = 5;
     b_enc[11] = 5;
   }
-  TopKLoss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 1.0, dead, &f, &x_hat, &nmse, &auxk);
+  Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 1.0, dead, &x_hat, &nmse, &auxk);
   ASSERT_GT(auxk.item<float>(), 0.0f);
   torch::Tensor grad_aux = torch::autograd::grad({auxk}, {W_dec}, {}, true)[0];
   // AuxK reconstructs the residual from dead rows of W_dec only.
   EXPECT_EQ(grad_aux.index({torch::indexing::Slice(0, 10)}).abs().sum().item<float>(), 0.0f);
   EXPECT_GT(grad_aux.index({torch::indexing::Slice(10, 12)}).abs().sum().item<float>(), 0.0f);
+}
+
+TEST(TopKTest, SparseAndDenseDecodingGiveTheSameLossAndGradients) {
+  torch::manual_seed(6);
+  const int64_t d = 8, n = 300, k = 5;
+  torch::Tensor x = torch::randn({32, d});
+  torch::Tensor dead = torch::arange(n) >= 250;
+  std::vector<torch::Tensor> base = {torch::randn({d, n}), torch::randn({n}), torch::randn({n, d}), torch::randn({d})};
+  auto run = [&](bool sparse) {
+    std::vector<torch::Tensor> p;
+    for (auto& b : base) p.push_back(b.clone().requires_grad_(true));
+    torch::Tensor x_hat, nmse, auxk;
+    torch::Tensor loss = Loss(x, p[0], p[1], p[2], p[3], k, 4, 0.5, dead, &x_hat, &nmse, &auxk, sparse, 4);
+    loss.backward();
+    std::vector<torch::Tensor> out = {loss.detach()};
+    for (auto& q : p) out.push_back(q.grad());
+    return out;
+  };
+  auto sparse = run(true);
+  auto dense = run(false);
+  for (size_t i = 0; i < sparse.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(sparse[i], dense[i], 1e-5, 1e-6)) << i;
+  }
+}
+
+TEST(TopKTest, MultiTopKAddsAnEighthOfTheNmseAtFourK) {
+  torch::manual_seed(7);
+  const int64_t d = 6, n = 40, k = 3;
+  torch::Tensor x = torch::randn({10, d});
+  torch::Tensor W_enc = torch::randn({d, n}), b_enc = torch::randn({n});
+  torch::Tensor W_dec = torch::randn({n, d}), b_dec = torch::randn({d});
+  torch::Tensor x_hat, nmse, auxk;
+  double with_multi =
+      Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 0.0, torch::Tensor(), &x_hat, &nmse, &auxk, true, 4).item<double>();
+  // Independently: a TopK SAE at 4k is the same loss with k replaced.
+  torch::Tensor x_hat_4k, nmse_4k, unused;
+  Loss(x, W_enc, b_enc, W_dec, b_dec, 4 * k, 2, 0.0, torch::Tensor(), &x_hat_4k, &nmse_4k, &unused);
+  double expected = nmse.item<double>() + 0.125 * nmse_4k.item<double>();
+  EXPECT_NEAR(with_multi, expected, 1e-6 * expected);
 }
 
 TEST(TopKTest, NoDeadLatentsMeansZeroAuxK) {

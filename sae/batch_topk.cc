@@ -1,0 +1,100 @@
+#include "sae/batch_topk.h"
+
+#include <algorithm>
+
+#include "sae/geometric_median.h"
+#include "sae/topk.h"
+
+namespace saelab {
+
+BatchTopKSae::BatchTopKSae(int64_t d_in, int64_t n_latents, const BatchTopKConfig& config,
+                           uint64_t seed)
+    : Sae(d_in, n_latents), config_(config) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  torch::Tensor directions = at::randn({n_latents, d_in}, generator, torch::kFloat32);
+  directions = directions / directions.norm(2, {1}, /*keepdim=*/true);
+  W_dec = register_parameter("W_dec", directions);
+  W_enc = register_parameter("W_enc", directions.t().contiguous());
+  b_enc = register_parameter("b_enc", torch::zeros({n_latents}));
+  b_dec = register_parameter("b_dec", torch::zeros({d_in}));
+  // 0 = not yet tracked; inference is then plain ReLU.
+  threshold_ = register_buffer("threshold", torch::zeros({}, torch::kFloat32));
+}
+
+torch::Tensor BatchTopKSae::EncodeScaled(const torch::Tensor& x) {
+  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);
+  // threshold >= 0, so this is also ReLU(z) * 1[z > threshold].
+  return z * (z > threshold_).to(z.scalar_type());
+}
+
+torch::Tensor BatchTopKSae::DecodeScaled(const torch::Tensor& f) {
+  return torch::addmm(b_dec, f, W_dec);
+}
+
+torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k) {
+  const int64_t batch = z.size(0), n = z.size(1);
+  const int64_t kept = std::min(k * batch, batch * n);
+  torch::Tensor flat = torch::relu(z).reshape({-1});  // [B * n]
+  auto [values, indices] = flat.topk(kept);
+  return torch::zeros_like(flat).scatter(0, indices, values).view({batch, n});
+}
+
+torch::Tensor BatchTopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
+                            const torch::Tensor& b_enc, const torch::Tensor& W_dec,
+                            const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
+                            double auxk_coefficient, const torch::Tensor& dead_mask,
+                            torch::Tensor* f, torch::Tensor* x_hat, torch::Tensor* nmse,
+                            torch::Tensor* auxk) {
+  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);  // [B, n]
+  *f = BatchTopKActivations(z, k);                          // [B, n]
+  *x_hat = torch::addmm(b_dec, *f, W_dec);                  // [B, d]
+  *nmse = BatchNmse(*x_hat, x);
+  *auxk = auxk_coefficient > 0.0 ? AuxKLoss(z, W_dec, dead_mask, k_aux, (x - *x_hat).detach())
+                                 : torch::zeros({}, x.options());
+  return *nmse + auxk_coefficient * (*auxk);
+}
+
+double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor positive = f.masked_select(f > 0);
+  if (positive.numel() == 0) return threshold;
+  double smallest = positive.min().item<double>();
+  if (threshold <= 0.0) return smallest;
+  return decay * threshold + (1.0 - decay) * smallest;
+}
+
+TrainOutput BatchTopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
+  TrainOutput out;
+  torch::Tensor nmse, auxk;
+  out.loss = BatchTopKLoss(x, W_enc, b_enc, W_dec, b_dec, config_.k(), config_.k_aux(),
+                           config_.auxk_coefficient(), info.dead_mask, &out.f, &out.x_hat,
+                           &nmse, &auxk);
+  {
+    torch::NoGradGuard no_grad;
+    // EMA in double; stored as float32 like the other tensors.
+    threshold_.fill_(NextBatchTopKThreshold(threshold(), out.f, config_.threshold_decay()));
+  }
+  out.terms["nmse"] = nmse.item<double>();
+  out.terms["auxk"] = auxk.item<double>();
+  out.terms["threshold"] = threshold();
+  out.terms["dead_latents"] =
+      info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
+  return out;
+}
+
+void BatchTopKSae::InitFromSample(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  b_dec.copy_(GeometricMedian(x, config_.geometric_median_iterations()));
+}
+
+void BatchTopKSae::BeforeOptimizerStep() {
+  if (W_dec.grad().defined()) ProjectOutParallelGradient(W_dec, W_dec.mutable_grad());
+}
+
+void BatchTopKSae::AfterOptimizerStep() {
+  torch::NoGradGuard no_grad;
+  W_dec.div_(W_dec.norm(2, {1}, /*keepdim=*/true));
+}
+
+}  // namespace saelab

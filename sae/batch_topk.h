@@ -1,0 +1,93 @@
+// BatchTopK SAE: Bussmann, Leask and Nanda, "BatchTopK Sparse Autoencoders"
+// (2024), as in DESIGN.md. TopK (sae/topk.h) with the top-k taken over the
+// whole batch instead of per token:
+//
+//   z = (x - b_dec) W_enc + b_enc                     [B, n]  (b_dec = b_pre)
+//   training:  f = the k*B largest entries of ReLU(z) over all of [B, n],
+//              zeros elsewhere (the L0 varies per token and averages k)
+//   inference: f = z * 1[z > threshold]                (per token)
+//   x_hat = f W_dec + b_dec
+//   loss = NMSE(x_hat, x) + auxk_coefficient * AuxK   (AuxK as in TopK)
+//
+// `threshold` is one scalar per SAE (a buffer, saved with the weights). Each
+// TrainForward sets m = the smallest positive activation kept in the batch
+// and updates threshold <- decay * threshold + (1 - decay) * m; the first
+// update (threshold still 0) sets threshold = m, and a batch with nothing
+// kept leaves it unchanged. This is the paper's estimate of E[min kept
+// activation], tracked as dictionary_learning's BatchTopKTrainer does
+// (EMA, first value taken directly); unlike it, tracking starts at step 0.
+// Until the first update the threshold is 0 and inference is plain ReLU.
+//
+// Decoder rows have unit norm (gradient component along each row removed
+// before the step, rows renormalised after). Init: random unit decoder
+// rows, W_enc = W_dec^T, b_enc = 0, b_dec = geometric median of a sample.
+//
+//   BatchTopKSae sae(d_in, n_latents, config.batch_topk(), seed);
+//   sae.InitFromSample(sample);
+//   TrainOutput out = sae.TrainForward(x, info);   // batch top-k; tracks threshold
+//   torch::Tensor f = sae.EncodeScaled(x);         // thresholded, per token
+#ifndef SAELAB_SAE_BATCH_TOPK_H_
+#define SAELAB_SAE_BATCH_TOPK_H_
+
+#include <cstdint>
+
+#include "harness/config.pb.h"
+#include "sae/sae.h"
+
+namespace saelab {
+
+class BatchTopKSae : public Sae {
+ public:
+  // config.k and config.k_aux must be set and in [1, n_latents] (see
+  // ResolveSaeConfig); checked by the caller.
+  BatchTopKSae(int64_t d_in, int64_t n_latents, const BatchTopKConfig& config, uint64_t seed);
+
+  std::string architecture() const override { return "batch_topk"; }
+  int64_t k() const { return config_.k(); }
+
+  // The tracked inference threshold (scaled units).
+  double threshold() const { return threshold_.item<double>(); }
+
+  // Inference: f = z * 1[z > threshold], each token on its own.
+  torch::Tensor EncodeScaled(const torch::Tensor& x) override;
+  torch::Tensor DecodeScaled(const torch::Tensor& f) override;
+  // Batch top-k activations; updates the threshold (without gradient).
+  // terms: "nmse", "auxk" (0 when no latent is dead), "threshold" (after
+  // this step's update), "dead_latents".
+  TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
+
+  void InitFromSample(const torch::Tensor& x) override;
+  void BeforeOptimizerStep() override;
+  void AfterOptimizerStep() override;
+
+ private:
+  BatchTopKConfig config_;
+  torch::Tensor threshold_;  // [] float32 buffer "threshold"
+};
+
+// Keeps the min(k * B, B * n) largest entries of ReLU(z) over the whole
+// batch z [B, n] (flattened), zeros elsewhere. Returns [B, n].
+torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k);
+
+// The BatchTopK training loss as a pure function (for gradient checks and
+// as the single definition TrainForward uses). x [B, d], W_enc [d, n],
+// b_enc [n], W_dec [n, d], b_dec [d]; dead_mask [n] bool or undefined.
+// Returns nmse + auxk_coefficient * auxk and fills *f [B, n], *x_hat [B, d],
+// *nmse and *auxk (undetached scalars). AuxK's target, the residual
+// x - x_hat, is detached.
+torch::Tensor BatchTopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
+                            const torch::Tensor& b_enc, const torch::Tensor& W_dec,
+                            const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
+                            double auxk_coefficient, const torch::Tensor& dead_mask,
+                            torch::Tensor* f, torch::Tensor* x_hat, torch::Tensor* nmse,
+                            torch::Tensor* auxk);
+
+// One threshold update from training activations f [B, n]: with m the
+// smallest positive entry of f, returns m if threshold <= 0 (not yet set),
+// else decay * threshold + (1 - decay) * m. Returns threshold unchanged if
+// f has no positive entry.
+double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_BATCH_TOPK_H_
