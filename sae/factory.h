@@ -29,6 +29,14 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config);
 absl::StatusOr<std::unique_ptr<Sae>> CreateSae(const SaeConfig& config, int64_t d_in,
                                                uint64_t seed);
 
+// The architecture's sparsity knob: lambda for relu_l1, gated and jumprelu;
+// k for topk and batch_topk. Setting k rounds to the nearest integer.
+double SparsityKnob(const SaeConfig& config);
+void SetSparsityKnob(SaeConfig* config, double value);
+// True if the knob is k (L0 grows with it), false if it is a coefficient
+// (L0 shrinks as it grows).
+bool SparsityKnobIsK(const SaeConfig& config);
+
 // The architecture oneof's case name ("relu_l1", "topk"), or "" if unset.
 std::string ArchitectureName(const SaeConfig& config);
 

@@ -75,7 +75,7 @@ torch::Tensor GatedLoss(const torch::Tensor& x, const torch::Tensor& W_gate,
   // Frozen decoder: the auxiliary task trains the gate to pick latents
   // whose (fixed) directions reconstruct x, without pulling the decoder
   // towards the gate's shrunken activations.
-  torch::Tensor via_gate = torch::addmm(b_dec, gate, W_dec);
+  torch::Tensor via_gate = torch::addmm(b_dec.detach(), gate, W_dec.detach());
   *aux = (x - via_gate).pow(2).sum(1).mean();
   return *mse + l1_coefficient * (*l1) + *aux;
 }
