@@ -1,5 +1,6 @@
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <string>
 
 #include "experiments/runner.h"
@@ -113,14 +114,40 @@ TEST(SyntheticRecoveryConfigTest, AMalformedConfigIsAnErrorNamingTheFileAndLine)
   EXPECT_FALSE(PathExists(TempDir() + "/bad_run"));
 }
 
-TEST(SyntheticRecoveryConfigTest, ASweepOfTheWrongKnobIsAnError) {
-  std::string path = TempDir() + "/wrong_knob.textproto";
-  ASSERT_TRUE(AtomicWriteFile(path, "name: \"w\"\nsynthetic_recovery {\n  data { d: 8 n_features: 8 mean_active_features: 1 eval_tokens: 16 }\n  sweeps { base { name: \"t\" topk {} } l1_coefficient: 1 }\n}\n").ok());
-  RunnerOptions options = Options(path, TempDir() + "/wrong_knob_run");
+TEST(SyntheticRecoveryConfigTest, ASweepWithoutSeedsIsAnError) {
+  std::string path = TempDir() + "/no_seeds.textproto";
+  ASSERT_TRUE(AtomicWriteFile(path, "name: \"w\"\nsynthetic_recovery {\n  data { d: 8 n_features: 8 mean_active_features: 1 eval_tokens: 16 }\n  sweeps { base { name: \"t\" topk {} } sparsity: 1 seeds: 0 }\n}\n").ok());
+  RunnerOptions options = Options(path, TempDir() + "/no_seeds_run");
   options.plot = false;
   auto outcome = RunExperiment(options);
   ASSERT_FALSE(outcome.ok());
-  EXPECT_NE(std::string(outcome.status().message()).find("topk sweeps k"), std::string::npos) << outcome.status();
+  EXPECT_NE(std::string(outcome.status().message()).find("seeds must be >= 1"), std::string::npos) << outcome.status();
+}
+
+TEST(SyntheticRecoveryMatchedTest, AllFiveArchitecturesReachTheTargetL0WithSeedIntervals) {
+  RunnerOptions options = Options("experiments/testdata/synthetic_recovery_matched.textproto",
+                                  TempDir() + "/matched_run");
+  auto outcome = RunExperiment(options);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  const ExperimentResult& result = outcome->result;
+  ASSERT_EQ(result.groups_size(), 5);
+  std::set<std::string> architectures;
+  for (const SaeGroupSummary& group : result.groups()) {
+    architectures.insert(group.architecture());
+    const MetricStats& l0 = group.metrics().at("l0");
+    EXPECT_EQ(l0.n(), 2) << group.group();
+    // Each seed reached the target within 5%, so the mean did too.
+    EXPECT_NEAR(l0.mean(), 3.0, 0.15) << group.group();
+    const MetricStats& nmse = group.metrics().at("nmse");
+    EXPECT_LE(nmse.ci95_low(), nmse.mean());
+    EXPECT_GE(nmse.ci95_high(), nmse.mean());
+  }
+  EXPECT_EQ(architectures, (std::set<std::string>{"relu_l1", "gated", "jumprelu", "topk", "batch_topk"}));
+  for (const SaeResult& sae : result.saes()) {
+    EXPECT_EQ(sae.target_l0(), 3.0) << sae.name();
+    EXPECT_GE(sae.l0_search_size(), 1) << sae.name();
+    EXPECT_NEAR(sae.metrics().at("l0"), 3.0, 0.15) << sae.name();
+  }
 }
 
 }  // namespace

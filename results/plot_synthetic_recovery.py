@@ -1,4 +1,5 @@
-"""Plots a synthetic_recovery result: MMCS and NMSE vs L0, one line per sweep.
+"""Plots a synthetic_recovery result: MMCS and NMSE vs L0, one line per sweep
+(group means over seeds, with 95% intervals as error bars).
 
   /usr/bin/python3 results/plot_synthetic_recovery.py --result RUN/result.pb --out_dir RUN
 
@@ -37,8 +38,14 @@ def main():
             sweep, _, label = series.name.partition(": ")
             if not label.startswith(metric):
                 continue
-            points = sorted(zip(series.x, series.y))
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=sweep)
+            low = list(series.y_low) or list(series.y)
+            high = list(series.y_high) or list(series.y)
+            points = sorted(zip(series.x, series.y, low, high))
+            xs = [p[0] for p in points]
+            ys = [p[1] for p in points]
+            # 95% intervals over seeds (zero-width for one seed).
+            yerr = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+            ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=sweep)
         if true_l0 is not None:
             ax.axvline(true_l0, color="gray", linestyle=":", label="true L0 = %.2f" % true_l0)
         ax.set_xscale("log")

@@ -1,8 +1,10 @@
 #include "sae/batch_topk.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "sae/geometric_median.h"
+#include "sae/kernels/sparse_decode.h"
 #include "sae/topk.h"
 
 namespace saelab {
@@ -32,23 +34,60 @@ torch::Tensor BatchTopKSae::DecodeScaled(const torch::Tensor& f) {
   return torch::addmm(b_dec, f, W_dec);
 }
 
-torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k) {
+namespace {
+
+// The batch top-k of ReLU(z) for z [B, n]: values and flat indices (into the
+// [B * n] flattening) of the min(k * B, B * n) largest entries, largest
+// first. The one selection both decode paths use, so they keep the same
+// entries even among ties.
+std::tuple<torch::Tensor, torch::Tensor> BatchTopKEntries(const torch::Tensor& z, int64_t k) {
   const int64_t batch = z.size(0), n = z.size(1);
   const int64_t kept = std::min(k * batch, batch * n);
-  torch::Tensor flat = torch::relu(z).reshape({-1});  // [B * n]
-  auto [values, indices] = flat.topk(kept);
-  return torch::zeros_like(flat).scatter(0, indices, values).view({batch, n});
+  auto [values, indices] = torch::relu(z).reshape({-1}).topk(kept);
+  return {values, indices};
+}
+
+// x_hat [B, d] from the kept entries (values, flat_indices [kept]) of a
+// [B, n] code, by SparseDecodeRagged. Fills *f [B, n] (detached).
+torch::Tensor SparseBatchDecode(const torch::Tensor& values, const torch::Tensor& flat_indices,
+                                int64_t batch, int64_t n, const torch::Tensor& W_dec,
+                                const torch::Tensor& b_dec, torch::Tensor* f) {
+  // Ascending flat index = grouped by row (token), as the ragged layout
+  // needs; indices are distinct, so the order is unique.
+  auto [sorted, order] = flat_indices.sort();
+  torch::Tensor row_values = values.index_select(0, order);  // keeps the gradient
+  torch::Tensor rows = sorted.div(n, "floor");
+  torch::Tensor latents = sorted - rows * n;
+  // offsets[r] = the first entry of row r (= the next row's start, or the
+  // end, for an empty row).
+  torch::Tensor offsets = torch::searchsorted(rows, torch::arange(batch, rows.options()));
+  *f = torch::zeros({batch * n}, values.options())
+           .index_put_({sorted}, row_values.detach())
+           .view({batch, n});
+  return SparseDecodeRagged(row_values, latents, offsets, W_dec, b_dec);
+}
+
+}  // namespace
+
+torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k) {
+  auto [values, indices] = BatchTopKEntries(z, k);
+  return torch::zeros({z.numel()}, z.options()).scatter(0, indices, values).view(z.sizes());
 }
 
 torch::Tensor BatchTopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
                             const torch::Tensor& b_enc, const torch::Tensor& W_dec,
                             const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
                             double auxk_coefficient, const torch::Tensor& dead_mask,
-                            torch::Tensor* f, torch::Tensor* x_hat, torch::Tensor* nmse,
-                            torch::Tensor* auxk) {
+                            bool sparse_decode, torch::Tensor* f, torch::Tensor* x_hat,
+                            torch::Tensor* nmse, torch::Tensor* auxk) {
   torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);  // [B, n]
-  *f = BatchTopKActivations(z, k);                          // [B, n]
-  *x_hat = torch::addmm(b_dec, *f, W_dec);                  // [B, d]
+  if (sparse_decode) {
+    auto [values, indices] = BatchTopKEntries(z, k);
+    *x_hat = SparseBatchDecode(values, indices, z.size(0), z.size(1), W_dec, b_dec, f);
+  } else {
+    *f = BatchTopKActivations(z, k);          // [B, n]
+    *x_hat = torch::addmm(b_dec, *f, W_dec);  // [B, d]
+  }
   *nmse = BatchNmse(*x_hat, x);
   *auxk = auxk_coefficient > 0.0 ? AuxKLoss(z, W_dec, dead_mask, k_aux, (x - *x_hat).detach())
                                  : torch::zeros({}, x.options());
@@ -68,8 +107,8 @@ TrainOutput BatchTopKSae::TrainForward(const torch::Tensor& x, const TrainStepIn
   TrainOutput out;
   torch::Tensor nmse, auxk;
   out.loss = BatchTopKLoss(x, W_enc, b_enc, W_dec, b_dec, config_.k(), config_.k_aux(),
-                           config_.auxk_coefficient(), info.dead_mask, &out.f, &out.x_hat,
-                           &nmse, &auxk);
+                           config_.auxk_coefficient(), info.dead_mask, config_.sparse_decode(),
+                           &out.f, &out.x_hat, &nmse, &auxk);
   {
     torch::NoGradGuard no_grad;
     // EMA in double; stored as float32 like the other tensors.

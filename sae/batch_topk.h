@@ -9,6 +9,12 @@
 //   x_hat = f W_dec + b_dec
 //   loss = NMSE(x_hat, x) + auxk_coefficient * AuxK   (AuxK as in TopK)
 //
+// With config.sparse_decode (the default) training decodes the kept entries
+// by gather-and-sum (SparseDecodeRagged, sae/kernels/sparse_decode.h: rows
+// own varying numbers of entries, possibly none) instead of the dense
+// [B, n] x [n, d] product, which stays as the reference (sparse_decode
+// false); the two agree up to summation order.
+//
 // `threshold` is one scalar per SAE (a buffer, saved with the weights). Each
 // TrainForward sets m = the smallest positive activation kept in the batch
 // and updates threshold <- decay * threshold + (1 - decay) * m; the first
@@ -72,15 +78,18 @@ torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k);
 // The BatchTopK training loss as a pure function (for gradient checks and
 // as the single definition TrainForward uses). x [B, d], W_enc [d, n],
 // b_enc [n], W_dec [n, d], b_dec [d]; dead_mask [n] bool or undefined.
-// Returns nmse + auxk_coefficient * auxk and fills *f [B, n], *x_hat [B, d],
-// *nmse and *auxk (undetached scalars). AuxK's target, the residual
-// x - x_hat, is detached.
+// sparse_decode: decode the kept entries with SparseDecodeRagged; false:
+// the dense product f W_dec (the reference).
+// Returns nmse + auxk_coefficient * auxk and fills *f [B, n] (the batch
+// top-k activations; detached when sparse_decode, as the loss does not go
+// through it), *x_hat [B, d], *nmse and *auxk (undetached scalars). AuxK's
+// target, the residual x - x_hat, is detached.
 torch::Tensor BatchTopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
                             const torch::Tensor& b_enc, const torch::Tensor& W_dec,
                             const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
                             double auxk_coefficient, const torch::Tensor& dead_mask,
-                            torch::Tensor* f, torch::Tensor* x_hat, torch::Tensor* nmse,
-                            torch::Tensor* auxk);
+                            bool sparse_decode, torch::Tensor* f, torch::Tensor* x_hat,
+                            torch::Tensor* nmse, torch::Tensor* auxk);
 
 // One threshold update from training activations f [B, n]: with m the
 // smallest positive entry of f, returns m if threshold <= 0 (not yet set),

@@ -221,47 +221,103 @@ TEST(BatchTopKTest, LossGradientsMatchFiniteDifferencesWithAStoppedResidual) {
     torch::Tensor auxk = (torch::mm(aux_f, p[2]) - e0).pow(2).sum() / e0.pow(2).sum();
     return nmse + alpha * auxk;
   };
-  auto under_test = [&](const std::vector<torch::Tensor>& p) {
-    torch::Tensor f, x_hat, nmse, auxk;
-    return BatchTopKLoss(x, p[0], p[1], p[2], p[3], k, k_aux, alpha, dead, &f, &x_hat, &nmse, &auxk);
-  };
-  EXPECT_NEAR(reference(params).item<double>(), under_test(params).item<double>(), 1e-12);
-  std::vector<torch::Tensor> leaves;
-  for (auto& p : params) leaves.push_back(p.clone().requires_grad_(true));
-  std::vector<torch::Tensor> grads = torch::autograd::grad({under_test(leaves)}, leaves);
-  double max_error = 0, max_grad = 0;
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) {
-    torch::Tensor flat = params[i].view(-1);
-    for (int64_t j = 0; j < flat.numel(); ++j) {
-      double original = flat[j].item<double>();
-      flat[j] = original + 1e-7;
-      double plus = reference(params).item<double>();
-      flat[j] = original - 1e-7;
-      double minus = reference(params).item<double>();
-      flat[j] = original;
-      double numeric = (plus - minus) / 2e-7;
-      max_grad = std::max(max_grad, std::fabs(numeric));
-      max_error = std::max(max_error, std::fabs(numeric - grads[i].reshape(-1)[j].item<double>()));
+  for (bool sparse_decode : {false, true}) {
+    SCOPED_TRACE(sparse_decode ? "sparse decode" : "dense decode");
+    auto under_test = [&](const std::vector<torch::Tensor>& p) {
+      torch::Tensor f, x_hat, nmse, auxk;
+      return BatchTopKLoss(x, p[0], p[1], p[2], p[3], k, k_aux, alpha, dead, sparse_decode, &f,
+                           &x_hat, &nmse, &auxk);
+    };
+    EXPECT_NEAR(reference(params).item<double>(), under_test(params).item<double>(), 1e-12);
+    std::vector<torch::Tensor> leaves;
+    for (auto& p : params) leaves.push_back(p.clone().requires_grad_(true));
+    std::vector<torch::Tensor> grads = torch::autograd::grad({under_test(leaves)}, leaves);
+    double max_error = 0, max_grad = 0;
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) {
+      torch::Tensor flat = params[i].view(-1);
+      for (int64_t j = 0; j < flat.numel(); ++j) {
+        double original = flat[j].item<double>();
+        flat[j] = original + 1e-7;
+        double plus = reference(params).item<double>();
+        flat[j] = original - 1e-7;
+        double minus = reference(params).item<double>();
+        flat[j] = original;
+        double numeric = (plus - minus) / 2e-7;
+        max_grad = std::max(max_grad, std::fabs(numeric));
+        max_error = std::max(max_error, std::fabs(numeric - grads[i].reshape(-1)[j].item<double>()));
+      }
     }
+    EXPECT_GT(max_grad, 1e-2);
+    EXPECT_LT(max_error, 1e-6);
   }
-  EXPECT_GT(max_grad, 1e-2);
-  EXPECT_LT(max_error, 1e-6);
 }
 
 TEST(BatchTopKTest, MainLossGradientsMatchFiniteDifferences) {
   torch::manual_seed(7);
   const int64_t batch = 6, d = 4, n = 10, k = 2;
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
-  auto loss = [&](const std::vector<torch::Tensor>& p) {
-    torch::Tensor f, x_hat, nmse, auxk;
-    return BatchTopKLoss(x, p[0], p[1], p[2], p[3], k, 2, /*auxk_coefficient=*/0.0,
-                         torch::Tensor(), &f, &x_hat, &nmse, &auxk);
-  };
-  GradientCheckResult check = CheckGradients(
-      loss, {torch::randn({d, n}), torch::randn({n}), torch::randn({n, d}), torch::randn({d})}, 1e-7);
-  EXPECT_GT(check.max_abs_gradient, 1e-2);
-  EXPECT_LT(check.max_abs_error, 1e-6);
+  std::vector<torch::Tensor> params = {torch::randn({d, n}), torch::randn({n}), torch::randn({n, d}),
+                                       torch::randn({d})};
+  for (bool sparse_decode : {false, true}) {
+    SCOPED_TRACE(sparse_decode ? "sparse decode" : "dense decode");
+    auto loss = [&](const std::vector<torch::Tensor>& p) {
+      torch::Tensor f, x_hat, nmse, auxk;
+      return BatchTopKLoss(x, p[0], p[1], p[2], p[3], k, 2, /*auxk_coefficient=*/0.0,
+                           torch::Tensor(), sparse_decode, &f, &x_hat, &nmse, &auxk);
+    };
+    GradientCheckResult check = CheckGradients(loss, params, 1e-7);
+    EXPECT_GT(check.max_abs_gradient, 1e-2);
+    EXPECT_LT(check.max_abs_error, 1e-6);
+  }
+}
+
+TEST(BatchTopKTest, SparseDecodeTrainingMatchesTheDenseLossAndGradients) {
+  // Two SAEs from one seed, differing only in config.sparse_decode, on a
+  // batch whose per-token L0s vary from 0 (token 0: x = b_dec with b_enc
+  // < 0, so every pre-activation is negative) to well above k, with AuxK on.
+  torch::manual_seed(10);
+  const int64_t d = 16, n = 64, k = 4, batch = 32;
+  BatchTopKConfig sparse_config = Config(k), dense_config = Config(k);
+  sparse_config.set_sparse_decode(true);
+  dense_config.set_sparse_decode(false);
+  BatchTopKSae sparse(d, n, sparse_config, 11), dense(d, n, dense_config, 11);
+  torch::Tensor b_enc = -0.1 * torch::rand({n}) - 0.01, b_dec = torch::randn({d});
+  for (BatchTopKSae* sae : {&sparse, &dense}) {
+    torch::NoGradGuard no_grad;
+    sae->b_enc.copy_(b_enc);
+    sae->b_dec.copy_(b_dec);
+  }
+  torch::Tensor x = VariedTokens(batch, d);
+  x[0] = b_dec;
+  TrainStepInfo info;
+  info.dead_mask = torch::arange(n) >= 3 * n / 4;  // AuxK reads x_hat too
+  TrainOutput s = sparse.TrainForward(x, info);
+  TrainOutput r = dense.TrainForward(x, info);
+
+  torch::Tensor per_token = (r.f != 0).sum(1);
+  ASSERT_EQ(per_token[0].item<int64_t>(), 0);            // an empty row
+  ASSERT_GT(per_token.max().item<int64_t>(), 2 * k);     // and a crowded one
+  ASSERT_GT(r.terms.at("auxk"), 0.0);
+  EXPECT_TRUE(torch::equal(s.f.detach(), r.f.detach()));  // the same selection
+  EXPECT_TRUE(torch::allclose(s.x_hat, r.x_hat, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(s.loss, r.loss, 1e-5, 1e-5))
+      << s.loss.item<double>() << " vs " << r.loss.item<double>();
+  EXPECT_EQ(sparse.threshold(), dense.threshold());
+
+  s.loss.backward();
+  r.loss.backward();
+  auto sparse_params = sparse.named_parameters();
+  auto dense_params = dense.named_parameters();
+  ASSERT_EQ(sparse_params.size(), 4u);
+  for (const auto& item : dense_params) {
+    const torch::Tensor& dense_grad = item.value().grad();
+    const torch::Tensor& sparse_grad = sparse_params[item.key()].grad();
+    ASSERT_TRUE(dense_grad.defined() && sparse_grad.defined()) << item.key();
+    EXPECT_GT(dense_grad.abs().max().item<float>(), 1e-3) << item.key();
+    EXPECT_TRUE(torch::allclose(sparse_grad, dense_grad, 1e-5, 1e-5))
+        << item.key() << ": max difference " << (sparse_grad - dense_grad).abs().max().item<float>();
+  }
 }
 
 TEST(BatchTopKTest, DecoderRowsStayUnitNormUnderTraining) {

@@ -107,54 +107,86 @@ absl::StatusOr<MatchedL0Result> TrainAtTargetL0(const SaeConfig& base, double ta
     double low = search.coefficient_low(), high = search.coefficient_high();
     ASSIGN_OR_RETURN(Try a, short_try(low));
     ASSIGN_OR_RETURN(Try b, short_try(high));
+    // Widen while the bracket misses the target and L0 still responds (a
+    // short run's L0 can saturate: Adam bounds how far it moves per step).
     for (int widen = 0; widen < 6 && a.l0 < target_l0; ++widen) {
-      ASSIGN_OR_RETURN(a, short_try(a.knob / 10));
+      ASSIGN_OR_RETURN(Try wider, short_try(a.knob / 10));
+      bool responds = wider.l0 > 1.05 * a.l0;
+      a = wider;
+      if (!responds) break;
     }
     for (int widen = 0; widen < 6 && b.l0 > target_l0; ++widen) {
-      ASSIGN_OR_RETURN(b, short_try(b.knob * 10));
+      ASSIGN_OR_RETURN(Try wider, short_try(b.knob * 10));
+      bool responds = wider.l0 < 0.95 * b.l0;
+      b = wider;
+      if (!responds) break;
     }
     // a: lambda small, L0 >= target; b: lambda large, L0 <= target.
+    // Next lambda inside a bracket: the secant in (log lambda, log L0),
+    // kept well inside; after two updates of the same end (the secant's
+    // known stall near a cliff of the L0 curve), plain bisection.
+    int same_side = 0;
+    bool last_was_a = false;
     auto next_lambda = [&](const Try& x, const Try& y) {
       double ux = std::log(x.knob), uy = std::log(y.knob);
       double fx = log_l0(x.l0) - std::log(target_l0), fy = log_l0(y.l0) - std::log(target_l0);
       double u = (ux + uy) / 2;
-      if (fx != fy) {
+      if (fx != fy && same_side < 2) {
         double secant = ux - fx * (uy - ux) / (fy - fx);
-        // Stay well inside the bracket so it keeps shrinking.
         double margin = 0.05 * (uy - ux);
         if (secant > ux + margin && secant < uy - margin) u = secant;
       }
       return std::exp(u);
     };
-    Try best = std::fabs(log_l0(a.l0) - std::log(target_l0)) < std::fabs(log_l0(b.l0) - std::log(target_l0)) ? a : b;
+    auto update = [&](Try& x, Try& y, const Try& t) {
+      bool is_a = t.l0 >= target_l0;
+      same_side = (is_a == last_was_a) ? same_side + 1 : 1;
+      if (same_side > 2) same_side = 0;  // one bisection, then secant again
+      last_was_a = is_a;
+      (is_a ? x : y) = t;
+    };
+    auto distance = [&](const Try& t) { return std::fabs(log_l0(t.l0) - std::log(target_l0)); };
+    Try best = distance(a) < distance(b) ? a : b;
     // Leave at least three trainings for full runs.
     while (!Within(best.l0, target_l0, tol) && static_cast<int>(result.path.size()) < budget - 3 &&
            a.l0 >= target_l0 && b.l0 <= target_l0) {
       ASSIGN_OR_RETURN(Try t, short_try(next_lambda(a, b)));
-      if (t.l0 >= target_l0) a = t; else b = t;
-      if (std::fabs(log_l0(t.l0) - std::log(target_l0)) < std::fabs(log_l0(best.l0) - std::log(target_l0))) best = t;
+      update(a, b, t);
+      if (distance(t) < distance(best)) best = t;
     }
-    // Full runs, starting at the best short-run lambda; the full-run L0s
-    // form a new bracket.
+    // Full runs, starting at the best short-run lambda. Their L0s form a new
+    // bracket; until both ends exist, step by the secant of the last two
+    // full runs (or the short bracket's slope), at most x10 per step and
+    // never past the widened short bracket.
+    const double lambda_min = std::min(a.knob, b.knob) / 10, lambda_max = std::max(a.knob, b.knob) * 10;
+    double short_slope = -1.0;
+    if (a.knob != b.knob && a.l0 > 0 && b.l0 > 0) {
+      short_slope = std::min(-0.1, (log_l0(b.l0) - log_l0(a.l0)) / (std::log(b.knob) - std::log(a.knob)));
+    }
     double lambda = best.knob;
+    std::vector<Try> fulls;
     Try full_a{0, 0}, full_b{0, 0};
     bool has_a = false, has_b = false;
+    same_side = 0;
     while (static_cast<int>(result.path.size()) < budget) {
       ASSIGN_OR_RETURN(Try t, TrainTry(base, lambda, true, target_l0, search, source, eval_x, seed, dir, &result));
       if (Within(t.l0, target_l0, tol)) break;
-      if (t.l0 > target_l0) { full_a = t; has_a = true; } else { full_b = t; has_b = true; }
+      fulls.push_back(t);
+      if (t.l0 > target_l0) has_a = true; else has_b = true;
+      update(full_a, full_b, t);
       if (has_a && has_b) {
         lambda = next_lambda(full_a, full_b);
-      } else {
-        // Extrapolate with the local slope of the short runs (d log L0 /
-        // d log lambda ~ the bracket's), default -1, then keep stepping out.
-        double slope = -1.0;
-        if (a.knob != b.knob && a.l0 > 0 && b.l0 > 0) {
-          slope = (log_l0(b.l0) - log_l0(a.l0)) / (std::log(b.knob) - std::log(a.knob));
-          slope = std::min(slope, -0.1);
-        }
-        lambda = std::exp(std::log(t.knob) + (std::log(target_l0) - log_l0(t.l0)) / slope);
+        continue;
       }
+      double slope = short_slope;
+      if (fulls.size() >= 2) {
+        const Try& p = fulls[fulls.size() - 2];
+        double du = std::log(t.knob) - std::log(p.knob);
+        double dl = log_l0(t.l0) - log_l0(p.l0);
+        if (du != 0 && dl / du < 0) slope = dl / du;
+      }
+      double step = std::clamp((std::log(target_l0) - log_l0(t.l0)) / slope, -std::log(10.0), std::log(10.0));
+      lambda = std::clamp(std::exp(std::log(t.knob) + step), lambda_min, lambda_max);
     }
     // If the budget ran out, the closest full run is kept (TrainTry).
   }
