@@ -98,11 +98,13 @@ TEST_F(SyntheticRecoveryTest, RerunInTheSameDirectoryLoadsAndReproducesTheMetric
   }
 }
 
-TEST(SyntheticRecoveryConfigTest, TheDefaultConfigParsesAndNamesItsExperiment) {
+TEST(SyntheticRecoveryConfigTest, TheShippedConfigsParseAndNameTheirExperiment) {
   ExperimentConfig config;
   ASSERT_TRUE(ParseTextProtoFile("experiments/synthetic_recovery.textproto", &config).ok());
   EXPECT_EQ(config.experiment_case(), ExperimentConfig::kSyntheticRecovery);
   EXPECT_EQ(config.synthetic_recovery().sweeps_size(), 2);
+  ASSERT_TRUE(ParseTextProtoFile("experiments/synthetic_recovery_matched_l0.textproto", &config).ok());
+  EXPECT_EQ(config.synthetic_recovery().sweeps_size(), 5);
 }
 
 TEST(SyntheticRecoveryConfigTest, AMalformedConfigIsAnErrorNamingTheFileAndLine) {

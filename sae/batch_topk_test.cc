@@ -245,7 +245,8 @@ TEST(BatchTopKTest, LossGradientsMatchFiniteDifferencesWithAStoppedResidual) {
         flat[j] = original;
         double numeric = (plus - minus) / 2e-7;
         max_grad = std::max(max_grad, std::fabs(numeric));
-        max_error = std::max(max_error, std::fabs(numeric - grads[i].reshape(-1)[j].item<double>()));
+        double analytic = grads[i].reshape(-1)[j].item<double>();
+        max_error = std::max(max_error, std::fabs(numeric - analytic));
       }
     }
     EXPECT_GT(max_grad, 1e-2);
@@ -257,8 +258,8 @@ TEST(BatchTopKTest, MainLossGradientsMatchFiniteDifferences) {
   torch::manual_seed(7);
   const int64_t batch = 6, d = 4, n = 10, k = 2;
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
-  std::vector<torch::Tensor> params = {torch::randn({d, n}), torch::randn({n}), torch::randn({n, d}),
-                                       torch::randn({d})};
+  std::vector<torch::Tensor> params = {torch::randn({d, n}), torch::randn({n}),
+                                       torch::randn({n, d}), torch::randn({d})};
   for (bool sparse_decode : {false, true}) {
     SCOPED_TRACE(sparse_decode ? "sparse decode" : "dense decode");
     auto loss = [&](const std::vector<torch::Tensor>& p) {
@@ -316,7 +317,8 @@ TEST(BatchTopKTest, SparseDecodeTrainingMatchesTheDenseLossAndGradients) {
     ASSERT_TRUE(dense_grad.defined() && sparse_grad.defined()) << item.key();
     EXPECT_GT(dense_grad.abs().max().item<float>(), 1e-3) << item.key();
     EXPECT_TRUE(torch::allclose(sparse_grad, dense_grad, 1e-5, 1e-5))
-        << item.key() << ": max difference " << (sparse_grad - dense_grad).abs().max().item<float>();
+        << item.key() << ": max difference "
+        << (sparse_grad - dense_grad).abs().max().item<float>();
   }
 }
 

@@ -203,17 +203,16 @@ absl::StatusOr<SaeLensCfg> ParseSaeLensCfg(const Json& cfg, const std::string& p
   // The weights are converted to float32 on import whatever their dtype.
   ASSIGN_OR_RETURN(std::string dtype, OptionalString(cfg, path, "dtype", "float32"));
   static const std::set<std::string> kFloatDtypes = {
-      "float32", "float16", "bfloat16", "float64",
+      "float32",       "float16",       "bfloat16",       "float64",
       "torch.float32", "torch.float16", "torch.bfloat16", "torch.float64"};
   if (kFloatDtypes.count(dtype) == 0) {
-    return KeyError(path, "dtype",
-                    absl::StrCat("is '", dtype,
-                                 "'; saelab reads float32, float16, bfloat16 and float64 SAEs"));
+    return KeyError(
+        path, "dtype",
+        absl::StrCat("is '", dtype, "'; saelab reads float32, float16, bfloat16 and float64 SAEs"));
   }
 
   // SAELens's default when the key is absent (handle_config_defaulting).
-  ASSIGN_OR_RETURN(out.apply_b_dec_to_input,
-                   OptionalBool(cfg, path, "apply_b_dec_to_input", true));
+  ASSIGN_OR_RETURN(out.apply_b_dec_to_input, OptionalBool(cfg, path, "apply_b_dec_to_input", true));
 
   // Pre-6 configs store a bool (true = "expected_average_only_in") or null.
   std::string normalize = "none";
@@ -243,8 +242,7 @@ absl::StatusOr<SaeLensCfg> ParseSaeLensCfg(const Json& cfg, const std::string& p
     return KeyError(path, "finetuning_scaling_factor",
                     "is true; saelab has no per-latent output scaling");
   }
-  ASSIGN_OR_RETURN(std::string reshape,
-                   OptionalString(cfg, path, "reshape_activations", "none"));
+  ASSIGN_OR_RETURN(std::string reshape, OptionalString(cfg, path, "reshape_activations", "none"));
   if (reshape != "none" && reshape != "hook_z") {
     return KeyError(path, "reshape_activations",
                     absl::StrCat("is '", reshape, "'; saelab reads 'none' and 'hook_z'"));
@@ -260,10 +258,10 @@ absl::StatusOr<SaeLensCfg> ParseSaeLensCfg(const Json& cfg, const std::string& p
     ASSIGN_OR_RETURN(std::string activation, OptionalString(cfg, path, key, "relu"));
     bool ok = activation == "relu" || (out.architecture == "topk" && activation == "topk");
     if (!ok) {
-      return KeyError(path, key,
-                      absl::StrCat("is '", activation, "'; architecture '", out.architecture,
-                                   "' is read with ", out.architecture == "topk" ? "topk or " : "",
-                                   "relu"));
+      return KeyError(
+          path, key,
+          absl::StrCat("is '", activation, "'; architecture '", out.architecture, "' is read with ",
+                       out.architecture == "topk" ? "topk or " : "", "relu"));
     }
   }
 
@@ -351,9 +349,8 @@ absl::Status CheckNoUnexpectedTensors(const SafetensorsContents& contents, const
         torch::all(tensor == 1).item<bool>()) {
       continue;
     }
-    return absl::InvalidArgumentError(absl::StrCat(path, ": unexpected tensor '", name,
-                                                   "' (", what, " has ",
-                                                   absl::StrJoin(expected, ", "), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": unexpected tensor '", name, "' (", what,
+                                                   " has ", absl::StrJoin(expected, ", "), ")"));
   }
   return absl::OkStatus();
 }
@@ -395,8 +392,8 @@ absl::Status AssignTensors(Sae& sae, const TensorMap& tensors) {
   for (auto& [name, target] : targets) {
     auto it = tensors.find(name);
     if (it == tensors.end()) {
-      return absl::InternalError(absl::StrCat("import: no value for ", sae.architecture(),
-                                              " tensor '", name, "'"));
+      return absl::InternalError(
+          absl::StrCat("import: no value for ", sae.architecture(), " tensor '", name, "'"));
     }
     if (it->second.sizes() != target.sizes()) {
       return absl::InternalError(absl::StrCat("import: ", sae.architecture(), " tensor '", name,
@@ -407,8 +404,8 @@ absl::Status AssignTensors(Sae& sae, const TensorMap& tensors) {
   }
   for (const auto& entry : tensors) {
     if (targets.count(entry.first) == 0) {
-      return absl::InternalError(absl::StrCat("import: ", sae.architecture(),
-                                              " has no tensor '", entry.first, "'"));
+      return absl::InternalError(
+          absl::StrCat("import: ", sae.architecture(), " has no tensor '", entry.first, "'"));
     }
   }
   return absl::OkStatus();
@@ -454,9 +451,9 @@ absl::Status ExportSaeLens(Sae& sae, const SaeConfig& config, const std::string&
                                                    " but the SAE is ", architecture));
   }
   if (config.n_latents() != sae.n_latents()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ExportSaeLens: config '", config.name(), "' has n_latents ",
-                     config.n_latents(), " but the SAE has ", sae.n_latents()));
+    return absl::InvalidArgumentError(absl::StrCat("ExportSaeLens: config '", config.name(),
+                                                   "' has n_latents ", config.n_latents(),
+                                                   " but the SAE has ", sae.n_latents()));
   }
   std::map<std::string, torch::Tensor> named = sae.NamedTensors();
   std::set<std::string> known = SaelabTensorNames(architecture);
@@ -553,13 +550,12 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSaeLens(const std::string& dir, SaeCo
                        "' but saelab.architecture is '", cfg.saelab_architecture, "'"));
     }
     if (config.n_latents() != cfg.d_sae) {
-      return absl::InvalidArgumentError(absl::StrCat(config_origin, ": n_latents ",
-                                                     config.n_latents(), " differs from d_sae ",
-                                                     cfg.d_sae));
+      return absl::InvalidArgumentError(absl::StrCat(
+          config_origin, ": n_latents ", config.n_latents(), " differs from d_sae ", cfg.d_sae));
     }
     if (cfg.architecture == "topk" && config.topk().k() != cfg.k) {
-      return absl::InvalidArgumentError(absl::StrCat(config_origin, ": topk.k ", config.topk().k(),
-                                                     " differs from k ", cfg.k));
+      return absl::InvalidArgumentError(
+          absl::StrCat(config_origin, ": topk.k ", config.topk().k(), " differs from k ", cfg.k));
     }
   } else {
     config = ForeignConfig(dir, DefaultSaelabArchitectureFor(cfg.architecture), cfg.d_sae);
@@ -633,8 +629,7 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSaeLens(const std::string& dir, SaeCo
 
 // ---- sparsify import ------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir,
-                                                    SaeConfig* config_out) {
+absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir, SaeConfig* config_out) {
   const std::string config_path = dir + "/" + kConfigFile;
   const std::string weights_path = dir + "/" + kSparsifyWeightsFile;
   ASSIGN_OR_RETURN(Json cfg, ReadJsonObject(config_path));
@@ -646,17 +641,18 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir,
   bool multi_topk = false;
   try {
     ASSIGN_OR_RETURN(k, RequiredPositiveInteger(cfg, config_path, "k"));
-    ASSIGN_OR_RETURN(std::string activation, OptionalString(cfg, config_path, "activation", "topk"));
+    ASSIGN_OR_RETURN(std::string activation,
+                     OptionalString(cfg, config_path, "activation", "topk"));
     if (activation != "topk") {
       return KeyError(config_path, "activation",
                       absl::StrCat("is '", activation, "'; saelab reads 'topk' sparse coders"));
     }
     // Variants saelab's TopK SAE cannot express.
-    for (const char* key : {"transcode", "skip_connection", "signed", "embed_skip", "gram_lookup"}) {
+    for (const char* key :
+         {"transcode", "skip_connection", "signed", "embed_skip", "gram_lookup"}) {
       ASSIGN_OR_RETURN(bool on, OptionalBool(cfg, config_path, key, false));
       if (on) {
-        return KeyError(config_path, key,
-                        "is true; saelab imports plain sparse autoencoders only");
+        return KeyError(config_path, key, "is true; saelab imports plain sparse autoencoders only");
       }
     }
     ASSIGN_OR_RETURN(multi_topk, OptionalBool(cfg, config_path, "multi_topk", false));
@@ -678,8 +674,7 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir,
   ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(weights_path));
   auto encoder = contents.tensors.find("encoder.weight");
   if (encoder == contents.tensors.end()) {
-    return absl::NotFoundError(
-        absl::StrCat(weights_path, ": tensor 'encoder.weight' is missing"));
+    return absl::NotFoundError(absl::StrCat(weights_path, ": tensor 'encoder.weight' is missing"));
   }
   if (encoder->second.dim() != 2) {
     return absl::InvalidArgumentError(
@@ -699,7 +694,10 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir,
 
   TensorMap file;
   const std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {
-      {"encoder.weight", {n, d_in}}, {"encoder.bias", {n}}, {"W_dec", {n, d_in}}, {"b_dec", {d_in}}};
+      {"encoder.weight", {n, d_in}},
+      {"encoder.bias", {n}},
+      {"W_dec", {n, d_in}},
+      {"b_dec", {d_in}}};
   std::set<std::string> expected;
   for (const auto& [name, shape] : shapes) {
     ASSIGN_OR_RETURN(file[name], FloatTensor(contents, weights_path, name, shape, origin));

@@ -64,8 +64,8 @@ namespace saelab {
 // Writes dir/sae_weights.safetensors then dir/cfg.json (each atomically;
 // creates dir; an old cfg.json is removed first, so a complete cfg.json
 // always describes the weights beside it) in the SAELens layout above, with
-// input_scale folded in. `config` must be the SAE's resolved config.
-// float32 tensors. InvalidArgument if config's architecture or n_latents do
+// input_scale folded in; tensors are float32. `config` must be the SAE's
+// resolved config. InvalidArgument if config's architecture or n_latents do
 // not match the SAE; Internal if the SAE holds a tensor the export does not
 // know (a new parameter must be mapped here before it can be exported);
 // errors from file writes name the file.
