@@ -9,7 +9,9 @@
 // much of it the dense encoder product z = x W_enc + b_enc [4096, 768] x
 // [768, n] reaches on its own. That product (and its two backward products)
 // remain in both variants; sparse decoding removes the decoder's three, so
-// the sparse/dense ratio is bounded by about 2.
+// as n grows the sparse/dense ratio tends to about 2 (a little more where
+// the dense path's extra [B, n] temporaries, e.g. the gradient of f, cost
+// memory traffic).
 //
 //   ./bazelw run //sae/kernels:sparse_decode_benchmark
 #include <algorithm>
