@@ -12,14 +12,7 @@ namespace saelab {
 BatchTopKSae::BatchTopKSae(int64_t d_in, int64_t n_latents, const BatchTopKConfig& config,
                            uint64_t seed)
     : Sae(d_in, n_latents), config_(config) {
-  torch::NoGradGuard no_grad;
-  auto generator = at::detail::createCPUGenerator(seed);
-  torch::Tensor directions = at::randn({n_latents, d_in}, generator, torch::kFloat32);
-  directions = directions / directions.norm(2, {1}, /*keepdim=*/true);
-  W_dec = register_parameter("W_dec", directions);
-  W_enc = register_parameter("W_enc", directions.t().contiguous());
-  b_enc = register_parameter("b_enc", torch::zeros({n_latents}));
-  b_dec = register_parameter("b_dec", torch::zeros({d_in}));
+  RegisterTiedParameters(seed, /*decoder_row_norm=*/1.0);
   // 0 = not yet tracked; inference is then plain ReLU.
   threshold_ = register_buffer("threshold", torch::zeros({}, torch::kFloat32));
 }
@@ -127,13 +120,8 @@ void BatchTopKSae::InitFromSample(const torch::Tensor& x) {
   b_dec.copy_(GeometricMedian(x, config_.geometric_median_iterations()));
 }
 
-void BatchTopKSae::BeforeOptimizerStep() {
-  if (W_dec.grad().defined()) ProjectOutParallelGradient(W_dec, W_dec.mutable_grad());
-}
+void BatchTopKSae::BeforeOptimizerStep() { ProjectDecoderGradient(); }
 
-void BatchTopKSae::AfterOptimizerStep() {
-  torch::NoGradGuard no_grad;
-  W_dec.div_(W_dec.norm(2, {1}, /*keepdim=*/true));
-}
+void BatchTopKSae::AfterOptimizerStep() { RenormalizeDecoderRows(); }
 
 }  // namespace saelab

@@ -33,19 +33,12 @@ torch::Tensor GatedActivations(const GatePreActivations& pre) {
 
 GatedSae::GatedSae(int64_t d_in, int64_t n_latents, const GatedConfig& config, uint64_t seed)
     : Sae(d_in, n_latents), config_(config) {
-  torch::NoGradGuard no_grad;
-  auto generator = at::detail::createCPUGenerator(seed);
-  torch::Tensor directions = at::randn({n_latents, d_in}, generator, torch::kFloat32);
-  directions = directions / directions.norm(2, {1}, /*keepdim=*/true);
   // The paper's decoder is unit-norm; W_gate = W_dec^T at init is the
   // Anthropic (April 2024) init that SAELens applies to every architecture
   // and the paper's first author recommends for Gated SAEs too.
-  W_dec = register_parameter("W_dec", directions);
-  W_enc = register_parameter("W_enc", directions.t().contiguous());
-  b_enc = register_parameter("b_enc", torch::zeros({n_latents}));
+  RegisterTiedParameters(seed, /*decoder_row_norm=*/1.0);
   r_mag = register_parameter("r_mag", torch::zeros({n_latents}));
   b_mag = register_parameter("b_mag", torch::zeros({n_latents}));
-  b_dec = register_parameter("b_dec", torch::zeros({d_in}));
 }
 
 torch::Tensor GatedSae::EncodeScaled(const torch::Tensor& x) {
@@ -93,13 +86,8 @@ TrainOutput GatedSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& 
   return out;
 }
 
-void GatedSae::BeforeOptimizerStep() {
-  if (W_dec.grad().defined()) ProjectOutParallelGradient(W_dec, W_dec.mutable_grad());
-}
+void GatedSae::BeforeOptimizerStep() { ProjectDecoderGradient(); }
 
-void GatedSae::AfterOptimizerStep() {
-  torch::NoGradGuard no_grad;
-  W_dec.div_(W_dec.norm(2, {1}, /*keepdim=*/true));
-}
+void GatedSae::AfterOptimizerStep() { RenormalizeDecoderRows(); }
 
 }  // namespace saelab

@@ -89,13 +89,7 @@ JumpReluSae::JumpReluSae(int64_t d_in, int64_t n_latents, const JumpReluConfig& 
   // Gaussian directions like TopKSae, which only changes the direction
   // distribution). Equal row norms give every latent the same z scale
   // relative to the shared initial threshold.
-  auto generator = at::detail::createCPUGenerator(seed);
-  torch::Tensor directions = at::randn({n_latents, d_in}, generator, torch::kFloat32);
-  directions = directions / directions.norm(2, {1}, /*keepdim=*/true);
-  W_dec = register_parameter("W_dec", directions);
-  W_enc = register_parameter("W_enc", directions.t().contiguous());
-  b_enc = register_parameter("b_enc", torch::zeros({n_latents}));
-  b_dec = register_parameter("b_dec", torch::zeros({d_in}));
+  RegisterTiedParameters(seed, /*decoder_row_norm=*/1.0);
   log_threshold = register_parameter(
       "log_threshold", torch::full({n_latents}, std::log(config_.initial_threshold())));
 }

@@ -6,15 +6,7 @@ namespace saelab {
 
 ReluL1Sae::ReluL1Sae(int64_t d_in, int64_t n_latents, const ReluL1Config& config, uint64_t seed)
     : Sae(d_in, n_latents), config_(config) {
-  torch::NoGradGuard no_grad;
-  auto generator = at::detail::createCPUGenerator(seed);
-  torch::Tensor directions = at::randn({n_latents, d_in}, generator, torch::kFloat32);
-  directions = directions / directions.norm(2, {1}, /*keepdim=*/true);
-  torch::Tensor w_dec = directions * config_.decoder_init_norm();
-  W_dec = register_parameter("W_dec", w_dec);
-  W_enc = register_parameter("W_enc", w_dec.t().contiguous());
-  b_enc = register_parameter("b_enc", torch::zeros({n_latents}));
-  b_dec = register_parameter("b_dec", torch::zeros({d_in}));
+  RegisterTiedParameters(seed, config_.decoder_init_norm());
 }
 
 torch::Tensor ReluL1Sae::EncodeScaled(const torch::Tensor& x) {

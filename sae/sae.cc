@@ -26,6 +26,32 @@ std::map<std::string, torch::Tensor> Sae::NamedTensors() {
   return tensors;
 }
 
+void Sae::RegisterTiedParameters(uint64_t seed, double decoder_row_norm) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  torch::Tensor directions = at::randn({n_latents_, d_in_}, generator, torch::kFloat32);
+  directions = directions / directions.norm(2, {1}, /*keepdim=*/true) * decoder_row_norm;
+  W_dec = register_parameter("W_dec", directions);
+  W_enc = register_parameter("W_enc", directions.t().contiguous());
+  b_enc = register_parameter("b_enc", torch::zeros({n_latents_}));
+  b_dec = register_parameter("b_dec", torch::zeros({d_in_}));
+}
+
+void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor parallel = (grad * weight).sum(1, /*keepdim=*/true);  // [n, 1]
+  grad.sub_(parallel * weight);
+}
+
+void Sae::ProjectDecoderGradient() {
+  if (W_dec.grad().defined()) ProjectOutParallelGradient(W_dec, W_dec.mutable_grad());
+}
+
+void Sae::RenormalizeDecoderRows() {
+  torch::NoGradGuard no_grad;
+  W_dec.div_(W_dec.norm(2, {1}, /*keepdim=*/true));
+}
+
 double EstimateInputScale(const torch::Tensor& sample) {
   // Mean L2 norm in double: the scale must not depend on summation order.
   double mean_norm = sample.to(torch::kFloat64).norm(2, /*dim=*/{1}).mean().item<double>();

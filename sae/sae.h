@@ -96,6 +96,16 @@ class Sae : public torch::nn::Module {
   torch::Tensor b_dec;  // [d_in]
 
  protected:
+  // Registers the four shared parameters with the init most SAE recipes
+  // share: decoder rows random directions (isotropic Gaussian, from `seed`)
+  // of norm `decoder_row_norm`, W_enc = W_dec^T, b_enc = b_dec = 0.
+  void RegisterTiedParameters(uint64_t seed, double decoder_row_norm);
+  // For unit-norm decoders: removes the gradient component along each
+  // decoder row (call before the optimiser step) ...
+  void ProjectDecoderGradient();
+  // ... and renormalises the rows (call after it).
+  void RenormalizeDecoderRows();
+
   int64_t d_in_;
   int64_t n_latents_;
   torch::Tensor input_scale_;  // [] float32 buffer
@@ -103,6 +113,10 @@ class Sae : public torch::nn::Module {
 
 // The input scale that makes E||x||_2 = sqrt(d_in) on `sample` [samples, d_in].
 double EstimateInputScale(const torch::Tensor& sample);
+
+// Removes from grad [n, d] the component parallel to each (unit) row of
+// weight [n, d]: grad_i -= <grad_i, w_i> w_i.
+void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad);
 
 // Scatter of per-row top-k values into a dense [batch, n] tensor of zeros.
 // values, indices: [batch, k].

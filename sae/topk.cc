@@ -10,14 +10,7 @@ namespace saelab {
 
 TopKSae::TopKSae(int64_t d_in, int64_t n_latents, const TopKConfig& config, uint64_t seed)
     : Sae(d_in, n_latents), config_(config) {
-  torch::NoGradGuard no_grad;
-  auto generator = at::detail::createCPUGenerator(seed);
-  torch::Tensor directions = at::randn({n_latents, d_in}, generator, torch::kFloat32);
-  directions = directions / directions.norm(2, {1}, /*keepdim=*/true);
-  W_dec = register_parameter("W_dec", directions);
-  W_enc = register_parameter("W_enc", directions.t().contiguous());
-  b_enc = register_parameter("b_enc", torch::zeros({n_latents}));
-  b_dec = register_parameter("b_dec", torch::zeros({d_in}));
+  RegisterTiedParameters(seed, /*decoder_row_norm=*/1.0);
 }
 
 torch::Tensor TopKSae::EncodeScaled(const torch::Tensor& x) {
@@ -120,19 +113,8 @@ void TopKSae::InitFromSample(const torch::Tensor& x) {
   b_dec.copy_(GeometricMedian(x, config_.geometric_median_iterations()));
 }
 
-void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor parallel = (grad * weight).sum(1, /*keepdim=*/true);  // [n, 1]
-  grad.sub_(parallel * weight);
-}
+void TopKSae::BeforeOptimizerStep() { ProjectDecoderGradient(); }
 
-void TopKSae::BeforeOptimizerStep() {
-  if (W_dec.grad().defined()) ProjectOutParallelGradient(W_dec, W_dec.mutable_grad());
-}
-
-void TopKSae::AfterOptimizerStep() {
-  torch::NoGradGuard no_grad;
-  W_dec.div_(W_dec.norm(2, {1}, /*keepdim=*/true));
-}
+void TopKSae::AfterOptimizerStep() { RenormalizeDecoderRows(); }
 
 }  // namespace saelab

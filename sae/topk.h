@@ -92,10 +92,6 @@ torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
                        const torch::Tensor& dead_mask, int64_t k_aux,
                        const torch::Tensor& residual);
 
-// Removes from grad [n, d] the component parallel to each (unit) row of
-// weight [n, d]: grad_i -= <grad_i, w_i> w_i.
-void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad);
-
 }  // namespace saelab
 
 #endif  // SAELAB_SAE_TOPK_H_
