@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "harness/status_macros.h"
@@ -38,6 +39,8 @@ absl::StatusOr<Try> TrainTry(const SaeConfig& base, double knob, bool full, doub
   options.label = absl::StrCat(config.name(), " try ", result->path.size(), full ? " (full)" : " (short)");
   ASSIGN_OR_RETURN(TrainResult trained, TrainSae(config, source, seed, options));
   double l0 = MeasureL0(*trained.sae, eval_x);
+  std::fprintf(stderr, "%s: sparsity %.6g -> l0 %.4f (target %.4g)\n", options.label.c_str(), knob, l0,
+               target);
   L0SearchStep* step = &result->path.emplace_back();
   step->set_sparsity(knob);
   step->set_l0(l0);
