@@ -16,11 +16,11 @@ TEST(TextprotoTest, ParsesAValidConfig) {
   ExperimentConfig config;
   ASSERT_TRUE(ParseTextProto(R"pb(
     name: "demo" seed: 7
-    synthetic_recovery { data { d: 16 } sweeps { base { topk { k: 4 } } k: 2 k: 4 } }
+    synthetic_recovery { data { d: 16 } sweeps { base { topk { k: 4 } } sparsity: 2 sparsity: 4 } }
   )pb", "demo.textproto", &config).ok());
   EXPECT_EQ(config.name(), "demo");
   EXPECT_EQ(config.seed(), 7u);
-  EXPECT_EQ(config.synthetic_recovery().sweeps(0).k_size(), 2);
+  EXPECT_EQ(config.synthetic_recovery().sweeps(0).sparsity_size(), 2);
 }
 
 TEST(TextprotoTest, UnknownFieldIsAnErrorNamingFileLineAndField) {
