@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "harness/file_io.h"
+#include "harness/json_fields.h"
 #include "harness/safetensors.h"
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
@@ -114,37 +115,6 @@ absl::StatusOr<Json> ReadJsonObject(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
   }
   return json;
-}
-
-const Json* FindKey(const Json& object, const std::string& key) {
-  auto it = object.find(key);
-  return it == object.end() ? nullptr : &*it;
-}
-
-absl::Status KeyError(const std::string& path, const std::string& key, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": key '", key, "' ", what));
-}
-
-// An integer, or a float with an integral value (JSON writers differ).
-absl::StatusOr<int64_t> IntegerValue(const Json& value, const std::string& path,
-                                     const std::string& key) {
-  if (value.is_number_integer()) return value.get<int64_t>();
-  if (value.is_number_float()) {
-    double d = value.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::abs(d) < 9.0e15) {
-      return static_cast<int64_t>(d);
-    }
-  }
-  return KeyError(path, key, absl::StrCat("must be an integer, got ", value.dump()));
-}
-
-absl::StatusOr<int64_t> RequiredPositiveInteger(const Json& object, const std::string& path,
-                                                const std::string& key) {
-  const Json* value = FindKey(object, key);
-  if (value == nullptr) return KeyError(path, key, "is missing");
-  ASSIGN_OR_RETURN(int64_t n, IntegerValue(*value, path, key));
-  if (n < 1) return KeyError(path, key, absl::StrCat("must be >= 1, got ", n));
-  return n;
 }
 
 // The string at `key`, or `fallback` if the key is absent or null.
