@@ -107,27 +107,10 @@ TEST(TopKTest, LossGradientsMatchFiniteDifferencesWithAStoppedResidual) {
   EXPECT_NEAR(reference(params).item<double>(), under_test(params).item<double>(), 1e-12);
   // ...and autograd of the loss under test equals finite differences of the
   // reference. Small eps keeps every top-k selection unchanged.
-  std::vector<torch::Tensor> leaves;
-  for (auto& p : params) leaves.push_back(p.clone().requires_grad_(true));
-  std::vector<torch::Tensor> grads = torch::autograd::grad({under_test(leaves)}, leaves);
-  double max_error = 0, max_grad = 0;
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) {
-    torch::Tensor flat = params[i].view(-1);
-    for (int64_t j = 0; j < flat.numel(); ++j) {
-      double original = flat[j].item<double>();
-      flat[j] = original + 1e-7;
-      double plus = reference(params).item<double>();
-      flat[j] = original - 1e-7;
-      double minus = reference(params).item<double>();
-      flat[j] = original;
-      double numeric = (plus - minus) / 2e-7;
-      max_grad = std::max(max_grad, std::fabs(numeric));
-      max_error = std::max(max_error, std::fabs(numeric - grads[i].reshape(-1)[j].item<double>()));
-    }
-  }
-  EXPECT_GT(max_grad, 1e-2);
-  EXPECT_LT(max_error, 1e-6);
+  GradientCheckResult check =
+      CheckGradientsAgainstReference(under_test, reference, params, 1e-7);
+  EXPECT_GT(check.max_abs_gradient, 1e-2);
+  EXPECT_LT(check.max_abs_error, 1e-6);
 }
 
 TEST(TopKTest, MainLossGradientsMatchFiniteDifferences) {

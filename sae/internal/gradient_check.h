@@ -25,6 +25,15 @@ GradientCheckResult CheckGradients(
     const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& loss,
     std::vector<torch::Tensor> params, double eps);
 
+// Autograd gradients of under_test(params) against central differences of
+// reference(params): for losses whose gradient is deliberately not the
+// derivative of their value (a stop-gradient, a straight-through estimator),
+// `reference` is the function whose derivative the gradient should be.
+GradientCheckResult CheckGradientsAgainstReference(
+    const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& under_test,
+    const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& reference,
+    std::vector<torch::Tensor> params, double eps);
+
 }  // namespace saelab
 
 #endif  // SAELAB_SAE_INTERNAL_GRADIENT_CHECK_H_
