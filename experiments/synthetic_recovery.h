@@ -26,10 +26,6 @@ namespace saelab {
 absl::Status RunSyntheticRecovery(const SyntheticRecoveryConfig& config, const std::string& run_dir,
                                   SeedTree* seeds, ExperimentResult* result);
 
-// Fills result->groups: each group's metrics summarised over its seeds
-// (SaeResult.group; an SAE without a group is its own group).
-void SummarizeGroups(ExperimentResult* result);
-
 }  // namespace saelab
 
 #endif  // SAELAB_EXPERIMENTS_SYNTHETIC_RECOVERY_H_

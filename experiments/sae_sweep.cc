@@ -1,0 +1,184 @@
+#include "experiments/sae_sweep.h"
+
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "harness/provenance.h"
+#include "harness/statistics.h"
+#include "harness/status_macros.h"
+#include "sae/factory.h"
+#include "sae/matched_l0.h"
+#include "sae/metrics.h"
+#include "sae/trainer.h"
+
+namespace saelab {
+namespace {
+
+constexpr int64_t kEvalBatch = 4096;
+
+std::string KnobLabel(const SaeConfig& config, double value) {
+  return SparsityKnobIsK(config) ? absl::StrCat("k", std::llround(value))
+                                 : absl::StrFormat("l1_%g", value);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep) {
+  const SaeConfig& base = sweep.base();
+  if (base.architecture_case() == SaeConfig::ARCHITECTURE_NOT_SET) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sweep '", base.name(), "': base has no architecture"));
+  }
+  if (base.name().empty()) return absl::InvalidArgumentError("a sweep's base has no name");
+  if (sweep.seeds() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("sweep '", base.name(), "': seeds must be >= 1"));
+  }
+  std::vector<SweepPoint> points;
+  for (double value : sweep.sparsity()) {
+    SweepPoint point;
+    point.config = base;
+    SetSparsityKnob(&point.config, value);
+    point.config.set_name(absl::StrCat(base.name(), "_", KnobLabel(base, value)));
+    points.push_back(point);
+  }
+  for (double target : sweep.target_l0()) {
+    SweepPoint point;
+    point.config = base;
+    point.config.set_name(absl::StrFormat("%s_l0_%g", base.name(), target));
+    point.target_l0 = target;
+    points.push_back(point);
+  }
+  if (points.empty()) points.push_back(SweepPoint{base, 0});
+  return points;
+}
+
+namespace {
+
+void FillHyperparameters(const SaeConfig& resolved, SaeResult* result) {
+  auto& hyper = *result->mutable_hyperparameters();
+  hyper["n_latents"] = resolved.n_latents();
+  hyper["lr"] = resolved.trainer().lr();
+  hyper["batch_size"] = resolved.trainer().batch_size();
+  hyper["total_tokens"] = resolved.trainer().total_tokens();
+  hyper[SparsityKnobIsK(resolved) ? "k" : "sparsity_coefficient"] = SparsityKnob(resolved);
+}
+
+}  // namespace
+
+absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSweep& sweep,
+                                            int seed_index, ActivationSource& source,
+                                            const torch::Tensor& eval_set,
+                                            const std::string& run_dir, SeedTree* seeds,
+                                            ExperimentResult* result) {
+  SaeConfig config = point.config;
+  const std::string group = config.name();
+  if (sweep.seeds() > 1) config.set_name(absl::StrCat(group, "_s", seed_index));
+  const uint64_t seed = seeds->Derive(absl::StrCat("sae/", config.name()));
+  const std::string dir = absl::StrCat(run_dir, "/saes/", config.name());
+  Provenance* provenance = result->mutable_provenance();
+
+  SaeResult* sae_result = result->add_saes();
+  TrainResult trained;
+  std::string checkpoint = absl::StrCat("saes/", config.name());
+  if (point.target_l0 > 0) {
+    MatchedL0Search search = sweep.matched_l0();
+    ASSIGN_OR_RETURN(MatchedL0Result matched, TrainAtTargetL0(config, point.target_l0, search, source,
+                                                              eval_set, seed, dir));
+    trained = std::move(matched.trained);
+    sae_result->set_target_l0(point.target_l0);
+    for (const L0SearchStep& step : matched.path) *sae_result->add_l0_search() = step;
+    checkpoint = matched.dir.substr(run_dir.size() + 1);
+  } else {
+    TrainOptions options;
+    options.dir = dir;
+    ASSIGN_OR_RETURN(trained, TrainSae(config, source, seed, options));
+  }
+  RecordPhase(absl::StrCat("train/", config.name()), trained.wall_seconds, provenance);
+
+  PhaseClock eval_clock;
+  Sae& sae = *trained.sae;
+  ReconstructionMetrics metrics(sae.d_in(), sae.n_latents());
+  {
+    torch::NoGradGuard no_grad;
+    for (int64_t begin = 0; begin < eval_set.size(0); begin += kEvalBatch) {
+      torch::Tensor x = eval_set.slice(0, begin, std::min(begin + kEvalBatch, eval_set.size(0)));
+      torch::Tensor f = sae.Encode(x);
+      metrics.Add(x, sae.Decode(f), f);
+    }
+  }
+  sae_result->set_name(config.name());
+  sae_result->set_group(group);
+  sae_result->set_seed_index(seed_index);
+  sae_result->set_architecture(sae.architecture());
+  sae_result->set_seed(seed);
+  metrics.WriteTo(sae_result);
+  FillHyperparameters(trained.config, sae_result);
+  sae_result->set_train_tokens(trained.config.trainer().total_tokens() /
+                               trained.config.trainer().batch_size() *
+                               trained.config.trainer().batch_size());
+  sae_result->set_train_wall_seconds(trained.wall_seconds);
+  sae_result->set_checkpoint(checkpoint);
+  RecordPhase(absl::StrCat("eval/", config.name()), eval_clock.Seconds(), provenance);
+  std::fprintf(stderr, "%-28s l0 %7.3f  nmse %.4f  fvu %.4f  dead %.3f%s\n", config.name().c_str(),
+               metrics.L0(), metrics.Nmse(), metrics.Fvu(), metrics.DeadFraction(),
+               trained.loaded_from_disk ? "  (loaded)" : "");
+  TrainedSae out;
+  out.sae = std::move(trained.sae);
+  out.result = sae_result;
+  out.loaded_from_disk = trained.loaded_from_disk;
+  return out;
+}
+
+void SummarizeGroups(ExperimentResult* result) {
+  std::map<std::string, std::vector<const SaeResult*>> groups;
+  std::vector<std::string> order;
+  for (const SaeResult& sae : result->saes()) {
+    std::string group = sae.group().empty() ? sae.name() : sae.group();
+    if (groups[group].empty()) order.push_back(group);
+    groups[group].push_back(&sae);
+  }
+  result->clear_groups();
+  for (const std::string& name : order) {
+    const auto& members = groups[name];
+    SaeGroupSummary* summary = result->add_groups();
+    summary->set_group(name);
+    summary->set_architecture(members.front()->architecture());
+    std::map<std::string, std::vector<double>> values;
+    std::map<std::string, std::vector<double>> hypers;
+    for (const SaeResult* sae : members) {
+      for (const auto& [metric, value] : sae->metrics()) values[metric].push_back(value);
+      for (const auto& [key, value] : sae->hyperparameters()) hypers[key].push_back(value);
+    }
+    for (const auto& [metric, list] : values) (*summary->mutable_metrics())[metric] = Summarize(list);
+    // Matched-L0 searches may pick different knobs per seed: report the mean.
+    for (const auto& [key, list] : hypers) {
+      (*summary->mutable_hyperparameters())[key] = Summarize(list).mean();
+    }
+  }
+}
+
+void AddSweepSeries(const std::vector<std::pair<std::string, std::vector<std::string>>>& sweep_groups,
+                    const std::vector<std::string>& metrics, ExperimentResult* result) {
+  std::map<std::string, const SaeGroupSummary*> by_group;
+  for (const SaeGroupSummary& g : result->groups()) by_group[g.group()] = &g;
+  for (const auto& [sweep_name, groups] : sweep_groups) {
+    for (const std::string& metric : metrics) {
+      Series* series = result->add_series();
+      series->set_name(absl::StrCat(sweep_name, ": ", metric, " vs l0"));
+      series->set_x_label("l0");
+      series->set_y_label(metric);
+      for (const std::string& group : groups) {
+        const SaeGroupSummary& g = *by_group.at(group);
+        const MetricStats& y = g.metrics().at(metric);
+        series->add_x(g.metrics().at("l0").mean());
+        series->add_y(y.mean());
+        series->add_y_low(y.ci95_low());
+        series->add_y_high(y.ci95_high());
+      }
+    }
+  }
+}
+
+}  // namespace saelab

@@ -1,0 +1,74 @@
+// The part every SAE experiment shares: expand a SaeSweep into SAE configs,
+// train (or load) each one for each seed on an ActivationSource, evaluate it
+// on a held-out activation set with the metrics of DESIGN.md, and summarise
+// seeds into groups with 95% intervals.
+//
+//   ASSIGN_OR_RETURN(std::vector<SweepPoint> points, ExpandSweep(sweep));
+//   for (const SweepPoint& point : points)
+//     for (int s = 0; s < sweep.seeds(); ++s) {
+//       ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(point, sweep, s, source, eval_set,
+//                                                             run_dir, &seeds, &result));
+//       (*trained.result->mutable_metrics())["my_metric"] = ...;
+//     }
+//   SummarizeGroups(&result);
+#ifndef SAELAB_EXPERIMENTS_SAE_SWEEP_H_
+#define SAELAB_EXPERIMENTS_SAE_SWEEP_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "data/activation_source.h"
+#include "harness/config.pb.h"
+#include "harness/result.pb.h"
+#include "harness/seed.h"
+#include "sae/sae.h"
+
+namespace saelab {
+
+// One SAE config of a sweep before seeds: a fixed knob or a target L0.
+struct SweepPoint {
+  SaeConfig config;      // named "<base>_<knob>" or "<base>_l0_<target>"
+  double target_l0 = 0;  // > 0: matched-L0 search
+};
+
+// One point per sparsity value and per target L0; the base alone if the
+// sweep lists neither. InvalidArgument for a base without name or
+// architecture, or seeds < 1.
+absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep);
+
+struct TrainedSae {
+  std::unique_ptr<Sae> sae;
+  // The entry appended to result->saes (metrics, hyperparameters, timings);
+  // owned by the result.
+  SaeResult* result = nullptr;
+  bool loaded_from_disk = false;
+};
+
+// Trains (resumably, under <run_dir>/saes/<name>/) or loads the SAE of
+// `point` for seed `seed_index`, evaluates it on `eval_set` ([N, d_in]
+// float32, model units), and appends its SaeResult with the reconstruction
+// metrics (mse, nmse, fvu, explained variance, l0, dead fraction, density
+// histogram), hyperparameters, train tokens and wall times.
+absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSweep& sweep,
+                                            int seed_index, ActivationSource& source,
+                                            const torch::Tensor& eval_set,
+                                            const std::string& run_dir, SeedTree* seeds,
+                                            ExperimentResult* result);
+
+// Fills result->groups: each group's metrics summarised over its seeds
+// (SaeResult.group; an SAE without a group is its own group).
+void SummarizeGroups(ExperimentResult* result);
+
+// Appends, per sweep, one series "<sweep>: <metric> vs l0" for each metric:
+// group means with their 95% intervals. `sweep_groups` is (sweep name,
+// group names in order). Needs SummarizeGroups first.
+void AddSweepSeries(const std::vector<std::pair<std::string, std::vector<std::string>>>& sweep_groups,
+                    const std::vector<std::string>& metrics, ExperimentResult* result);
+
+}  // namespace saelab
+
+#endif  // SAELAB_EXPERIMENTS_SAE_SWEEP_H_
