@@ -61,9 +61,12 @@ size_t ElementSize(StoreDtype dtype) { return dtype == StoreDtype::kFloat32 ? 4 
 
 torch::ScalarType TorchDtype(StoreDtype dtype) {
   switch (dtype) {
-    case StoreDtype::kFloat32: return torch::kFloat;
-    case StoreDtype::kFloat16: return torch::kHalf;
-    case StoreDtype::kBFloat16: return torch::kBFloat16;
+    case StoreDtype::kFloat32:
+      return torch::kFloat;
+    case StoreDtype::kFloat16:
+      return torch::kHalf;
+    case StoreDtype::kBFloat16:
+      return torch::kBFloat16;
   }
   return torch::kFloat;
 }
@@ -120,7 +123,8 @@ struct ChunkExpectation {
 };
 
 absl::Status ChunkError(const std::string& path, absl::string_view field, absl::string_view what) {
-  return absl::DataLossError(absl::StrCat("activation store chunk ", path, ": ", field, ": ", what));
+  return absl::DataLossError(
+      absl::StrCat("activation store chunk ", path, ": ", field, ": ", what));
 }
 
 // Maps and validates a chunk file's header and size against `want`; with
@@ -133,7 +137,8 @@ absl::StatusOr<std::shared_ptr<const ActivationChunk>> MapChunk(const std::strin
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    std::string message = absl::StrCat("cannot open activation store chunk ", path, ": ", std::strerror(err));
+    std::string message =
+        absl::StrCat("cannot open activation store chunk ", path, ": ", std::strerror(err));
     if (err == ENOENT) return absl::NotFoundError(message);
     return absl::InternalError(message);
   }
@@ -146,7 +151,9 @@ absl::StatusOr<std::shared_ptr<const ActivationChunk>> MapChunk(const std::strin
   const size_t size = static_cast<size_t>(st.st_size);
   if (size < kHeaderSize) {
     ::close(fd);
-    return ChunkError(path, "header", absl::StrCat("file truncated: ", size, " bytes, the header alone is ", kHeaderSize));
+    return ChunkError(
+        path, "header",
+        absl::StrCat("file truncated: ", size, " bytes, the header alone is ", kHeaderSize));
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
@@ -167,33 +174,38 @@ absl::StatusOr<std::shared_ptr<const ActivationChunk>> MapChunk(const std::strin
     return ChunkError(path, "header_sha256", "header checksum mismatch (the header is corrupt)");
   }
   if (Get<uint32_t>(data, 8) != kChunkVersion) {
-    return ChunkError(path, "version", absl::StrCat("unsupported version ", Get<uint32_t>(data, 8)));
+    return ChunkError(path, "version",
+                      absl::StrCat("unsupported version ", Get<uint32_t>(data, 8)));
   }
   const std::string key_sha(reinterpret_cast<const char*>(data + kOffKeySha), 64);
   if (key_sha != want.key_sha256) {
-    return ChunkError(path, "key_sha256", absl::StrCat("chunk belongs to store key ", key_sha,
-                                                       ", expected ", want.key_sha256));
+    return ChunkError(
+        path, "key_sha256",
+        absl::StrCat("chunk belongs to store key ", key_sha, ", expected ", want.key_sha256));
   }
   struct Field {
     const char* name;
     int64_t got, want;
   };
-  for (const Field& f : {Field{"dtype", Get<uint32_t>(data, kOffDtype), static_cast<int64_t>(want.dtype)},
-                         Field{"chunk_index", Get<int64_t>(data, kOffIndex), want.index},
-                         Field{"rows", Get<int64_t>(data, kOffRows), want.rows},
-                         Field{"d", Get<int64_t>(data, kOffD), want.d}}) {
+  for (const Field& f :
+       {Field{"dtype", Get<uint32_t>(data, kOffDtype), static_cast<int64_t>(want.dtype)},
+        Field{"chunk_index", Get<int64_t>(data, kOffIndex), want.index},
+        Field{"rows", Get<int64_t>(data, kOffRows), want.rows},
+        Field{"d", Get<int64_t>(data, kOffD), want.d}}) {
     if (f.got != f.want) {
       return ChunkError(path, f.name, absl::StrCat("is ", f.got, ", expected ", f.want));
     }
   }
   const size_t payload_size = static_cast<size_t>(want.rows * want.d) * ElementSize(want.dtype);
   if (size < kHeaderSize + payload_size) {
-    return ChunkError(path, "payload", absl::StrCat("file truncated: ", size, " bytes, expected ",
-                                                    kHeaderSize + payload_size));
+    return ChunkError(
+        path, "payload",
+        absl::StrCat("file truncated: ", size, " bytes, expected ", kHeaderSize + payload_size));
   }
   if (size > kHeaderSize + payload_size) {
-    return ChunkError(path, "payload", absl::StrCat("trailing bytes: ", size, " bytes, expected ",
-                                                    kHeaderSize + payload_size));
+    return ChunkError(
+        path, "payload",
+        absl::StrCat("trailing bytes: ", size, " bytes, expected ", kHeaderSize + payload_size));
   }
   chunk->payload = data + kHeaderSize;
   chunk->rows = want.rows;
@@ -201,10 +213,11 @@ absl::StatusOr<std::shared_ptr<const ActivationChunk>> MapChunk(const std::strin
     const std::string sha =
         Sha256Hex(absl::string_view(reinterpret_cast<const char*>(chunk->payload), payload_size));
     if (std::memcmp(data + kOffPayloadSha, sha.data(), 64) != 0) {
-      return ChunkError(path, "payload_sha256",
-                        absl::StrCat("checksum mismatch: header says ",
-                                     std::string(reinterpret_cast<const char*>(data + kOffPayloadSha), 64),
-                                     ", payload hashes to ", sha));
+      return ChunkError(
+          path, "payload_sha256",
+          absl::StrCat("checksum mismatch: header says ",
+                       std::string(reinterpret_cast<const char*>(data + kOffPayloadSha), 64),
+                       ", payload hashes to ", sha));
     }
     if (payload_sha256 != nullptr) *payload_sha256 = sha;
   }
@@ -277,8 +290,10 @@ std::string ManifestText(const Manifest& m) {
   return j.dump(1) + "\n";
 }
 
-absl::Status ManifestError(const std::string& path, absl::string_view field, absl::string_view what) {
-  return absl::DataLossError(absl::StrCat("activation store manifest ", path, ": ", field, ": ", what));
+absl::Status ManifestError(const std::string& path, absl::string_view field,
+                           absl::string_view what) {
+  return absl::DataLossError(
+      absl::StrCat("activation store manifest ", path, ": ", field, ": ", what));
 }
 
 // Typed field reads; errors name the manifest and the field.
@@ -316,7 +331,8 @@ absl::StatusOr<Manifest> ReadManifest(const std::string& path) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return ManifestError(path, "(file)", "not valid JSON");
   ASSIGN_OR_RETURN(std::string format, StringField(j, path, "format"));
-  if (format != kManifestFormat) return ManifestError(path, "format", absl::StrCat("is \"", format, "\""));
+  if (format != kManifestFormat)
+    return ManifestError(path, "format", absl::StrCat("is \"", format, "\""));
   ASSIGN_OR_RETURN(int64_t version, IntField(j, path, "version"));
   if (version != kManifestVersion) {
     return ManifestError(path, "version", absl::StrCat("unsupported version ", version));
@@ -336,7 +352,8 @@ absl::StatusOr<Manifest> ReadManifest(const std::string& path) {
   ASSIGN_OR_RETURN(m.key.drop_bos, BoolField(*key, path, "key.drop_bos"));
   ASSIGN_OR_RETURN(m.key_sha256, StringField(j, path, "key_sha256"));
   if (m.key_sha256 != m.key.Sha256()) {
-    return ManifestError(path, "key_sha256", "does not match the key (the manifest was edited or is corrupt)");
+    return ManifestError(path, "key_sha256",
+                         "does not match the key (the manifest was edited or is corrupt)");
   }
   ASSIGN_OR_RETURN(m.d, IntField(j, path, "d"));
   ASSIGN_OR_RETURN(m.contexts_per_chunk, IntField(j, path, "contexts_per_chunk"));
@@ -364,7 +381,8 @@ absl::StatusOr<Manifest> ReadManifest(const std::string& path) {
     ASSIGN_OR_RETURN(const nlohmann::json* stats, Field(j, path, "stats"));
     ASSIGN_OR_RETURN(const nlohmann::json* mean, Field(*stats, path, "stats.mean"));
     if (!mean->is_array() || static_cast<int64_t>(mean->size()) != m.d) {
-      return ManifestError(path, "stats.mean", absl::StrCat("must be an array of d=", m.d, " numbers"));
+      return ManifestError(path, "stats.mean",
+                           absl::StrCat("must be an array of d=", m.d, " numbers"));
     }
     for (const nlohmann::json& v : *mean) {
       if (!v.is_number()) return ManifestError(path, "stats.mean", "not a number");
@@ -381,24 +399,31 @@ absl::StatusOr<Manifest> ReadManifest(const std::string& path) {
 absl::Status CompareKeys(const ActivationStoreKey& found, const ActivationStoreKey& wanted,
                          absl::string_view context) {
   auto differ = [&](absl::string_view field, const std::string& a, const std::string& b) {
-    return absl::FailedPreconditionError(absl::StrCat(context, ": key field ", field, " is \"", a,
-                                                      "\" there, \"", b, "\" wanted"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(context, ": key field ", field, " is \"", a, "\" there, \"", b, "\" wanted"));
   };
-  if (found.model_sha256 != wanted.model_sha256) return differ("model_sha256", found.model_sha256, wanted.model_sha256);
-  if (found.hook_name != wanted.hook_name) return differ("hook_name", found.hook_name, wanted.hook_name);
-  if (found.shard_sha256 != wanted.shard_sha256) return differ("shard_sha256", found.shard_sha256, wanted.shard_sha256);
+  if (found.model_sha256 != wanted.model_sha256)
+    return differ("model_sha256", found.model_sha256, wanted.model_sha256);
+  if (found.hook_name != wanted.hook_name)
+    return differ("hook_name", found.hook_name, wanted.hook_name);
+  if (found.shard_sha256 != wanted.shard_sha256)
+    return differ("shard_sha256", found.shard_sha256, wanted.shard_sha256);
   if (found.context_begin != wanted.context_begin) {
-    return differ("context_begin", absl::StrCat(found.context_begin), absl::StrCat(wanted.context_begin));
+    return differ("context_begin", absl::StrCat(found.context_begin),
+                  absl::StrCat(wanted.context_begin));
   }
   if (found.context_end != wanted.context_end) {
     return differ("context_end", absl::StrCat(found.context_end), absl::StrCat(wanted.context_end));
   }
   if (found.context_length != wanted.context_length) {
-    return differ("context_length", absl::StrCat(found.context_length), absl::StrCat(wanted.context_length));
+    return differ("context_length", absl::StrCat(found.context_length),
+                  absl::StrCat(wanted.context_length));
   }
-  if (found.dtype != wanted.dtype) return differ("dtype", StoreDtypeName(found.dtype), StoreDtypeName(wanted.dtype));
+  if (found.dtype != wanted.dtype)
+    return differ("dtype", StoreDtypeName(found.dtype), StoreDtypeName(wanted.dtype));
   if (found.drop_bos != wanted.drop_bos) {
-    return differ("drop_bos", found.drop_bos ? "true" : "false", wanted.drop_bos ? "true" : "false");
+    return differ("drop_bos", found.drop_bos ? "true" : "false",
+                  wanted.drop_bos ? "true" : "false");
   }
   return absl::OkStatus();
 }
@@ -455,16 +480,17 @@ absl::StatusOr<torch::Tensor> HookRows(const Gpt2Model& model, const torch::Tens
 
 const char* StoreDtypeName(StoreDtype dtype) {
   switch (dtype) {
-    case StoreDtype::kFloat32: return "float32";
-    case StoreDtype::kFloat16: return "float16";
-    case StoreDtype::kBFloat16: return "bfloat16";
+    case StoreDtype::kFloat32:
+      return "float32";
+    case StoreDtype::kFloat16:
+      return "float16";
+    case StoreDtype::kBFloat16:
+      return "bfloat16";
   }
   return "unknown";
 }
 
-std::string ActivationStoreKey::Sha256() const {
-  return Sha256Hex(KeyToJson(*this).dump());
-}
+std::string ActivationStoreKey::Sha256() const { return Sha256Hex(KeyToJson(*this).dump()); }
 
 // ---- ActivationStore ----
 
@@ -473,21 +499,22 @@ absl::StatusOr<ActivationStore> ActivationStore::Open(const std::string& dir,
                                                       bool verify_checksums) {
   const std::string manifest_path = dir + "/manifest";
   if (!PathExists(manifest_path)) {
-    return absl::NotFoundError(absl::StrCat("activation store ", dir, ": no manifest (", manifest_path,
-                                            "); harvest it first"));
+    return absl::NotFoundError(absl::StrCat("activation store ", dir, ": no manifest (",
+                                            manifest_path, "); harvest it first"));
   }
   ASSIGN_OR_RETURN(Manifest m, ReadManifest(manifest_path));
   RETURN_IF_ERROR(CompareKeys(m.key, expected, absl::StrCat("activation store ", dir)));
   if (!m.complete) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "activation store ", dir, ": incomplete (", m.chunks.size(),
-        " chunks written; the harvest was interrupted; rerun it to finish)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("activation store ", dir, ": incomplete (", m.chunks.size(),
+                     " chunks written; the harvest was interrupted; rerun it to finish)"));
   }
   const int64_t n_contexts = m.key.context_end - m.key.context_begin;
   const int64_t n_chunks = (n_contexts + m.contexts_per_chunk - 1) / m.contexts_per_chunk;
   if (static_cast<int64_t>(m.chunks.size()) != n_chunks) {
-    return ManifestError(manifest_path, "chunks",
-                         absl::StrCat("lists ", m.chunks.size(), " chunks, the key needs ", n_chunks));
+    return ManifestError(
+        manifest_path, "chunks",
+        absl::StrCat("lists ", m.chunks.size(), " chunks, the key needs ", n_chunks));
   }
   ActivationStore store;
   store.dir_ = dir;
@@ -508,8 +535,9 @@ absl::StatusOr<ActivationStore> ActivationStore::Open(const std::string& dir,
     std::string sha;
     ASSIGN_OR_RETURN(auto chunk, MapChunk(path, want, verify_checksums, &sha));
     if (verify_checksums && sha != mc.sha256) {
-      return ChunkError(path, "payload_sha256",
-                        absl::StrCat("checksum mismatch: manifest says ", mc.sha256, ", file hashes to ", sha));
+      return ChunkError(
+          path, "payload_sha256",
+          absl::StrCat("checksum mismatch: manifest says ", mc.sha256, ", file hashes to ", sha));
     }
     store.chunks_.push_back(std::move(chunk));
     store.chunk_begins_.push_back(store.chunk_begins_.back() + want.rows);
@@ -526,15 +554,33 @@ std::vector<std::string> ActivationStore::ChunkPaths() const {
 }
 
 void ActivationStore::CopyRow(int64_t r, float* dst) const {
-  const int64_t c = std::upper_bound(chunk_begins_.begin(), chunk_begins_.end(), r) - chunk_begins_.begin() - 1;
+  const int64_t c =
+      std::upper_bound(chunk_begins_.begin(), chunk_begins_.end(), r) - chunk_begins_.begin() - 1;
   const size_t element = ElementSize(key_.dtype);
-  ToFloat(chunks_[c]->payload + static_cast<size_t>((r - chunk_begins_[c]) * d_) * element, key_.dtype, d_, dst);
+  ToFloat(chunks_[c]->payload + static_cast<size_t>((r - chunk_begins_[c]) * d_) * element,
+          key_.dtype, d_, dst);
+}
+
+void ActivationStore::Prefetch(int64_t begin, int64_t end) const {
+  begin = std::max<int64_t>(begin, 0);
+  end = std::min(end, num_rows_);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t row_bytes = static_cast<size_t>(d_) * ElementSize(key_.dtype);
+  for (int64_t c = 0; c < num_chunks(); ++c) {
+    const int64_t b = std::max(begin, chunk_begins_[c]), e = std::min(end, chunk_begins_[c + 1]);
+    if (b >= e) continue;
+    const ActivationChunk& chunk = *chunks_[c];
+    const size_t first = kHeaderSize + static_cast<size_t>(b - chunk_begins_[c]) * row_bytes;
+    const size_t last = kHeaderSize + static_cast<size_t>(e - chunk_begins_[c]) * row_bytes;
+    const size_t aligned = first / page * page;  // the map starts page-aligned
+    ::madvise(static_cast<char*>(chunk.map) + aligned, last - aligned, MADV_WILLNEED);
+  }
 }
 
 absl::StatusOr<torch::Tensor> ActivationStore::Rows(int64_t begin, int64_t end) const {
   if (begin < 0 || begin > end || end > num_rows_) {
-    return absl::InvalidArgumentError(absl::StrCat("activation store ", dir_, ": rows [", begin, ", ",
-                                                   end, ") outside [0, ", num_rows_, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("activation store ", dir_, ": rows [", begin,
+                                                   ", ", end, ") outside [0, ", num_rows_, ")"));
   }
   torch::Tensor out = torch::empty({end - begin, d_}, torch::kFloat);
   float* dst = out.data_ptr<float>();
@@ -560,14 +606,17 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
                                                    const std::string& dir,
                                                    const HarvestOptions& options) {
   auto invalid = [&](absl::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat("harvesting activation store ", dir, ": ", what));
+    return absl::InvalidArgumentError(
+        absl::StrCat("harvesting activation store ", dir, ": ", what));
   };
-  if (!contexts_in.defined() || contexts_in.dim() != 2) return invalid("contexts must be [N, context_length]");
+  if (!contexts_in.defined() || contexts_in.dim() != 2)
+    return invalid("contexts must be [N, context_length]");
   if (key.context_length != contexts_in.size(1)) {
     return invalid(absl::StrCat("key.context_length ", key.context_length, " != contexts.size(1) ",
                                 contexts_in.size(1)));
   }
-  if (key.context_begin < 0 || key.context_begin >= key.context_end || key.context_end > contexts_in.size(0)) {
+  if (key.context_begin < 0 || key.context_begin >= key.context_end ||
+      key.context_end > contexts_in.size(0)) {
     return invalid(absl::StrCat("context range [", key.context_begin, ", ", key.context_end,
                                 ") is empty or outside [0, ", contexts_in.size(0), ")"));
   }
@@ -589,8 +638,9 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
   RETURN_IF_ERROR(MakeDirs(dir));
   if (PathExists(manifest_path)) {
     ASSIGN_OR_RETURN(Manifest existing, ReadManifest(manifest_path));
-    RETURN_IF_ERROR(CompareKeys(existing.key, key,
-                                absl::StrCat("activation store ", dir, " holds another store; refusing to overwrite it")));
+    RETURN_IF_ERROR(CompareKeys(
+        existing.key, key,
+        absl::StrCat("activation store ", dir, " holds another store; refusing to overwrite it")));
     if (existing.contexts_per_chunk != per_chunk) {
       return absl::FailedPreconditionError(absl::StrCat(
           "activation store ", dir, ": contexts_per_chunk is ", existing.contexts_per_chunk,
@@ -622,22 +672,26 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
   for (int64_t c = 0; c < n_chunks; ++c) {
     const int64_t first = key.context_begin + c * per_chunk;
     const int64_t last = std::min(first + per_chunk, key.context_end);
-    ChunkExpectation want{c, (last - first) * key.rows_per_context(), d, key.dtype, manifest.key_sha256};
+    ChunkExpectation want{c, (last - first) * key.rows_per_context(), d, key.dtype,
+                          manifest.key_sha256};
     const std::string path = dir + "/" + ChunkName(c);
     std::string sha;
     bool reuse = false;
     if (PathExists(path)) {
-      absl::StatusOr<std::shared_ptr<const ActivationChunk>> chunk = MapChunk(path, want, true, &sha);
+      absl::StatusOr<std::shared_ptr<const ActivationChunk>> chunk =
+          MapChunk(path, want, true, &sha);
       if (chunk.ok()) {
         reuse = true;
       } else {
-        std::cerr << "activation store: redoing " << path << " (" << chunk.status().message() << ")" << std::endl;
+        std::cerr << "activation store: redoing " << path << " (" << chunk.status().message() << ")"
+                  << std::endl;
       }
     }
     if (!reuse) {
       std::vector<torch::Tensor> pieces;
       for (int64_t b = first; b < last; b += options.batch_contexts) {
-        const torch::Tensor tokens = contexts.slice(0, b, std::min(b + options.batch_contexts, last));
+        const torch::Tensor tokens =
+            contexts.slice(0, b, std::min(b + options.batch_contexts, last));
         ASSIGN_OR_RETURN(torch::Tensor rows, HookRows(model, tokens, key.hook_name, key.drop_bos));
         pieces.push_back(rows.to(TorchDtype(key.dtype)));
         progress.Update((b - key.context_begin + tokens.size(0)) * key.context_length);
@@ -653,10 +707,11 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
     progress.Update((last - key.context_begin) * key.context_length);
     if (!reuse) {
       RETURN_IF_ERROR(AtomicWriteFile(manifest_path, ManifestText(manifest)));
-      if (options.stop_after_chunks >= 0 && written >= options.stop_after_chunks && c + 1 < n_chunks) {
+      if (options.stop_after_chunks >= 0 && written >= options.stop_after_chunks &&
+          c + 1 < n_chunks) {
         progress.Finish("stopped early (stop_after_chunks)");
-        return absl::AbortedError(absl::StrCat("activation store ", dir, ": stopped after ", written,
-                                               " new chunks (stop_after_chunks)"));
+        return absl::AbortedError(absl::StrCat("activation store ", dir, ": stopped after ",
+                                               written, " new chunks (stop_after_chunks)"));
       }
     }
   }
@@ -683,7 +738,8 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
     }
   }
   manifest.mean.resize(static_cast<size_t>(d));
-  for (int64_t i = 0; i < d; ++i) manifest.mean[i] = sum[i] / static_cast<double>(manifest.num_rows);
+  for (int64_t i = 0; i < d; ++i)
+    manifest.mean[i] = sum[i] / static_cast<double>(manifest.num_rows);
   manifest.mean_norm = norm_sum / static_cast<double>(manifest.num_rows);
   manifest.complete = true;
   RETURN_IF_ERROR(AtomicWriteFile(manifest_path, ManifestText(manifest)));
@@ -709,11 +765,12 @@ StoreActivationSource::StoreActivationSource(const ActivationStore& store, uint6
 }
 
 absl::Status StoreActivationSource::CheckRange() const {
-  if (row_begin_ < 0 || row_begin_ >= row_end_ || row_end_ > store_.num_rows() || buffer_chunks_ < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "StoreActivationSource over ", store_.dir(), ": rows [", row_begin_, ", ", row_end_,
-        ") must be a non-empty range within [0, ", store_.num_rows(), ") and buffer_chunks (",
-        buffer_chunks_, ") >= 1"));
+  if (row_begin_ < 0 || row_begin_ >= row_end_ || row_end_ > store_.num_rows() ||
+      buffer_chunks_ < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("StoreActivationSource over ", store_.dir(), ": rows [", row_begin_, ", ",
+                     row_end_, ") must be a non-empty range within [0, ", store_.num_rows(),
+                     ") and buffer_chunks (", buffer_chunks_, ") >= 1"));
   }
   return absl::OkStatus();
 }
@@ -722,8 +779,8 @@ const StoreActivationSource::EpochPlan& StoreActivationSource::Plan(int64_t epoc
   if (plan_.epoch == epoch) return plan_;
   plan_ = EpochPlan();
   plan_.epoch = epoch;
-  const std::vector<int64_t> order =
-      Permutation(static_cast<int64_t>(blocks_.size()), DeriveSeed(seed_, absl::StrCat("store/epoch/", epoch)));
+  const std::vector<int64_t> order = Permutation(
+      static_cast<int64_t>(blocks_.size()), DeriveSeed(seed_, absl::StrCat("store/epoch/", epoch)));
   plan_.buffer_begins.push_back(0);
   for (size_t i = 0; i < order.size(); i += static_cast<size_t>(buffer_chunks_)) {
     std::vector<int> buffer;
@@ -738,37 +795,22 @@ const StoreActivationSource::EpochPlan& StoreActivationSource::Plan(int64_t epoc
   return plan_;
 }
 
-torch::Tensor StoreActivationSource::BufferRowIndices(int64_t epoch, int64_t b) {
+const std::vector<int64_t>& StoreActivationSource::BufferRowIndices(int64_t epoch, int64_t b) {
+  if (cached_epoch_ == epoch && cached_buffer_ == b) return cached_indices_;
   const EpochPlan& plan = Plan(epoch);
   std::vector<int64_t> rows;
   for (int block : plan.buffers[b]) {
+    store_.Prefetch(blocks_[block].first, blocks_[block].second);
     for (int64_t r = blocks_[block].first; r < blocks_[block].second; ++r) rows.push_back(r);
   }
-  const std::vector<int64_t> perm = Permutation(
-      static_cast<int64_t>(rows.size()), DeriveSeed(seed_, absl::StrCat("store/epoch/", epoch, "/buffer/", b)));
-  torch::Tensor out = torch::empty({static_cast<int64_t>(rows.size())}, torch::kLong);
-  int64_t* dst = out.data_ptr<int64_t>();
-  for (size_t i = 0; i < perm.size(); ++i) dst[i] = rows[perm[i]];
-  return out;
-}
-
-absl::Status StoreActivationSource::LoadBuffer(int64_t epoch, int64_t b) {
-  if (cached_epoch_ == epoch && cached_buffer_ == b) return absl::OkStatus();
-  const EpochPlan& plan = Plan(epoch);
-  // Load the buffer's blocks in plan order (sequential reads), then shuffle
-  // in memory: position i of the buffer is row perm-th of the loaded rows.
-  std::vector<torch::Tensor> loaded;
-  for (int block : plan.buffers[b]) {
-    ASSIGN_OR_RETURN(torch::Tensor x, store_.Rows(blocks_[block].first, blocks_[block].second));
-    loaded.push_back(std::move(x));
-  }
-  const torch::Tensor all = torch::cat(loaded);
-  const std::vector<int64_t> perm = Permutation(
-      all.size(0), DeriveSeed(seed_, absl::StrCat("store/epoch/", epoch, "/buffer/", b)));
-  cached_rows_ = all.index_select(0, torch::tensor(perm, torch::kLong));
+  const std::vector<int64_t> perm =
+      Permutation(static_cast<int64_t>(rows.size()),
+                  DeriveSeed(seed_, absl::StrCat("store/epoch/", epoch, "/buffer/", b)));
+  cached_indices_.resize(rows.size());
+  for (size_t i = 0; i < perm.size(); ++i) cached_indices_[i] = rows[perm[i]];
   cached_epoch_ = epoch;
   cached_buffer_ = b;
-  return absl::OkStatus();
+  return cached_indices_;
 }
 
 template <typename Fn>
@@ -779,8 +821,9 @@ absl::Status StoreActivationSource::ForEachPiece(int64_t begin, int64_t end, Fn&
     const int64_t epoch = pos / R;
     const int64_t offset = pos % R;
     const EpochPlan& plan = Plan(epoch);
-    const int64_t b = std::upper_bound(plan.buffer_begins.begin(), plan.buffer_begins.end(), offset) -
-                      plan.buffer_begins.begin() - 1;
+    const int64_t b =
+        std::upper_bound(plan.buffer_begins.begin(), plan.buffer_begins.end(), offset) -
+        plan.buffer_begins.begin() - 1;
     const int64_t in_buffer = offset - plan.buffer_begins[b];
     const int64_t n = std::min(end - pos, plan.buffer_begins[b + 1] - offset);
     RETURN_IF_ERROR(fn(epoch, b, in_buffer, n));
@@ -792,18 +835,22 @@ absl::Status StoreActivationSource::ForEachPiece(int64_t begin, int64_t end, Fn&
 absl::StatusOr<torch::Tensor> StoreActivationSource::TrainBatch(int64_t step, int64_t batch_size) {
   RETURN_IF_ERROR(CheckRange());
   if (step < 0 || batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("TrainBatch: step must be >= 0 and batch_size >= 1, got ", step, ", ", batch_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TrainBatch: step must be >= 0 and batch_size >= 1, got ", step, ", ", batch_size));
   }
   torch::Tensor out = torch::empty({batch_size, store_.d()}, torch::kFloat);
   int64_t filled = 0;
-  RETURN_IF_ERROR(ForEachPiece(step * batch_size, (step + 1) * batch_size,
-                               [&](int64_t epoch, int64_t b, int64_t in_buffer, int64_t n) -> absl::Status {
-                                 RETURN_IF_ERROR(LoadBuffer(epoch, b));
-                                 out.slice(0, filled, filled + n).copy_(cached_rows_.slice(0, in_buffer, in_buffer + n));
-                                 filled += n;
-                                 return absl::OkStatus();
-                               }));
+  RETURN_IF_ERROR(
+      ForEachPiece(step * batch_size, (step + 1) * batch_size,
+                   [&](int64_t epoch, int64_t b, int64_t in_buffer, int64_t n) -> absl::Status {
+                     const std::vector<int64_t>& rows = BufferRowIndices(epoch, b);
+                     float* dst = out.data_ptr<float>() + filled * store_.d();
+                     for (int64_t i = 0; i < n; ++i) {
+                       store_.CopyRow(rows[in_buffer + i], dst + i * store_.d());
+                     }
+                     filled += n;
+                     return absl::OkStatus();
+                   }));
   return out;
 }
 
@@ -814,10 +861,14 @@ absl::StatusOr<torch::Tensor> StoreActivationSource::InitSample(int64_t tokens) 
 absl::StatusOr<torch::Tensor> StoreActivationSource::StreamRowIndices(int64_t begin, int64_t end) {
   RETURN_IF_ERROR(CheckRange());
   std::vector<torch::Tensor> pieces;
-  RETURN_IF_ERROR(ForEachPiece(begin, end, [&](int64_t epoch, int64_t b, int64_t in_buffer, int64_t n) {
-    pieces.push_back(BufferRowIndices(epoch, b).slice(0, in_buffer, in_buffer + n));
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERROR(
+      ForEachPiece(begin, end, [&](int64_t epoch, int64_t b, int64_t in_buffer, int64_t n) {
+        const std::vector<int64_t>& rows = BufferRowIndices(epoch, b);
+        pieces.push_back(torch::tensor(
+            std::vector<int64_t>(rows.begin() + in_buffer, rows.begin() + in_buffer + n),
+            torch::kLong));
+        return absl::OkStatus();
+      }));
   if (pieces.empty()) return torch::empty({0}, torch::kLong);
   return torch::cat(pieces);
 }
@@ -845,11 +896,12 @@ const std::vector<int64_t>& ModelActivationSource::Order(int64_t epoch) {
 
 absl::StatusOr<torch::Tensor> ModelActivationSource::TrainBatch(int64_t step, int64_t batch_size) {
   if (contexts_.dim() != 2 || contexts_.size(0) == 0 || rows_per_context_ < 1) {
-    return absl::InvalidArgumentError("ModelActivationSource: contexts must be [N >= 1, context_length >= 2]");
+    return absl::InvalidArgumentError(
+        "ModelActivationSource: contexts must be [N >= 1, context_length >= 2]");
   }
   if (step < 0 || batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("TrainBatch: step must be >= 0 and batch_size >= 1, got ", step, ", ", batch_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TrainBatch: step must be >= 0 and batch_size >= 1, got ", step, ", ", batch_size));
   }
   const int64_t P = rows_per_context_, N = contexts_.size(0);
   const int64_t begin = step * batch_size, end = begin + batch_size;

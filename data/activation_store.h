@@ -128,6 +128,10 @@ class ActivationStore {
   // Copies row r (0 <= r < num_rows(), not checked) as float32 into dst[0, d).
   void CopyRow(int64_t r, float* dst) const;
 
+  // Asks the OS to read rows [begin, end) into the page cache ahead of use
+  // (madvise WILLNEED; a hint, no error). Clamped to the store.
+  void Prefetch(int64_t begin, int64_t end) const;
+
  private:
   ActivationStore() = default;
 
@@ -158,7 +162,9 @@ class ActivationStore {
 // options < 1, or an unknown hook name; FailedPrecondition, naming the
 // directory and the field with both values, if `dir` holds a manifest with a
 // different key or contexts_per_chunk (refuses to overwrite another store);
-// Aborted after options.stop_after_chunks new chunks; I/O errors name the file.
+// DataLoss naming the manifest if an existing one cannot be read (remove the
+// directory to start over); Aborted after options.stop_after_chunks new
+// chunks; I/O errors name the file.
 absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
                                                    const torch::Tensor& contexts,
                                                    const ActivationStoreKey& key,
@@ -175,8 +181,11 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
 // buffers in order, so every row appears exactly once per epoch; epochs
 // follow each other. TrainBatch(step, B) is stream rows [step B, (step+1) B),
 // crossing buffers and epochs as needed: a pure function of (store, seed,
-// range, buffer_chunks, step, B). One buffer is cached, so sequential steps
-// load each buffer once; random access costs a buffer load per batch.
+// range, buffer_chunks, step, B). The buffer is a permutation of row
+// indices, not a copy: a batch is gathered row by row straight from the
+// mapped chunks (one copy, converted to float32), and a new buffer's chunks
+// are prefetched into the page cache. The last buffer's permutation is
+// cached, so sequential steps compute each one once.
 // InitSample(n) is the first n rows of the epoch-0 stream (= TrainBatch(0, n)).
 //
 // Compared with SAELens' ActivationsStore mixing buffer: SAELens keeps a
@@ -211,10 +220,9 @@ class StoreActivationSource : public ActivationSource {
   };
   absl::Status CheckRange() const;
   const EpochPlan& Plan(int64_t epoch);
-  // Store row index of every row of buffer b of `epoch`, in stream order.
-  torch::Tensor BufferRowIndices(int64_t epoch, int64_t b);
-  // Fills rows_ for (epoch, b) if it is not the cached one.
-  absl::Status LoadBuffer(int64_t epoch, int64_t b);
+  // Store row index of every row of buffer b of `epoch`, in stream order
+  // (cached for the last buffer asked for; prefetches a new buffer's rows).
+  const std::vector<int64_t>& BufferRowIndices(int64_t epoch, int64_t b);
   // Calls fn(epoch, buffer, offset_in_buffer, count) over stream [begin, end).
   template <typename Fn>
   absl::Status ForEachPiece(int64_t begin, int64_t end, Fn&& fn);
@@ -226,7 +234,7 @@ class StoreActivationSource : public ActivationSource {
   std::vector<std::pair<int64_t, int64_t>> blocks_;  // store row ranges
   EpochPlan plan_;
   int64_t cached_epoch_ = -1, cached_buffer_ = -1;
-  torch::Tensor cached_rows_;  // [buffer rows, d] float32, shuffled
+  std::vector<int64_t> cached_indices_;  // store rows of the cached buffer, shuffled
 };
 
 // Activations straight from the model, no store. The stream: epoch e visits
@@ -235,9 +243,10 @@ class StoreActivationSource : public ActivationSource {
 // drop_bos). TrainBatch(step, B) is stream rows [step B, (step+1) B), the
 // contexts it needs run through the model on the fly: a pure function of
 // (model, contexts, hook, drop_bos, seed, step, B). Over an epoch it yields
-// exactly the rows of a store harvested from the same contexts (as a set;
-// the order differs, and rows within a batch come from few contexts, since
-// there is no shuffling buffer). InitSample(n) = TrainBatch(0, n).
+// the rows of a float32 store harvested from the same contexts as a set, up
+// to float rounding (the forward batches differ); the order differs, and
+// rows within a batch come from few contexts, since there is no shuffling
+// buffer. InitSample(n) = TrainBatch(0, n).
 class ModelActivationSource : public ActivationSource {
  public:
   // contexts: [N, context_length] int64. Errors (bad hook name, N = 0)

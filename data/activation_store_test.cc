@@ -77,7 +77,8 @@ torch::Tensor DirectRows(bool drop_bos) {
 
 ActivationStore Harvest(const std::string& dir, const ActivationStoreKey& key = Key(),
                         const HarvestOptions& options = SmallChunks()) {
-  absl::StatusOr<ActivationStore> store = HarvestActivations(Model(), Contexts(), key, dir, options);
+  absl::StatusOr<ActivationStore> store =
+      HarvestActivations(Model(), Contexts(), key, dir, options);
   EXPECT_TRUE(store.ok()) << store.status();
   return *std::move(store);
 }
@@ -105,7 +106,8 @@ TEST(ActivationStoreTest, RowsEqualTheModelsActivationsWithAndWithoutBos) {
     EXPECT_EQ(store.Rows(3, 3)->size(0), 0);
     EXPECT_FALSE(store.Rows(0, store.num_rows() + 1).ok());
     // And the same from a fresh Open.
-    absl::StatusOr<ActivationStore> opened = ActivationStore::Open(dir, Key(StoreDtype::kFloat32, drop_bos));
+    absl::StatusOr<ActivationStore> opened =
+        ActivationStore::Open(dir, Key(StoreDtype::kFloat32, drop_bos));
     ASSERT_TRUE(opened.ok()) << opened.status();
     EXPECT_TRUE(torch::equal(*opened->Rows(0, 70), *store.Rows(0, 70)));
   }
@@ -114,8 +116,8 @@ TEST(ActivationStoreTest, RowsEqualTheModelsActivationsWithAndWithoutBos) {
 TEST(ActivationStoreTest, HalfPrecisionStoresAreWithinTheirRounding) {
   const torch::Tensor expected = DirectRows(true);
   // Relative rounding of float16 (11-bit significand) and bfloat16 (8-bit).
-  for (auto [dtype, rtol] : {std::pair{StoreDtype::kFloat16, 1.0 / 2048},
-                             std::pair{StoreDtype::kBFloat16, 1.0 / 256}}) {
+  for (auto [dtype, rtol] :
+       {std::pair{StoreDtype::kFloat16, 1.0 / 2048}, std::pair{StoreDtype::kBFloat16, 1.0 / 256}}) {
     ActivationStore store = Harvest(TestDir(StoreDtypeName(dtype)), Key(dtype));
     const torch::Tensor rows = *store.Rows(0, store.num_rows());
     EXPECT_EQ(rows.scalar_type(), torch::kFloat);
@@ -168,9 +170,11 @@ TEST(ActivationStoreTest, EveryRowAppearsOncePerEpoch) {
   const torch::Tensor all = *store.Rows(0, R);
   EXPECT_TRUE(torch::equal(stream, all.index_select(0, *source.StreamRowIndices(0, 90))));
   // A row range: only its rows, each once.
-  StoreActivationSource range(store, /*seed=*/1, /*buffer_chunks=*/3, /*row_begin=*/5, /*row_end=*/40);
+  StoreActivationSource range(store, /*seed=*/1, /*buffer_chunks=*/3, /*row_begin=*/5,
+                              /*row_end=*/40);
   EXPECT_EQ(range.epoch_rows(), 35);
-  EXPECT_TRUE(torch::equal(std::get<0>(range.StreamRowIndices(0, 35)->sort()), torch::arange(5, 40)));
+  EXPECT_TRUE(
+      torch::equal(std::get<0>(range.StreamRowIndices(0, 35)->sort()), torch::arange(5, 40)));
   StoreActivationSource empty(store, 1, 2, 10, 10);
   EXPECT_FALSE(empty.TrainBatch(0, 4).ok());
 }
@@ -195,12 +199,14 @@ TEST(ActivationStoreTest, OpenRefusesEachDifferingKeyField) {
     ASSERT_FALSE(store.ok()) << field;
     EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
     EXPECT_TRUE(absl::StrContains(store.status().message(), dir)) << store.status();
-    EXPECT_TRUE(absl::StrContains(store.status().message(), "key field " + field)) << store.status();
+    EXPECT_TRUE(absl::StrContains(store.status().message(), "key field " + field))
+        << store.status();
   }
   // Harvesting another key into the directory is refused, not overwritten.
   ActivationStoreKey other = Key();
   other.model_sha256 = "other-model";
-  absl::StatusOr<ActivationStore> refused = HarvestActivations(Model(), Contexts(), other, dir, SmallChunks());
+  absl::StatusOr<ActivationStore> refused =
+      HarvestActivations(Model(), Contexts(), other, dir, SmallChunks());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "model_sha256")) << refused.status();
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "other-model")) << refused.status();
@@ -243,7 +249,8 @@ TEST(ActivationStoreTest, TruncatedChunkIsAnErrorNamingTheFile) {
 }
 
 TEST(ActivationStoreTest, MissingOrIncompleteStoreIsRefused) {
-  EXPECT_EQ(ActivationStore::Open(TestDir("nothing"), Key()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ActivationStore::Open(TestDir("nothing"), Key()).status().code(),
+            absl::StatusCode::kNotFound);
   const std::string dir = TestDir("incomplete");
   HarvestOptions options = SmallChunks();
   options.stop_after_chunks = 2;
@@ -294,7 +301,8 @@ TEST(ActivationStoreTest, ModelSourceYieldsTheStoresRowsEachEpoch) {
   for (int64_t epoch : {0, 1}) {
     // Batches of 10 divide 70: steps 7 e .. 7 e + 6 are epoch e.
     std::vector<torch::Tensor> batches;
-    for (int64_t step = 7 * epoch; step < 7 * epoch + 7; ++step) batches.push_back(*source.TrainBatch(step, 10));
+    for (int64_t step = 7 * epoch; step < 7 * epoch + 7; ++step)
+      batches.push_back(*source.TrainBatch(step, 10));
     const torch::Tensor rows = torch::cat(batches);
     const torch::Tensor distance = torch::cdist(rows, *store.Rows(0, R));
     auto [nearest, index] = distance.min(1);

@@ -70,8 +70,7 @@ std::string TokenShardKey::DebugString() const {
                       ", split=", split, "}");
 }
 
-absl::Status WriteTokenShard(const std::string& path, const TokenShardKey& key,
-                             int64_t vocab_size,
+absl::Status WriteTokenShard(const std::string& path, const TokenShardKey& key, int64_t vocab_size,
                              const std::vector<std::vector<int32_t>>& documents) {
   RETURN_IF_ERROR(CheckTextField("tokenizer_sha256", key.tokenizer_sha256));
   RETURN_IF_ERROR(CheckTextField("corpus_sha256", key.corpus_sha256));
@@ -101,9 +100,9 @@ absl::Status WriteTokenShard(const std::string& path, const TokenShardKey& key,
     for (size_t i = 0; i < documents[d].size(); ++i) {
       const int32_t id = documents[d][i];
       if (id < 0 || id >= vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat("token shard ", path, ": document ", d,
-                                                       " position ", i, " has id ", id,
-                                                       " outside [0, vocab_size=", vocab_size, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("token shard ", path, ": document ", d, " position ", i, " has id ", id,
+                         " outside [0, vocab_size=", vocab_size, ")"));
       }
       if (token_bytes == 2) {
         Put<uint16_t>(file, at, static_cast<uint16_t>(id));
@@ -175,7 +174,8 @@ absl::StatusOr<TokenShard> TokenShard::Open(const std::string& path) {
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    return absl::InternalError(absl::StrCat("cannot stat token shard ", path, ": ", std::strerror(err)));
+    return absl::InternalError(
+        absl::StrCat("cannot stat token shard ", path, ": ", std::strerror(err)));
   }
   const size_t size = static_cast<size_t>(st.st_size);
   if (size < kHeaderSize) {
@@ -186,7 +186,8 @@ absl::StatusOr<TokenShard> TokenShard::Open(const std::string& path) {
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);  // the mapping keeps the file open
   if (map == MAP_FAILED) {
-    return absl::InternalError(absl::StrCat("cannot mmap token shard ", path, ": ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("cannot mmap token shard ", path, ": ", std::strerror(errno)));
   }
   TokenShard shard;
   shard.path_ = path;
@@ -197,13 +198,15 @@ absl::StatusOr<TokenShard> TokenShard::Open(const std::string& path) {
   if (std::memcmp(data, kMagic, sizeof(kMagic)) != 0) {
     return error("magic", "not a token shard (expected \"SAELTOKS\")");
   }
-  const std::string header_sha = Sha256Hex(absl::string_view(reinterpret_cast<const char*>(data), kOffHeaderSha));
+  const std::string header_sha =
+      Sha256Hex(absl::string_view(reinterpret_cast<const char*>(data), kOffHeaderSha));
   if (std::memcmp(data + kOffHeaderSha, header_sha.data(), kTextField) != 0) {
     return error("header_sha256", "header checksum mismatch (the header is corrupt)");
   }
   const uint32_t version = Get<uint32_t>(data, 8);
   if (version != kVersion) {
-    return error("version", absl::StrCat("unsupported format version ", version, " (this code reads ", kVersion, ")"));
+    return error("version", absl::StrCat("unsupported format version ", version,
+                                         " (this code reads ", kVersion, ")"));
   }
   shard.vocab_size_ = Get<int64_t>(data, kOffVocab);
   shard.num_tokens_ = Get<int64_t>(data, kOffTokens);
@@ -213,8 +216,8 @@ absl::StatusOr<TokenShard> TokenShard::Open(const std::string& path) {
     return error("vocab_size", absl::StrCat("out of range: ", shard.vocab_size_));
   }
   if (token_bytes != static_cast<uint32_t>(TokenBytesFor(shard.vocab_size_))) {
-    return error("dtype", absl::StrCat("token width ", token_bytes, " bytes does not match vocab_size ",
-                                       shard.vocab_size_));
+    return error("dtype", absl::StrCat("token width ", token_bytes,
+                                       " bytes does not match vocab_size ", shard.vocab_size_));
   }
   shard.token_bytes_ = static_cast<int>(token_bytes);
   // Bounds keep the size arithmetic below far from overflow.
@@ -234,11 +237,12 @@ absl::StatusOr<TokenShard> TokenShard::Open(const std::string& path) {
     return error("payload", absl::StrCat("trailing bytes: ", size, " bytes, header promises ",
                                          kHeaderSize + payload_size));
   }
-  shard.sha256_ = Sha256Hex(absl::string_view(reinterpret_cast<const char*>(data + kHeaderSize), payload_size));
+  shard.sha256_ =
+      Sha256Hex(absl::string_view(reinterpret_cast<const char*>(data + kHeaderSize), payload_size));
   if (std::memcmp(data + kOffPayloadSha, shard.sha256_.data(), kTextField) != 0) {
-    return error("payload_sha256", absl::StrCat("checksum mismatch: header says ",
-                                                GetText(data, kOffPayloadSha), ", payload hashes to ",
-                                                shard.sha256_));
+    return error("payload_sha256",
+                 absl::StrCat("checksum mismatch: header says ", GetText(data, kOffPayloadSha),
+                              ", payload hashes to ", shard.sha256_));
   }
   shard.key_.tokenizer_sha256 = GetText(data, kOffTokenizer);
   shard.key_.corpus_sha256 = GetText(data, kOffCorpus);
@@ -285,7 +289,8 @@ absl::StatusOr<TokenShard> OpenOrBuildTokenShard(
     if (!existing.ok()) {
       reason = absl::StrCat("unreadable (", existing.status().message(), ")");
     } else if (existing->key() != key) {
-      reason = absl::StrCat("key ", existing->key().DebugString(), " != wanted ", key.DebugString());
+      reason =
+          absl::StrCat("key ", existing->key().DebugString(), " != wanted ", key.DebugString());
     } else if (existing->vocab_size() != vocab_size) {
       reason = absl::StrCat("vocab_size ", existing->vocab_size(), " != wanted ", vocab_size);
     } else {

@@ -52,8 +52,8 @@ struct TokenShardKey {
   std::string split;
 
   bool operator==(const TokenShardKey& other) const {
-    return tokenizer_sha256 == other.tokenizer_sha256 &&
-           corpus_sha256 == other.corpus_sha256 && split == other.split;
+    return tokenizer_sha256 == other.tokenizer_sha256 && corpus_sha256 == other.corpus_sha256 &&
+           split == other.split;
   }
   bool operator!=(const TokenShardKey& other) const { return !(*this == other); }
 
@@ -65,8 +65,7 @@ struct TokenShardKey {
 // `path`, atomically (temp file + rename). InvalidArgument for a key field
 // longer than 64 bytes, vocab_size < 1 or > 2^32, or an id out of range
 // (naming the document and position); I/O errors name the path.
-absl::Status WriteTokenShard(const std::string& path, const TokenShardKey& key,
-                             int64_t vocab_size,
+absl::Status WriteTokenShard(const std::string& path, const TokenShardKey& key, int64_t vocab_size,
                              const std::vector<std::vector<int32_t>>& documents);
 
 // An open, validated, memory-mapped shard. Movable, not copyable; unmaps on

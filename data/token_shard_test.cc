@@ -20,7 +20,8 @@ std::string TestPath(const std::string& name) {
 }
 
 // Random documents with lengths 0..max_len (empty documents included).
-std::vector<std::vector<int32_t>> RandomDocuments(int n, int max_len, int64_t vocab, uint32_t seed) {
+std::vector<std::vector<int32_t>> RandomDocuments(int n, int max_len, int64_t vocab,
+                                                  uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<std::vector<int32_t>> docs(n);
   for (auto& doc : docs) {
