@@ -5,11 +5,14 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "experiments/subject_sae.h"
 #include "experiments/synthetic_recovery.h"
+#include "experiments/train_subject_lm.h"
 #include "harness/config.pb.h"
 #include "harness/file_io.h"
 #include "harness/provenance.h"
 #include "harness/run_dir.h"
+#include "harness/runfiles.h"
 #include "harness/seed.h"
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
@@ -22,8 +25,8 @@ namespace {
 constexpr char kPython[] = "/usr/bin/python3";
 
 absl::Status RunPlot(const std::string& script, const std::string& run_dir, const char* argv0) {
-  std::string script_path = FindRunfile(script, argv0);
-  std::string module_dir = FindRunfile("harness/result_pb2.py", argv0);
+  ASSIGN_OR_RETURN(std::string script_path, FindRunfile("saelab/" + script, argv0));
+  ASSIGN_OR_RETURN(std::string module_dir, FindRunfile("saelab/harness/result_pb2.py", argv0));
   module_dir = module_dir.substr(0, module_dir.rfind('/'));
   std::string command = absl::StrCat("PYTHONPATH='", module_dir, "' ", kPython, " '", script_path,
                                      "' --result '", run_dir, "/result.pb' --out_dir '", run_dir, "'");
@@ -35,18 +38,6 @@ absl::Status RunPlot(const std::string& script, const std::string& run_dir, cons
 }
 
 }  // namespace
-
-std::string FindRunfile(const std::string& relative_path, const char* argv0) {
-  std::vector<std::string> roots;
-  if (const char* dir = std::getenv("RUNFILES_DIR")) roots.push_back(absl::StrCat(dir, "/saelab"));
-  if (argv0 != nullptr) roots.push_back(absl::StrCat(argv0, ".runfiles/saelab"));
-  roots.push_back(".");
-  for (const std::string& root : roots) {
-    std::string candidate = absl::StrCat(root, "/", relative_path);
-    if (PathExists(candidate)) return candidate;
-  }
-  return relative_path;
-}
 
 absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   PhaseClock total_clock;
@@ -76,6 +67,18 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
       RETURN_IF_ERROR(RunSyntheticRecovery(config.synthetic_recovery(), run.path, &seeds, &result));
       plot_script = "results/plot_synthetic_recovery.py";
       plot = plot && config.synthetic_recovery().plot();
+      break;
+    case ExperimentConfig::kTrainSubjectLm:
+      result.set_experiment("train_subject_lm");
+      RETURN_IF_ERROR(RunTrainSubjectLm(config.train_subject_lm(), run.path, &seeds, &result));
+      plot_script = "results/plot_train_subject_lm.py";
+      plot = plot && config.train_subject_lm().plot();
+      break;
+    case ExperimentConfig::kSubjectSae:
+      result.set_experiment("subject_sae");
+      RETURN_IF_ERROR(RunSubjectSae(config.subject_sae(), run.path, &seeds, &result));
+      plot_script = "results/plot_subject_sae.py";
+      plot = plot && config.subject_sae().plot();
       break;
     case ExperimentConfig::EXPERIMENT_NOT_SET:
       return absl::InvalidArgumentError(

@@ -33,11 +33,6 @@ struct RunnerOutcome {
 
 absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options);
 
-// Finds a data file of this binary (a plot script, a generated module) by
-// its workspace-relative path: $RUNFILES_DIR, <argv0>.runfiles/saelab, then
-// the working directory (which `bazel run` sets to the runfiles tree).
-std::string FindRunfile(const std::string& relative_path, const char* argv0);
-
 }  // namespace saelab
 
 #endif  // SAELAB_EXPERIMENTS_RUNNER_H_
