@@ -1,0 +1,147 @@
+// subject_sae end to end on the committed reference model: the reported
+// metrics equal a recomputation from the saved SAE and activations taken
+// straight from the model; a second run reuses the activation store and
+// reproduces the SAE bit for bit; streaming from the model (no store)
+// trains too.
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "data/token_shard.h"
+#include "eval/gpt2_model.h"
+#include "experiments/runner.h"
+#include "gtest/gtest.h"
+#include "harness/config.pb.h"
+#include "harness/file_io.h"
+#include "harness/result.pb.h"
+#include "harness/textproto.h"
+#include "sae/checkpoint.h"
+#include "sae/sae.h"
+
+namespace saelab {
+namespace {
+
+std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+
+// The small config with the cache under TEST_TMPDIR (and use_store as
+// given), written to a file the runner can read.
+std::string WriteConfig(const std::string& name, bool use_store) {
+  ExperimentConfig config;
+  EXPECT_TRUE(ParseTextProtoFile("experiments/testdata/subject_sae_small.textproto", &config).ok());
+  config.mutable_subject_sae()->mutable_activations()->set_cache_dir(TempDir() + "/cache");
+  config.mutable_subject_sae()->mutable_activations()->set_use_store(use_store);
+  const std::string path = absl::StrCat(TempDir(), "/", name, ".textproto");
+  EXPECT_TRUE(WriteTextProtoFile(path, config).ok());
+  return path;
+}
+
+absl::StatusOr<RunnerOutcome> RunSmall(const std::string& config_path, const std::string& run_dir) {
+  RunnerOptions options;
+  options.config_path = config_path;
+  options.run_dir = run_dir;
+  options.plot = false;
+  return RunExperiment(options);
+}
+
+std::vector<std::string> FilesEndingWith(const std::string& dir, const std::string& suffix) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* entry = readdir(d)) {
+      if (absl::EndsWith(entry->d_name, suffix)) out.push_back(dir + "/" + entry->d_name);
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+class SubjectSaeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto outcome = RunSmall(WriteConfig("store", true), TempDir() + "/run_store");
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    first_ = new RunnerOutcome(*outcome);
+  }
+  static RunnerOutcome* first_;
+};
+RunnerOutcome* SubjectSaeTest::first_ = nullptr;
+
+TEST_F(SubjectSaeTest, ReportedMetricsMatchARecomputationFromTheModel) {
+  ASSERT_NE(first_, nullptr);
+  const ExperimentResult& result = first_->result;
+  const ActivationDataResult& data = result.activation_data();
+  EXPECT_EQ(data.hook(), "blocks.1.hook_resid_post");
+  EXPECT_EQ(data.train_rows(), 256 * 31);  // BOS dropped
+  EXPECT_EQ(data.eval_rows(), 32 * 31);
+  ASSERT_EQ(result.saes_size(), 1);
+  const SaeResult& sae_result = result.saes(0);
+  EXPECT_LE(sae_result.metrics().at("l0"), 8.0);
+  EXPECT_LT(sae_result.metrics().at("nmse"), 0.5);
+
+  // Eval activations computed here: the validation shard the run cached,
+  // packed the same way, run through the model to the hook.
+  std::vector<std::string> shards = FilesEndingWith(TempDir() + "/cache/shards", "-val.tokshard");
+  ASSERT_EQ(shards.size(), 1u);
+  auto shard = TokenShard::Open(shards[0]);
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  auto model = Gpt2Model::LoadHfDirectory("data/models/saelab-ref-lm");
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int32_t eot = static_cast<int32_t>(model->config().eos_token_id);
+  auto contexts = PackContexts(*shard, 32, eot, eot, 32);
+  ASSERT_TRUE(contexts.ok());
+  torch::NoGradGuard no_grad;
+  auto cache = model->RunWithCache(*contexts, {"blocks.1.hook_resid_post"});
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  torch::Tensor x = cache->at("blocks.1.hook_resid_post").slice(1, 1).reshape({-1, 128}).to(torch::kFloat64);
+
+  auto sae = LoadSae(first_->run_dir + "/" + sae_result.checkpoint());
+  ASSERT_TRUE(sae.ok()) << sae.status();
+  torch::Tensor x32 = x.to(torch::kFloat32);
+  torch::Tensor f = (*sae)->Encode(x32);
+  torch::Tensor x_hat = (*sae)->Decode(f).to(torch::kFloat64);
+  const double nmse = ((x - x_hat).pow(2).sum() / x.pow(2).sum()).item<double>();
+  const double l0 = (f != 0).sum().item<double>() / x.size(0);
+  EXPECT_NEAR(sae_result.metrics().at("nmse"), nmse, 1e-5 * nmse);
+  EXPECT_DOUBLE_EQ(sae_result.metrics().at("l0"), l0);
+}
+
+TEST_F(SubjectSaeTest, SecondRunReusesTheStoreAndReproducesTheSae) {
+  ASSERT_NE(first_, nullptr);
+  const std::string store_dir = first_->result.activation_data().store_dir();
+  std::vector<std::string> chunks = FilesEndingWith(store_dir, ".bin");
+  ASSERT_EQ(chunks.size(), 4u);  // 256 contexts / 64 per chunk
+  struct stat before;
+  ASSERT_EQ(stat(chunks[0].c_str(), &before), 0);
+
+  auto second = RunSmall(WriteConfig("store_again", true), TempDir() + "/run_store_again");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->result.activation_data().store_dir(), store_dir);
+  struct stat after;
+  ASSERT_EQ(stat(chunks[0].c_str(), &after), 0);
+  EXPECT_EQ(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
+  EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+
+  const std::string name = first_->result.saes(0).checkpoint();
+  auto a = ReadFile(first_->run_dir + "/" + name + "/sae.safetensors");
+  auto b = ReadFile(second->run_dir + "/" + name + "/sae.safetensors");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(*a == *b) << "same config and seed gave different SAE bytes";
+}
+
+TEST_F(SubjectSaeTest, StreamingFromTheModelTrainsWithoutAStore) {
+  auto outcome = RunSmall(WriteConfig("streaming", false), TempDir() + "/run_streaming");
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->result.activation_data().store_dir().empty());
+  ASSERT_EQ(outcome->result.saes_size(), 1);
+  EXPECT_LE(outcome->result.saes(0).metrics().at("l0"), 8.0);
+  EXPECT_LT(outcome->result.saes(0).metrics().at("nmse"), 0.5);
+}
+
+}  // namespace
+}  // namespace saelab
