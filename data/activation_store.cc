@@ -1,13 +1,9 @@
 #include "data/activation_store.h"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -22,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "harness/file_io.h"
+#include "harness/mapped_file.h"
 #include "harness/progress.h"
 #include "harness/seed.h"
 #include "harness/sha256.h"
@@ -34,17 +31,12 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 namespace saelab {
 
-// A chunk file mapped read-only (POSIX mmap by hand: no installed library
-// maps files). Unmapped when the last ActivationStore copy lets go.
+// A chunk file mapped read-only. Unmapped when the last ActivationStore copy
+// lets go.
 struct ActivationChunk {
-  std::string path;
-  void* map = nullptr;
-  size_t size = 0;
-  const unsigned char* payload = nullptr;
+  MappedFile file;
+  const unsigned char* payload = nullptr;  // into file, after the header
   int64_t rows = 0;
-  ~ActivationChunk() {
-    if (map != nullptr) ::munmap(map, size);
-  }
 };
 
 namespace {
@@ -134,37 +126,15 @@ absl::StatusOr<std::shared_ptr<const ActivationChunk>> MapChunk(const std::strin
                                                                 const ChunkExpectation& want,
                                                                 bool verify,
                                                                 std::string* payload_sha256) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    std::string message =
-        absl::StrCat("cannot open activation store chunk ", path, ": ", std::strerror(err));
-    if (err == ENOENT) return absl::NotFoundError(message);
-    return absl::InternalError(message);
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(err)));
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
+  auto chunk = std::make_shared<ActivationChunk>();
+  ASSIGN_OR_RETURN(chunk->file, MappedFile::Open(path, "activation store chunk"));
+  const size_t size = chunk->file.size();
   if (size < kHeaderSize) {
-    ::close(fd);
     return ChunkError(
         path, "header",
         absl::StrCat("file truncated: ", size, " bytes, the header alone is ", kHeaderSize));
   }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) {
-    return absl::InternalError(absl::StrCat("cannot mmap ", path, ": ", std::strerror(errno)));
-  }
-  auto chunk = std::make_shared<ActivationChunk>();
-  chunk->path = path;
-  chunk->map = map;
-  chunk->size = size;
-  const unsigned char* data = static_cast<const unsigned char*>(map);
+  const unsigned char* data = chunk->file.data();
   if (std::memcmp(data, kChunkMagic, sizeof(kChunkMagic)) != 0) {
     return ChunkError(path, "magic", "not an activation store chunk (expected \"SAELACTS\")");
   }
@@ -549,7 +519,7 @@ absl::StatusOr<ActivationStore> ActivationStore::Open(const std::string& dir,
 
 std::vector<std::string> ActivationStore::ChunkPaths() const {
   std::vector<std::string> paths;
-  for (const auto& chunk : chunks_) paths.push_back(chunk->path);
+  for (const auto& chunk : chunks_) paths.push_back(chunk->file.path());
   return paths;
 }
 
@@ -564,16 +534,12 @@ void ActivationStore::CopyRow(int64_t r, float* dst) const {
 void ActivationStore::Prefetch(int64_t begin, int64_t end) const {
   begin = std::max<int64_t>(begin, 0);
   end = std::min(end, num_rows_);
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   const size_t row_bytes = static_cast<size_t>(d_) * ElementSize(key_.dtype);
   for (int64_t c = 0; c < num_chunks(); ++c) {
     const int64_t b = std::max(begin, chunk_begins_[c]), e = std::min(end, chunk_begins_[c + 1]);
     if (b >= e) continue;
-    const ActivationChunk& chunk = *chunks_[c];
     const size_t first = kHeaderSize + static_cast<size_t>(b - chunk_begins_[c]) * row_bytes;
-    const size_t last = kHeaderSize + static_cast<size_t>(e - chunk_begins_[c]) * row_bytes;
-    const size_t aligned = first / page * page;  // the map starts page-aligned
-    ::madvise(static_cast<char*>(chunk.map) + aligned, last - aligned, MADV_WILLNEED);
+    chunks_[c]->file.WillNeed(first, static_cast<size_t>(e - b) * row_bytes);
   }
 }
 

@@ -1,12 +1,6 @@
 #include "data/token_shard.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <utility>
@@ -16,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "harness/file_io.h"
+#include "harness/mapped_file.h"
 #include "harness/sha256.h"
 #include "harness/status_macros.h"
 
@@ -134,66 +129,32 @@ TokenShard::TokenShard(TokenShard&& other) noexcept { *this = std::move(other); 
 
 TokenShard& TokenShard::operator=(TokenShard&& other) noexcept {
   if (this == &other) return *this;
-  Unmap();
-  path_ = std::move(other.path_);
+  file_ = std::move(other.file_);
   key_ = std::move(other.key_);
   vocab_size_ = other.vocab_size_;
   num_tokens_ = other.num_tokens_;
   num_documents_ = other.num_documents_;
   sha256_ = std::move(other.sha256_);
   token_bytes_ = other.token_bytes_;
-  map_ = std::exchange(other.map_, nullptr);
-  map_size_ = std::exchange(other.map_size_, 0);
   offsets_ = std::exchange(other.offsets_, nullptr);
   tokens_ = std::exchange(other.tokens_, nullptr);
   return *this;
 }
 
-TokenShard::~TokenShard() { Unmap(); }
+TokenShard::~TokenShard() = default;
 
-void TokenShard::Unmap() {
-  if (map_ != nullptr) ::munmap(map_, map_size_);
-  map_ = nullptr;
-  map_size_ = 0;
-}
-
-// POSIX mmap by hand: none of the installed libraries (Abseil, LibTorch's
-// public API, the standard library) offers a read-only file mapping.
 absl::StatusOr<TokenShard> TokenShard::Open(const std::string& path) {
   auto error = [&](absl::string_view field, absl::string_view what) {
     return absl::DataLossError(absl::StrCat("token shard ", path, ": ", field, ": ", what));
   };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    std::string message = absl::StrCat("cannot open token shard ", path, ": ", std::strerror(err));
-    if (err == ENOENT) return absl::NotFoundError(message);
-    return absl::InternalError(message);
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::InternalError(
-        absl::StrCat("cannot stat token shard ", path, ": ", std::strerror(err)));
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
+  TokenShard shard;
+  ASSIGN_OR_RETURN(shard.file_, MappedFile::Open(path, "token shard"));
+  const size_t size = shard.file_.size();
   if (size < kHeaderSize) {
-    ::close(fd);
     return error("header", absl::StrCat("file truncated: ", size, " bytes, the header alone is ",
                                         kHeaderSize));
   }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);  // the mapping keeps the file open
-  if (map == MAP_FAILED) {
-    return absl::InternalError(
-        absl::StrCat("cannot mmap token shard ", path, ": ", std::strerror(errno)));
-  }
-  TokenShard shard;
-  shard.path_ = path;
-  shard.map_ = map;  // unmapped by ~TokenShard on every error below
-  shard.map_size_ = size;
-  const unsigned char* data = static_cast<const unsigned char*>(map);
+  const unsigned char* data = shard.file_.data();
 
   if (std::memcmp(data, kMagic, sizeof(kMagic)) != 0) {
     return error("magic", "not a token shard (expected \"SAELTOKS\")");

@@ -40,6 +40,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "harness/mapped_file.h"
 
 namespace saelab {
 
@@ -86,7 +87,7 @@ class TokenShard {
   TokenShard& operator=(const TokenShard&) = delete;
   ~TokenShard();
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_.path(); }
   const TokenShardKey& key() const { return key_; }
   int64_t vocab_size() const { return vocab_size_; }
   int64_t num_tokens() const { return num_tokens_; }
@@ -107,19 +108,16 @@ class TokenShard {
 
  private:
   TokenShard() = default;
-  void Unmap();
 
-  std::string path_;
+  MappedFile file_;
   TokenShardKey key_;
   int64_t vocab_size_ = 0;
   int64_t num_tokens_ = 0;
   int64_t num_documents_ = 0;
   std::string sha256_;
   int token_bytes_ = 2;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
-  const int64_t* offsets_ = nullptr;
-  const unsigned char* tokens_ = nullptr;
+  const int64_t* offsets_ = nullptr;       // into file_
+  const unsigned char* tokens_ = nullptr;  // into file_
 };
 
 // Opens `path` and reuses it if it opens cleanly and its key and vocab_size
