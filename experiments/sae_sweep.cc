@@ -181,4 +181,28 @@ void AddSweepSeries(const std::vector<std::pair<std::string, std::vector<std::st
   }
 }
 
+absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweeps,
+                       ActivationSource& source, const torch::Tensor& eval_set,
+                       const std::string& run_dir, const std::vector<std::string>& series_metrics,
+                       SeedTree* seeds, ExperimentResult* result,
+                       const std::function<void(TrainedSae&)>& after_each) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> sweep_groups;
+  for (const SaeSweep& sweep : sweeps) {
+    ASSIGN_OR_RETURN(std::vector<SweepPoint> points, ExpandSweep(sweep));
+    std::vector<std::string> groups;
+    for (const SweepPoint& point : points) {
+      groups.push_back(point.config.name());
+      for (int s = 0; s < sweep.seeds(); ++s) {
+        ASSIGN_OR_RETURN(TrainedSae trained,
+                         TrainAndEvaluate(point, sweep, s, source, eval_set, run_dir, seeds, result));
+        if (after_each) after_each(trained);
+      }
+    }
+    sweep_groups.emplace_back(sweep.base().name(), groups);
+  }
+  SummarizeGroups(result);
+  AddSweepSeries(sweep_groups, series_metrics, result);
+  return absl::OkStatus();
+}
+
 }  // namespace saelab

@@ -3,19 +3,17 @@
 // on a held-out activation set with the metrics of DESIGN.md, and summarise
 // seeds into groups with 95% intervals.
 //
-//   ASSIGN_OR_RETURN(std::vector<SweepPoint> points, ExpandSweep(sweep));
-//   for (const SweepPoint& point : points)
-//     for (int s = 0; s < sweep.seeds(); ++s) {
-//       ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(point, sweep, s, source, eval_set,
-//                                                             run_dir, &seeds, &result));
-//       (*trained.result->mutable_metrics())["my_metric"] = ...;
-//     }
-//   SummarizeGroups(&result);
+//   RETURN_IF_ERROR(RunSweeps(config.sweeps(), source, eval_set, run_dir, {"nmse"}, &seeds,
+//                             &result, [&](TrainedSae& trained) {
+//     (*trained.result->mutable_metrics())["my_metric"] = ...;
+//   }));
 #ifndef SAELAB_EXPERIMENTS_SAE_SWEEP_H_
 #define SAELAB_EXPERIMENTS_SAE_SWEEP_H_
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -68,6 +66,16 @@ void SummarizeGroups(ExperimentResult* result);
 // group names in order). Needs SummarizeGroups first.
 void AddSweepSeries(const std::vector<std::pair<std::string, std::vector<std::string>>>& sweep_groups,
                     const std::vector<std::string>& metrics, ExperimentResult* result);
+
+// Every SAE of `sweeps` (each point, each seed), in order, through
+// TrainAndEvaluate; `after_each` (may be empty) adds experiment-specific
+// metrics to each. Then SummarizeGroups and, per sweep, AddSweepSeries for
+// `series_metrics`.
+absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweeps,
+                       ActivationSource& source, const torch::Tensor& eval_set,
+                       const std::string& run_dir, const std::vector<std::string>& series_metrics,
+                       SeedTree* seeds, ExperimentResult* result,
+                       const std::function<void(TrainedSae&)>& after_each = {});
 
 }  // namespace saelab
 

@@ -168,26 +168,13 @@ absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& ru
                acts.hook().c_str(), static_cast<long long>(data->train_rows()),
                static_cast<long long>(eval_set.size(0)), static_cast<long long>(data->d_in()));
 
-  std::vector<std::pair<std::string, std::vector<std::string>>> sweep_groups;
-  for (const SaeSweep& sweep : config.sweeps()) {
-    ASSIGN_OR_RETURN(std::vector<SweepPoint> points, ExpandSweep(sweep));
-    std::vector<std::string> groups;
-    for (const SweepPoint& point : points) {
-      groups.push_back(point.config.name());
-      for (int s = 0; s < sweep.seeds(); ++s) {
-        ASSIGN_OR_RETURN(TrainedSae trained,
-                         TrainAndEvaluate(point, sweep, s, *source, eval_set, run_dir, seeds, result));
-        // Training tokens relative to one pass over the training rows.
-        (*trained.result->mutable_metrics())["epochs"] =
-            static_cast<double>(trained.result->train_tokens()) /
-            static_cast<double>(data->train_rows());
-      }
-    }
-    sweep_groups.emplace_back(sweep.base().name(), groups);
-  }
-  SummarizeGroups(result);
-  AddSweepSeries(sweep_groups, {"nmse", "dead_fraction"}, result);
-  return absl::OkStatus();
+  const double train_rows = static_cast<double>(data->train_rows());
+  return RunSweeps(config.sweeps(), *source, eval_set, run_dir, {"nmse", "dead_fraction"}, seeds,
+                   result, [&](TrainedSae& trained) {
+                     // Training tokens relative to one pass over the training rows.
+                     (*trained.result->mutable_metrics())["epochs"] =
+                         static_cast<double>(trained.result->train_tokens()) / train_rows;
+                   });
 }
 
 }  // namespace saelab

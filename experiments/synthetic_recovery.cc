@@ -37,31 +37,18 @@ absl::Status RunSyntheticRecovery(const SyntheticRecoveryConfig& config, const s
                    SyntheticFeatureSource::Create(config.data(), seeds->Derive("data")));
   RecordInput("synthetic_data", DataHash(*source), result->mutable_provenance());
 
-  std::vector<std::pair<std::string, std::vector<std::string>>> sweep_groups;
   torch::Tensor true_codes = source->EvalCodes();
   const double true_l0 = (true_codes != 0).sum().item<double>() / true_codes.size(0);
-  for (const SaeSweep& sweep : config.sweeps()) {
-    ASSIGN_OR_RETURN(std::vector<SweepPoint> points, ExpandSweep(sweep));
-    std::vector<std::string> groups;
-    for (const SweepPoint& point : points) {
-      groups.push_back(point.config.name());
-      for (int s = 0; s < sweep.seeds(); ++s) {
-        ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(point, sweep, s, *source,
-                                                              source->EvalSet(), run_dir, seeds,
-                                                              result));
-        const double mmcs =
-            MeanMaxCosineSimilarity(source->features(), trained.sae->DecoderDirections());
-        (*trained.result->mutable_metrics())["mmcs"] = mmcs;
-        (*trained.result->mutable_metrics())["true_l0"] = true_l0;
-        std::fprintf(stderr, "%-28s mmcs %.4f\n", trained.result->name().c_str(), mmcs);
-      }
-    }
-    sweep_groups.emplace_back(sweep.base().name(), groups);
-  }
-  SummarizeGroups(result);
-
   // Plot series: per sweep, group means with 95% intervals.
-  AddSweepSeries(sweep_groups, {"mmcs", "nmse"}, result);
+  RETURN_IF_ERROR(RunSweeps(config.sweeps(), *source, source->EvalSet(), run_dir, {"mmcs", "nmse"},
+                            seeds, result, [&](TrainedSae& trained) {
+                              const double mmcs = MeanMaxCosineSimilarity(
+                                  source->features(), trained.sae->DecoderDirections());
+                              (*trained.result->mutable_metrics())["mmcs"] = mmcs;
+                              (*trained.result->mutable_metrics())["true_l0"] = true_l0;
+                              std::fprintf(stderr, "%-28s mmcs %.4f\n",
+                                           trained.result->name().c_str(), mmcs);
+                            }));
   std::fprintf(stderr, "\n%-24s %5s %18s %26s %26s\n", "group", "seeds", "l0", "nmse (95% CI)", "mmcs (95% CI)");
   for (const SaeGroupSummary& g : result->groups()) {
     const auto& m = g.metrics();

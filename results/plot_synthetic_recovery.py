@@ -10,15 +10,12 @@ fraction per architecture at each target, with 95% intervals over seeds.
 Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
 sets it).
 """
-import argparse
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-import result_pb2  # noqa: E402
+import plot_common  # noqa: E402
 
 
 def true_l0_of(result):
@@ -31,18 +28,7 @@ def true_l0_of(result):
 def plot_sweeps(result, axes):
     true_l0 = true_l0_of(result)
     for metric, ax in zip(("mmcs", "nmse"), axes):
-        for series in result.series:
-            sweep, _, label = series.name.partition(": ")
-            if not label.startswith(metric):
-                continue
-            low = list(series.y_low) or list(series.y)
-            high = list(series.y_high) or list(series.y)
-            points = sorted(zip(series.x, series.y, low, high))
-            xs = [p[0] for p in points]
-            ys = [p[1] for p in points]
-            # 95% intervals over seeds (zero-width for one seed).
-            yerr = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
-            ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=sweep)
+        plot_common.draw_series_vs_l0(ax, result, metric)
         if true_l0 is not None:
             ax.axvline(true_l0, color="gray", linestyle=":", label="true L0 = %.2f" % true_l0)
         ax.set_xscale("log")
@@ -79,15 +65,7 @@ def plot_matched(result, axes):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--result", required=True, help="path of result.pb")
-    parser.add_argument("--out_dir", required=True)
-    args = parser.parse_args()
-
-    result = result_pb2.ExperimentResult()
-    with open(args.result, "rb") as f:
-        result.ParseFromString(f.read())
-
+    result, out_dir = plot_common.load_result(__doc__)
     matched = len(result.saes) > 0 and all(sae.target_l0 > 0 for sae in result.saes)
     if matched:
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -95,14 +73,7 @@ def main():
     else:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         plot_sweeps(result, axes)
-    provenance = result.provenance
-    fig.suptitle("%s  (commit %s%s, config %s)" % (
-        result.name, provenance.git_commit[:10], "+dirty" if provenance.git_dirty else "",
-        provenance.config_sha256[:10]), fontsize=9)
-    fig.tight_layout()
-    out = os.path.join(args.out_dir, "synthetic_recovery.png")
-    fig.savefig(out, dpi=120)
-    print("plot:", out)
+    plot_common.save(fig, result, out_dir, "synthetic_recovery.png")
 
 
 if __name__ == "__main__":
