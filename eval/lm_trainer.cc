@@ -268,9 +268,12 @@ absl::StatusOr<LmTrainResult> TrainLanguageModel(const LmTrainerConfig& config,
   Progress progress(options.label, config.steps(), "steps");
   int64_t steps_this_call = 0;
   auto evaluate = [&](int64_t step) -> absl::Status {
+    // An evenly strided sample: contexts are in corpus order, so a prefix
+    // would measure one corpus.
     torch::Tensor val = val_contexts;
-    if (config.eval_contexts() >= 0 && config.eval_contexts() < val.size(0)) {
-      val = val.slice(0, 0, config.eval_contexts());
+    if (config.eval_contexts() > 0 && config.eval_contexts() < val.size(0)) {
+      const int64_t stride = val.size(0) / config.eval_contexts();
+      val = val.slice(0, 0, stride * config.eval_contexts(), stride);
     }
     ASSIGN_OR_RETURN(double loss, LanguageModelLoss(*model, val, config.batch_contexts()));
     loop.val_curve.emplace_back(step, loss);

@@ -22,7 +22,7 @@ def main():
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for series in result.series:
         if series.name == "val loss vs step":
-            ax.plot(series.x, series.y, marker="o", label="model (first 512 validation contexts)")
+            ax.plot(series.x, series.y, marker="o", label="model (validation sample)")
     ax.axhline(lm.val_loss, color="C0", linestyle="-", alpha=0.4,
                label="model, whole validation split %.3f" % lm.val_loss)
     ax.axhline(lm.unigram_val_loss, color="gray", linestyle="--",
