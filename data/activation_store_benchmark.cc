@@ -42,6 +42,7 @@
 #include "eval/gpt2_config.h"
 #include "eval/gpt2_model.h"
 #include "harness/sgemm_ceiling.h"
+#include "harness/status_macros.h"
 
 namespace saelab {
 namespace {
@@ -70,17 +71,8 @@ double FlopsPerToken() {
   return 4 * (24.0 * d * d + 4.0 * kSeq * d);
 }
 
-template <typename T>
-T OrDie(absl::StatusOr<T> value) {
-  if (!value.ok()) {
-    std::cerr << value.status() << std::endl;
-    std::abort();
-  }
-  return *std::move(value);
-}
-
 const Gpt2Model& Model() {
-  static const Gpt2Model* model = new Gpt2Model(OrDie(Gpt2Model::RandomInit(SmallConfig(), 1)));
+  static const Gpt2Model* model = new Gpt2Model(ValueOrDie(Gpt2Model::RandomInit(SmallConfig(), 1)));
   return *model;
 }
 
@@ -109,7 +101,7 @@ const ActivationStore& ReadStore() {
     HarvestOptions options;
     options.contexts_per_chunk = 64;
     options.label = "read-bandwidth store";
-    return new ActivationStore(OrDie(HarvestActivations(Model(), Contexts(), Key(kReadHook, 1024),
+    return new ActivationStore(ValueOrDie(HarvestActivations(Model(), Contexts(), Key(kReadHook, 1024),
                                                         g_tmp + "/read_store", options)));
   }();
   return *store;
@@ -130,7 +122,7 @@ double TimeIterations(benchmark::State& state, Fn&& run) {
 void BM_Forward(benchmark::State& state) {
   const torch::Tensor tokens = Contexts().slice(0, 0, kBatchContexts);
   const double best = TimeIterations(
-      state, [&] { benchmark::DoNotOptimize(OrDie(Model().RunWithCache(tokens, {kHook}))); });
+      state, [&] { benchmark::DoNotOptimize(ValueOrDie(Model().RunWithCache(tokens, {kHook}))); });
   const double tokens_per_iter = kBatchContexts * kSeq;
   state.counters["tokens/s"] =
       benchmark::Counter(tokens_per_iter * state.iterations(), benchmark::Counter::kIsRate);
@@ -148,7 +140,7 @@ void BM_Harvest(benchmark::State& state) {
     const std::string dir = g_tmp + "/harvest_" + std::to_string(n++);
     const auto start = std::chrono::steady_clock::now();
     ActivationStore store =
-        OrDie(HarvestActivations(Model(), Contexts(), Key(kHook, kHarvestContexts), dir, options));
+        ValueOrDie(HarvestActivations(Model(), Contexts(), Key(kHook, kHarvestContexts), dir, options));
     best = std::min(
         best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     benchmark::DoNotOptimize(store.mean_norm());
@@ -191,7 +183,7 @@ void BM_StoreTrainBatch(benchmark::State& state) {
   int64_t step = 0;
   const double best = TimeIterations(state, [&] {
     for (int64_t i = 0; i < steps_per_epoch; ++i) {
-      benchmark::DoNotOptimize(OrDie(source.TrainBatch(step++, kBatchRows)).data_ptr());
+      benchmark::DoNotOptimize(ValueOrDie(source.TrainBatch(step++, kBatchRows)).data_ptr());
     }
   });
   const double bytes_per_epoch = batch_bytes * steps_per_epoch;

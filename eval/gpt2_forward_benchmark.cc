@@ -41,6 +41,7 @@
 #include "eval/gpt2_model.h"
 #include "eval/hooks.h"
 #include "harness/sgemm_ceiling.h"
+#include "harness/status_macros.h"
 
 namespace saelab {
 namespace {
@@ -77,14 +78,8 @@ double UnembedFlopsPerToken(const Gpt2Config& c) {
 }
 
 const Gpt2Model& Model() {
-  static const Gpt2Model* model = [] {
-    absl::StatusOr<Gpt2Model> made = Gpt2Model::RandomInit(SmallConfig(), /*seed=*/1);
-    if (!made.ok()) {
-      std::cerr << made.status() << std::endl;
-      std::abort();
-    }
-    return new Gpt2Model(*std::move(made));
-  }();
+  static const Gpt2Model* model =
+      new Gpt2Model(ValueOrDie(Gpt2Model::RandomInit(SmallConfig(), /*seed=*/1)));
   return *model;
 }
 

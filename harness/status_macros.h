@@ -8,6 +8,9 @@
 #ifndef SAELAB_HARNESS_STATUS_MACROS_H_
 #define SAELAB_HARNESS_STATUS_MACROS_H_
 
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -34,5 +37,22 @@
   auto statusor = (rexpr);                                  \
   if (!statusor.ok()) return std::move(statusor).status();  \
   lhs = std::move(statusor).value()
+
+namespace saelab {
+
+// The value held by `value`; on error prints the status to stderr and
+// aborts. Only for setup code with no caller to return an error to
+// (benchmarks, tools):
+//   static const Gpt2Model* model = new Gpt2Model(ValueOrDie(Gpt2Model::RandomInit(c, 1)));
+template <typename T>
+T ValueOrDie(absl::StatusOr<T> value) {
+  if (!value.ok()) {
+    std::fprintf(stderr, "fatal: %s\n", value.status().ToString().c_str());
+    std::abort();
+  }
+  return *std::move(value);
+}
+
+}  // namespace saelab
 
 #endif  // SAELAB_HARNESS_STATUS_MACROS_H_

@@ -52,5 +52,11 @@ TEST(StatusMacrosTest, SeveralAssignsInOneScopeCompileAndWork) {
   EXPECT_EQ(*sum, 5);
 }
 
+TEST(StatusMacrosTest, ValueOrDieReturnsTheValueOrAbortsWithTheStatus) {
+  EXPECT_EQ(ValueOrDie(absl::StatusOr<int>(7)), 7);
+  EXPECT_DEATH(ValueOrDie(absl::StatusOr<int>(absl::NotFoundError("no such model"))),
+               "fatal: NOT_FOUND: no such model");
+}
+
 }  // namespace
 }  // namespace saelab

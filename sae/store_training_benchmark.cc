@@ -26,6 +26,7 @@
 #include "data/activation_store.h"
 #include "eval/gpt2_model.h"
 #include "harness/config.pb.h"
+#include "harness/status_macros.h"
 #include "sae/trainer.h"
 
 namespace saelab {
@@ -37,15 +38,6 @@ constexpr char kHook[] = "blocks.1.hook_resid_post";
 std::string g_tmp;
 double g_memory_tokens_per_s = 0, g_store_tokens_per_s = 0;
 
-template <typename T>
-T OrDie(absl::StatusOr<T> value) {
-  if (!value.ok()) {
-    std::cerr << value.status() << std::endl;
-    std::abort();
-  }
-  return *std::move(value);
-}
-
 const ActivationStore& Store() {
   static const ActivationStore* store = [] {
     Gpt2Config config;
@@ -54,7 +46,7 @@ const ActivationStore& Store() {
     config.n_embd = 256;
     config.n_positions = kSeq;
     config.vocab_size = 4096;
-    Gpt2Model model = OrDie(Gpt2Model::RandomInit(config, 1));
+    Gpt2Model model = ValueOrDie(Gpt2Model::RandomInit(config, 1));
     torch::manual_seed(2);
     torch::Tensor contexts = torch::randint(0, 4096, {kContexts, kSeq}, torch::kLong);
     ActivationStoreKey key;
@@ -66,7 +58,7 @@ const ActivationStore& Store() {
     HarvestOptions options;
     options.contexts_per_chunk = 128;
     options.label = "benchmark store";
-    return new ActivationStore(OrDie(HarvestActivations(model, contexts, key, g_tmp + "/store", options)));
+    return new ActivationStore(ValueOrDie(HarvestActivations(model, contexts, key, g_tmp + "/store", options)));
   }();
   return *store;
 }
@@ -107,7 +99,7 @@ double TrainSeconds(benchmark::State& state, ActivationSource& source) {
   double best = 1e300;
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
-    TrainResult trained = OrDie(TrainSae(TopKConfig(), source, /*seed=*/4));
+    TrainResult trained = ValueOrDie(TrainSae(TopKConfig(), source, /*seed=*/4));
     benchmark::DoNotOptimize(trained.steps);
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
@@ -117,7 +109,7 @@ double TrainSeconds(benchmark::State& state, ActivationSource& source) {
 }
 
 void BM_TrainFromMemory(benchmark::State& state) {
-  MemorySource source(OrDie(Store().Rows(0, Store().num_rows())));
+  MemorySource source(ValueOrDie(Store().Rows(0, Store().num_rows())));
   g_memory_tokens_per_s = kSteps * kBatch / TrainSeconds(state, source);
 }
 
