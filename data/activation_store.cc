@@ -435,6 +435,8 @@ std::vector<int64_t> Permutation(int64_t n, uint64_t seed) {
   return p;
 }
 
+}  // namespace
+
 // Activations [contexts, P, d] float32 of `tokens` at `hook`, position 0
 // dropped when drop_bos, flattened to [contexts * P, d].
 absl::StatusOr<torch::Tensor> HookRows(const Gpt2Model& model, const torch::Tensor& tokens,
@@ -445,8 +447,6 @@ absl::StatusOr<torch::Tensor> HookRows(const Gpt2Model& model, const torch::Tens
   if (drop_bos) act = act.slice(1, 1);
   return act.reshape({-1, act.size(2)});
 }
-
-}  // namespace
 
 const char* StoreDtypeName(StoreDtype dtype) {
   switch (dtype) {

@@ -145,6 +145,13 @@ class ActivationStore {
   double mean_norm_ = 0;
 };
 
+// `tokens` [contexts, L] int64 run to `hook`; the activations as rows
+// [contexts * P, d] float32, context by context, P = L - drop_bos (position
+// 0 left out when drop_bos). The row layout of a store and of both sources.
+// Errors as Gpt2Model::RunWithCache (e.g. an unknown hook name).
+absl::StatusOr<torch::Tensor> HookRows(const Gpt2Model& model, const torch::Tensor& tokens,
+                                       const std::string& hook, bool drop_bos);
+
 // Harvests key.hook_name's activations over contexts[key.context_begin,
 // key.context_end) into `dir` (created if needed) and returns the opened
 // store. contexts: [N, context_length] int64, the packed contexts (e.g.

@@ -3,7 +3,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "harness/file_io.h"
 #include "harness/sha256.h"
 #include "harness/status_macros.h"
 
@@ -17,14 +16,6 @@ std::vector<std::string> TextDataset::Texts(Split split) const {
     }
   }
   return texts;
-}
-
-int64_t TextDataset::NumDocuments(Split split) const {
-  int64_t n = 0;
-  for (const Corpus& corpus : corpora) {
-    n += static_cast<int64_t>(DocumentsInSplit(corpus, split, fractions).size());
-  }
-  return n;
 }
 
 absl::StatusOr<TextDataset> LoadTextDataset(const CorpusSelection& selection) {
@@ -56,9 +47,6 @@ absl::StatusOr<TokenShard> TokenizeSplit(const TextDataset& dataset, Split split
   key.tokenizer_sha256 = tokenizer.Sha256();
   key.corpus_sha256 = dataset.sha256;
   key.split = std::string(SplitName(split));
-  if (const size_t slash = path.rfind('/'); slash != std::string::npos && slash > 0) {
-    RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
-  }
   return OpenOrBuildTokenShard(
       path, key, tokenizer.vocab_size(),
       [&]() -> absl::StatusOr<std::vector<std::vector<int32_t>>> {

@@ -31,7 +31,6 @@ struct TextDataset {
   // The texts of `split`, corpus by corpus in selection order, documents in
   // corpus order.
   std::vector<std::string> Texts(Split split) const;
-  int64_t NumDocuments(Split split) const;
 };
 
 // Loads the selected corpora (all known ones when selection.corpora is

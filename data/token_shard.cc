@@ -122,6 +122,9 @@ absl::Status WriteTokenShard(const std::string& path, const TokenShardKey& key, 
   std::memcpy(&file[kOffPayloadSha], payload_sha.data(), kTextField);
   const std::string header_sha = Sha256Hex(absl::string_view(file.data(), kOffHeaderSha));
   std::memcpy(&file[kOffHeaderSha], header_sha.data(), kTextField);
+  if (const size_t slash = path.rfind('/'); slash != std::string::npos && slash > 0) {
+    RETURN_IF_ERROR(MakeDirs(path.substr(0, slash)));
+  }
   return AtomicWriteFile(path, file);
 }
 

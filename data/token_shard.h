@@ -63,7 +63,8 @@ struct TokenShardKey {
 };
 
 // Writes `documents` (each a list of ids in [0, vocab_size)) as a shard at
-// `path`, atomically (temp file + rename). InvalidArgument for a key field
+// `path`, atomically (temp file + rename), creating its folder if needed.
+// InvalidArgument for a key field
 // longer than 64 bytes, vocab_size < 1 or > 2^32, or an id out of range
 // (naming the document and position); I/O errors name the path.
 absl::Status WriteTokenShard(const std::string& path, const TokenShardKey& key, int64_t vocab_size,

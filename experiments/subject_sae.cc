@@ -44,19 +44,16 @@ StoreDtype ToStoreDtype(SubjectActivationsConfig::Dtype dtype) {
   return StoreDtype::kFloat32;
 }
 
-// The hook's activations over `contexts`, BOS dropped if asked:
-// [N * rows_per_context, d] float32, context by context.
+// The hook's activations over `contexts` in batches of 32 contexts, as
+// store rows (HookRows): [N * rows_per_context, d] float32.
 absl::StatusOr<torch::Tensor> HookActivations(const Gpt2Model& model, const torch::Tensor& contexts,
                                               const std::string& hook, bool drop_bos) {
-  torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> rows;
   constexpr int64_t kBatch = 32;
   for (int64_t begin = 0; begin < contexts.size(0); begin += kBatch) {
     torch::Tensor batch = contexts.slice(0, begin, std::min(contexts.size(0), begin + kBatch));
-    ASSIGN_OR_RETURN(auto cache, model.RunWithCache(batch, {hook}));
-    torch::Tensor acts = cache.at(hook);  // [b, L, d]
-    if (drop_bos) acts = acts.slice(1, 1);
-    rows.push_back(acts.reshape({-1, acts.size(2)}).contiguous());
+    ASSIGN_OR_RETURN(torch::Tensor batch_rows, HookRows(model, batch, hook, drop_bos));
+    rows.push_back(std::move(batch_rows));
   }
   return torch::cat(rows, 0);
 }
