@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "harness/file_io.h"
+#include "harness/optimizer_state.h"
 #include "harness/progress.h"
 #include "harness/safetensors.h"
 #include "harness/seed.h"
@@ -20,12 +21,6 @@ namespace saelab {
 namespace {
 
 constexpr char kStateFile[] = "/lm_train_state.safetensors";
-
-// torch::optim keys per-parameter state by the parameter's TensorImpl
-// address, exactly as torch/optim/serialize.h does.
-std::string OptimizerKey(const torch::Tensor& param) {
-  return c10::guts::to_string(param.unsafeGetTensorImpl());
-}
 
 // What a checkpoint holds beyond weights and AdamW moments.
 struct LoopState {
@@ -44,15 +39,9 @@ absl::Status SaveState(const std::string& path, const Gpt2Model& model,
                        torch::optim::AdamW& optimizer, const LoopState& loop,
                        const std::string& config_sha256) {
   TensorMap tensors;
-  for (const auto& [name, tensor] : model.NamedTensors()) {
-    tensors["model." + name] = tensor.detach();
-    auto entry = optimizer.state().find(OptimizerKey(tensor));
-    if (entry == optimizer.state().end()) continue;  // before step 1
-    auto& state = static_cast<torch::optim::AdamWParamState&>(*entry->second);
-    tensors["adamw." + name + ".exp_avg"] = state.exp_avg();
-    tensors["adamw." + name + ".exp_avg_sq"] = state.exp_avg_sq();
-    tensors["adamw." + name + ".step"] = torch::tensor(state.step(), torch::kInt64);
-  }
+  const TensorMap named = model.NamedTensors();
+  for (const auto& [name, tensor] : named) tensors["model." + name] = tensor.detach();
+  SaveAdamState<torch::optim::AdamWParamState>(optimizer, named, "adamw.", &tensors);
   tensors["loop.next_step"] = torch::tensor(loop.next_step, torch::kInt64);
   tensors["loop.first_losses"] = FloatVector(loop.first_losses);
   tensors["loop.recent_losses"] = FloatVector(loop.recent_losses);
@@ -76,24 +65,17 @@ absl::Status LoadState(const std::string& path, Gpt2Model& model, torch::optim::
     return absl::FailedPreconditionError(absl::StrCat(
         path, ": checkpoint belongs to a different training config; delete it or use another dir"));
   }
-  torch::NoGradGuard no_grad;
-  for (const auto& [name, param] : model.NamedTensors()) {
-    ASSIGN_OR_RETURN(torch::Tensor saved, GetTensor(contents, path, "model." + name,
-                                                    param.sizes().vec(), torch::kFloat32));
-    param.copy_(saved);
-    const std::string prefix = "adamw." + name;
-    if (contents.tensors.count(prefix + ".exp_avg") == 0) continue;
-    ASSIGN_OR_RETURN(torch::Tensor exp_avg, GetTensor(contents, path, prefix + ".exp_avg",
+  const TensorMap named = model.NamedTensors();
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, param] : named) {
+      ASSIGN_OR_RETURN(torch::Tensor saved, GetTensor(contents, path, "model." + name,
                                                       param.sizes().vec(), torch::kFloat32));
-    ASSIGN_OR_RETURN(torch::Tensor exp_avg_sq, GetTensor(contents, path, prefix + ".exp_avg_sq",
-                                                         param.sizes().vec(), torch::kFloat32));
-    ASSIGN_OR_RETURN(torch::Tensor step, GetTensor(contents, path, prefix + ".step", {}, torch::kInt64));
-    auto state = std::make_unique<torch::optim::AdamWParamState>();
-    state->step(step.item<int64_t>());
-    state->exp_avg(exp_avg.clone());
-    state->exp_avg_sq(exp_avg_sq.clone());
-    optimizer.state()[OptimizerKey(param)] = std::move(state);
+      param.copy_(saved);
+    }
   }
+  RETURN_IF_ERROR(
+      LoadAdamState<torch::optim::AdamWParamState>(contents, path, named, "adamw.", &optimizer));
   ASSIGN_OR_RETURN(torch::Tensor next, GetTensor(contents, path, "loop.next_step", {}, torch::kInt64));
   loop->next_step = next.item<int64_t>();
   auto losses = contents.tensors.find("loop.first_losses");

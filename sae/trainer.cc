@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "harness/file_io.h"
+#include "harness/optimizer_state.h"
 #include "harness/progress.h"
 #include "harness/safetensors.h"
 #include "harness/status_macros.h"
@@ -19,12 +20,6 @@ namespace {
 
 constexpr char kStateFile[] = "/train_state.safetensors";
 
-// torch::optim keys per-parameter state by the parameter's TensorImpl
-// address, exactly as torch/optim/serialize.h does.
-std::string AdamKey(const torch::Tensor& param) {
-  return c10::guts::to_string(param.unsafeGetTensorImpl());
-}
-
 struct LoopState {
   int64_t next_step = 0;
   torch::Tensor tokens_since_fired;  // [n_latents] int64
@@ -33,15 +28,9 @@ struct LoopState {
 absl::Status SaveTrainState(const std::string& path, Sae& sae, torch::optim::Adam& adam,
                             const LoopState& loop, const std::string& config_sha256) {
   TensorMap tensors;
-  for (const auto& [name, tensor] : sae.NamedTensors()) {
-    tensors["sae." + name] = tensor.detach();
-    auto entry = adam.state().find(AdamKey(tensor));
-    if (entry == adam.state().end()) continue;  // buffers, or before step 1
-    auto& state = static_cast<torch::optim::AdamParamState&>(*entry->second);
-    tensors["adam." + name + ".exp_avg"] = state.exp_avg();
-    tensors["adam." + name + ".exp_avg_sq"] = state.exp_avg_sq();
-    tensors["adam." + name + ".step"] = torch::tensor(state.step(), torch::kInt64);
-  }
+  const std::map<std::string, torch::Tensor> named = sae.NamedTensors();
+  for (const auto& [name, tensor] : named) tensors["sae." + name] = tensor.detach();
+  SaveAdamState<torch::optim::AdamParamState>(adam, named, "adam.", &tensors);
   tensors["loop.tokens_since_fired"] = loop.tokens_since_fired;
   tensors["loop.next_step"] = torch::tensor(loop.next_step, torch::kInt64);
   return WriteSafetensors(path, tensors, {{"config_sha256", config_sha256}});
@@ -56,24 +45,8 @@ absl::Status LoadTrainState(const std::string& path, Sae& sae, torch::optim::Ada
         path, ": checkpoint belongs to a different SAE config; delete it or use another run dir"));
   }
   RETURN_IF_ERROR(LoadSaeTensors(contents, path, "sae.", sae));
-  for (const auto& param : sae.parameters()) {
-    std::string name;
-    for (const auto& item : sae.named_parameters(false)) {
-      if (item.value().unsafeGetTensorImpl() == param.unsafeGetTensorImpl()) name = item.key();
-    }
-    std::string prefix = "adam." + name;
-    if (contents.tensors.count(prefix + ".exp_avg") == 0) continue;  // saved before step 1
-    ASSIGN_OR_RETURN(torch::Tensor exp_avg, GetTensor(contents, path, prefix + ".exp_avg",
-                                                      param.sizes().vec(), torch::kFloat32));
-    ASSIGN_OR_RETURN(torch::Tensor exp_avg_sq, GetTensor(contents, path, prefix + ".exp_avg_sq",
-                                                         param.sizes().vec(), torch::kFloat32));
-    ASSIGN_OR_RETURN(torch::Tensor step, GetTensor(contents, path, prefix + ".step", {}, torch::kInt64));
-    auto state = std::make_unique<torch::optim::AdamParamState>();
-    state->step(step.item<int64_t>());
-    state->exp_avg(exp_avg);
-    state->exp_avg_sq(exp_avg_sq);
-    adam.state()[AdamKey(param)] = std::move(state);
-  }
+  RETURN_IF_ERROR(
+      LoadAdamState<torch::optim::AdamParamState>(contents, path, sae.NamedTensors(), "adam.", &adam));
   ASSIGN_OR_RETURN(loop->tokens_since_fired,
                    GetTensor(contents, path, "loop.tokens_since_fired", {sae.n_latents()}, torch::kInt64));
   ASSIGN_OR_RETURN(torch::Tensor next, GetTensor(contents, path, "loop.next_step", {}, torch::kInt64));
