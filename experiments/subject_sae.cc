@@ -152,9 +152,10 @@ absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& ru
     data->set_mean_norm(store->mean_norm());
     source = std::make_unique<StoreActivationSource>(*store, data_seed, acts.shuffle_buffer_chunks());
   } else {
-    data->set_train_rows(train_contexts.size(0) * (acts.context_length() - (acts.drop_bos() ? 1 : 0)));
-    source = std::make_unique<ModelActivationSource>(model, train_contexts, acts.hook(),
-                                                     acts.drop_bos(), data_seed);
+    auto streaming = std::make_unique<ModelActivationSource>(model, train_contexts, acts.hook(),
+                                                             acts.drop_bos(), data_seed);
+    data->set_train_rows(streaming->epoch_rows());
+    source = std::move(streaming);
   }
   data->set_model_sha256(model_sha256);
   data->set_hook(acts.hook());
