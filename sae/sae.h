@@ -1,6 +1,6 @@
 // The SAE interface every architecture implements.
 //
-// Notation (DESIGN.md): x in R^d_in, n latents, f in R^n,
+// Notation (docs/design.md): x in R^d_in, n latents, f in R^n,
 // x_hat = W_dec f + b_dec. Storage follows the SAELens layout so weights
 // move between saelab and the Python tools without transposes:
 //   W_enc [d_in, n_latents]   (column i is latent i's encoder direction)
