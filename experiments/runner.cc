@@ -5,11 +5,10 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "experiments/subject_sae.h"
-#include "experiments/synthetic_recovery.h"
-#include "experiments/train_subject_lm.h"
-#include "harness/config.pb.h"
+#include "experiments/experiment_config.pb.h"
+#include "experiments/registry.h"
 #include "harness/file_io.h"
+#include "harness/log.h"
 #include "harness/provenance.h"
 #include "harness/run_dir.h"
 #include "harness/runfiles.h"
@@ -28,13 +27,22 @@ absl::Status RunPlot(const std::string& script, const std::string& run_dir, cons
   ASSIGN_OR_RETURN(std::string script_path, FindRunfile("saelab/" + script, argv0));
   ASSIGN_OR_RETURN(std::string module_dir, FindRunfile("saelab/harness/result_pb2.py", argv0));
   module_dir = module_dir.substr(0, module_dir.rfind('/'));
-  std::string command = absl::StrCat("PYTHONPATH='", module_dir, "' ", kPython, " '", script_path,
-                                     "' --result '", run_dir, "/result.pb' --out_dir '", run_dir, "'");
+  std::string command =
+      absl::StrCat("PYTHONPATH='", module_dir, "' ", kPython, " '", script_path, "' --result '",
+                   run_dir, "/result.pb' --out_dir '", run_dir, "'");
   int status = std::system(command.c_str());
   if (status != 0) {
-    return absl::InternalError(absl::StrCat("plot failed (exit ", WEXITSTATUS(status), "): ", command));
+    return absl::InternalError(
+        absl::StrCat("plot failed (exit ", WEXITSTATUS(status), "): ", command));
   }
   return absl::OkStatus();
+}
+
+// An experiment config's own `plot` field (true when it has none).
+bool PlotRequested(const google::protobuf::Message& config) {
+  const google::protobuf::FieldDescriptor* plot = config.GetDescriptor()->FindFieldByName("plot");
+  if (plot == nullptr || plot->type() != google::protobuf::FieldDescriptor::TYPE_BOOL) return true;
+  return config.GetReflection()->GetBool(config, plot);
 }
 
 }  // namespace
@@ -47,10 +55,17 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   if (config.name().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(options.config_path, ": `name` is required"));
   }
+  absl::StatusOr<const ExperimentEntry*> found = FindExperiment(config);
+  if (!found.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.config_path, ": ", found.status().message()));
+  }
+  const ExperimentEntry* experiment = *found;
   const std::string as_run_text = ToTextProto(config);
   const std::string config_sha256 = ProtoSha256(config);
-  ASSIGN_OR_RETURN(RunDir run, OpenRunDir(options.run_dir, config.name(), as_run_text, config_sha256));
-  std::fprintf(stderr, "%s run directory: %s\n", run.resumed ? "resuming" : "new", run.path.c_str());
+  ASSIGN_OR_RETURN(RunDir run,
+                   OpenRunDir(options.run_dir, config.name(), as_run_text, config_sha256));
+  Log("%s run directory: %s", run.resumed ? "resuming" : "new", run.path.c_str());
 
   RunnerOutcome outcome;
   outcome.run_dir = run.path;
@@ -59,38 +74,16 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   *result.mutable_provenance() =
       CollectProvenance(config_sha256, config.seed(), options.argc, options.argv);
   SeedTree seeds(config.seed());
-  std::string plot_script;
-  bool plot = options.plot;
-  switch (config.experiment_case()) {
-    case ExperimentConfig::kSyntheticRecovery:
-      result.set_experiment("synthetic_recovery");
-      RETURN_IF_ERROR(RunSyntheticRecovery(config.synthetic_recovery(), run.path, &seeds, &result));
-      plot_script = "results/plot_synthetic_recovery.py";
-      plot = plot && config.synthetic_recovery().plot();
-      break;
-    case ExperimentConfig::kTrainSubjectLm:
-      result.set_experiment("train_subject_lm");
-      RETURN_IF_ERROR(RunTrainSubjectLm(config.train_subject_lm(), run.path, &seeds, &result));
-      plot_script = "results/plot_train_subject_lm.py";
-      plot = plot && config.train_subject_lm().plot();
-      break;
-    case ExperimentConfig::kSubjectSae:
-      result.set_experiment("subject_sae");
-      RETURN_IF_ERROR(RunSubjectSae(config.subject_sae(), run.path, &seeds, &result));
-      plot_script = "results/plot_subject_sae.py";
-      plot = plot && config.subject_sae().plot();
-      break;
-    case ExperimentConfig::EXPERIMENT_NOT_SET:
-      return absl::InvalidArgumentError(
-          absl::StrCat(options.config_path, ": no experiment set (e.g. synthetic_recovery { ... })"));
-  }
+  const google::protobuf::Message& experiment_config = ExperimentMessage(config);
+  result.set_experiment(experiment->name);
+  RETURN_IF_ERROR(experiment->run(experiment_config, run.path, &seeds, &result));
   RecordSeeds(seeds, result.mutable_provenance());
   RecordPhase("total", total_clock.Seconds(), result.mutable_provenance());
   RETURN_IF_ERROR(WriteBinaryProtoFile(run.path + "/result.pb", result));
   RETURN_IF_ERROR(WriteTextProtoFile(run.path + "/result.textproto", result));
-  if (plot && !plot_script.empty()) {
+  if (options.plot && !experiment->plot_script.empty() && PlotRequested(experiment_config)) {
     const char* argv0 = options.argc > 0 ? options.argv[0] : nullptr;
-    RETURN_IF_ERROR(RunPlot(plot_script, run.path, argv0));
+    RETURN_IF_ERROR(RunPlot(experiment->plot_script, run.path, argv0));
   }
   return outcome;
 }

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "eval/reconstruction.h"
+#include "harness/log.h"
 #include "harness/provenance.h"
 #include "harness/statistics.h"
 #include "harness/status_macros.h"
@@ -15,8 +17,6 @@
 
 namespace saelab {
 namespace {
-
-constexpr int64_t kEvalBatch = 4096;
 
 std::string KnobLabel(const SaeConfig& config, double value) {
   return SparsityKnobIsK(config) ? absl::StrCat("k", std::llround(value))
@@ -33,7 +33,8 @@ absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep) {
   }
   if (base.name().empty()) return absl::InvalidArgumentError("a sweep's base has no name");
   if (sweep.seeds() < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("sweep '", base.name(), "': seeds must be >= 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sweep '", base.name(), "': seeds must be >= 1"));
   }
   std::vector<SweepPoint> points;
   for (double value : sweep.sparsity()) {
@@ -70,6 +71,7 @@ void FillHyperparameters(const SaeConfig& resolved, SaeResult* result) {
 absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSweep& sweep,
                                             int seed_index, ActivationSource& source,
                                             const torch::Tensor& eval_set,
+                                            const ReconstructionEvalConfig& eval_config,
                                             const std::string& run_dir, SeedTree* seeds,
                                             ExperimentResult* result) {
   SaeConfig config = point.config;
@@ -84,8 +86,8 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
   std::string checkpoint = absl::StrCat("saes/", config.name());
   if (point.target_l0 > 0) {
     MatchedL0Search search = sweep.matched_l0();
-    ASSIGN_OR_RETURN(MatchedL0Result matched, TrainAtTargetL0(config, point.target_l0, search, source,
-                                                              eval_set, seed, dir));
+    ASSIGN_OR_RETURN(MatchedL0Result matched,
+                     TrainAtTargetL0(config, point.target_l0, search, source, eval_set, seed, dir));
     trained = std::move(matched.trained);
     sae_result->set_target_l0(point.target_l0);
     for (const L0SearchStep& step : matched.path) *sae_result->add_l0_search() = step;
@@ -99,15 +101,8 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
 
   PhaseClock eval_clock;
   Sae& sae = *trained.sae;
-  ReconstructionMetrics metrics(sae.d_in(), sae.n_latents());
-  {
-    torch::NoGradGuard no_grad;
-    for (int64_t begin = 0; begin < eval_set.size(0); begin += kEvalBatch) {
-      torch::Tensor x = eval_set.slice(0, begin, std::min(begin + kEvalBatch, eval_set.size(0)));
-      torch::Tensor f = sae.Encode(x);
-      metrics.Add(x, sae.Decode(f), f);
-    }
-  }
+  ASSIGN_OR_RETURN(ReconstructionMetrics metrics,
+                   EvaluateReconstruction(sae, eval_set, eval_config));
   sae_result->set_name(config.name());
   sae_result->set_group(group);
   sae_result->set_seed_index(seed_index);
@@ -121,9 +116,9 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
   sae_result->set_train_wall_seconds(trained.wall_seconds);
   sae_result->set_checkpoint(checkpoint);
   RecordPhase(absl::StrCat("eval/", config.name()), eval_clock.Seconds(), provenance);
-  std::fprintf(stderr, "%-28s l0 %7.3f  nmse %.4f  fvu %.4f  dead %.3f%s\n", config.name().c_str(),
-               metrics.L0(), metrics.Nmse(), metrics.Fvu(), metrics.DeadFraction(),
-               trained.loaded_from_disk ? "  (loaded)" : "");
+  Log("%-28s l0 %7.3f  nmse %.4f  fvu %.4f  dead %.3f%s", config.name().c_str(), metrics.L0(),
+      metrics.Nmse(), metrics.Fvu(), metrics.DeadFraction(),
+      trained.loaded_from_disk ? "  (loaded)" : "");
   TrainedSae out;
   out.sae = std::move(trained.sae);
   out.result = sae_result;
@@ -151,7 +146,8 @@ void SummarizeGroups(ExperimentResult* result) {
       for (const auto& [metric, value] : sae->metrics()) values[metric].push_back(value);
       for (const auto& [key, value] : sae->hyperparameters()) hypers[key].push_back(value);
     }
-    for (const auto& [metric, list] : values) (*summary->mutable_metrics())[metric] = Summarize(list);
+    for (const auto& [metric, list] : values)
+      (*summary->mutable_metrics())[metric] = Summarize(list);
     // Matched-L0 searches may pick different knobs per seed: report the mean.
     for (const auto& [key, list] : hypers) {
       (*summary->mutable_hyperparameters())[key] = Summarize(list).mean();
@@ -159,8 +155,9 @@ void SummarizeGroups(ExperimentResult* result) {
   }
 }
 
-void AddSweepSeries(const std::vector<std::pair<std::string, std::vector<std::string>>>& sweep_groups,
-                    const std::vector<std::string>& metrics, ExperimentResult* result) {
+void AddSweepSeries(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& sweep_groups,
+    const std::vector<std::string>& metrics, ExperimentResult* result) {
   std::map<std::string, const SaeGroupSummary*> by_group;
   for (const SaeGroupSummary& g : result->groups()) by_group[g.group()] = &g;
   for (const auto& [sweep_name, groups] : sweep_groups) {
@@ -183,8 +180,9 @@ void AddSweepSeries(const std::vector<std::pair<std::string, std::vector<std::st
 
 absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweeps,
                        ActivationSource& source, const torch::Tensor& eval_set,
-                       const std::string& run_dir, const std::vector<std::string>& series_metrics,
-                       SeedTree* seeds, ExperimentResult* result,
+                       const ReconstructionEvalConfig& eval_config, const std::string& run_dir,
+                       const std::vector<std::string>& series_metrics, SeedTree* seeds,
+                       ExperimentResult* result,
                        const std::function<void(TrainedSae&)>& after_each) {
   std::vector<std::pair<std::string, std::vector<std::string>>> sweep_groups;
   for (const SaeSweep& sweep : sweeps) {
@@ -193,8 +191,8 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
     for (const SweepPoint& point : points) {
       groups.push_back(point.config.name());
       for (int s = 0; s < sweep.seeds(); ++s) {
-        ASSIGN_OR_RETURN(TrainedSae trained,
-                         TrainAndEvaluate(point, sweep, s, source, eval_set, run_dir, seeds, result));
+        ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(point, sweep, s, source, eval_set,
+                                                              eval_config, run_dir, seeds, result));
         if (after_each) after_each(trained);
       }
     }

@@ -1,14 +1,17 @@
 // The part every SAE experiment shares: expand a SaeSweep into SAE configs,
 // train (or load) each one for each seed on an ActivationSource, evaluate it
-// on a held-out activation set with the metrics of DESIGN.md, and summarise
+// on a held-out activation set with eval/reconstruction, and summarise
 // seeds into groups with 95% intervals.
 //
-//   RETURN_IF_ERROR(RunSweeps(config.sweeps(), source, eval_set, run_dir, {"nmse"}, &seeds,
+//   RETURN_IF_ERROR(RunSweeps(config.sweeps(), source, eval_set, config.reconstruction_eval(),
+//   run_dir, {"nmse"}, &seeds,
 //                             &result, [&](TrainedSae& trained) {
 //     (*trained.result->mutable_metrics())["my_metric"] = ...;
 //   }));
 #ifndef SAELAB_EXPERIMENTS_SAE_SWEEP_H_
 #define SAELAB_EXPERIMENTS_SAE_SWEEP_H_
+
+#include <torch/torch.h>
 
 #include <functional>
 #include <memory>
@@ -16,14 +19,14 @@
 #include <utility>
 #include <vector>
 
-#include <torch/torch.h>
-
 #include "absl/status/statusor.h"
-#include "data/activation_source.h"
-#include "harness/config.pb.h"
+#include "data/activations/activation_source.h"
+#include "eval/eval_config.pb.h"
+#include "experiments/experiment_config.pb.h"
 #include "harness/result.pb.h"
 #include "harness/seed.h"
 #include "sae/sae.h"
+#include "sae/sae_config.pb.h"
 
 namespace saelab {
 
@@ -54,6 +57,7 @@ struct TrainedSae {
 absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSweep& sweep,
                                             int seed_index, ActivationSource& source,
                                             const torch::Tensor& eval_set,
+                                            const ReconstructionEvalConfig& eval_config,
                                             const std::string& run_dir, SeedTree* seeds,
                                             ExperimentResult* result);
 
@@ -64,8 +68,9 @@ void SummarizeGroups(ExperimentResult* result);
 // Appends, per sweep, one series "<sweep>: <metric> vs l0" for each metric:
 // group means with their 95% intervals. `sweep_groups` is (sweep name,
 // group names in order). Needs SummarizeGroups first.
-void AddSweepSeries(const std::vector<std::pair<std::string, std::vector<std::string>>>& sweep_groups,
-                    const std::vector<std::string>& metrics, ExperimentResult* result);
+void AddSweepSeries(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& sweep_groups,
+    const std::vector<std::string>& metrics, ExperimentResult* result);
 
 // Every SAE of `sweeps` (each point, each seed), in order, through
 // TrainAndEvaluate; `after_each` (may be empty) adds experiment-specific
@@ -73,8 +78,9 @@ void AddSweepSeries(const std::vector<std::pair<std::string, std::vector<std::st
 // `series_metrics`.
 absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweeps,
                        ActivationSource& source, const torch::Tensor& eval_set,
-                       const std::string& run_dir, const std::vector<std::string>& series_metrics,
-                       SeedTree* seeds, ExperimentResult* result,
+                       const ReconstructionEvalConfig& eval_config, const std::string& run_dir,
+                       const std::vector<std::string>& series_metrics, SeedTree* seeds,
+                       ExperimentResult* result,
                        const std::function<void(TrainedSae&)>& after_each = {});
 
 }  // namespace saelab

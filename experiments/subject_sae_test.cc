@@ -14,11 +14,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "data/token_shard.h"
-#include "eval/gpt2_model.h"
+#include "data/text/token_shard.h"
+#include "data/subject_model/gpt2_model.h"
 #include "experiments/runner.h"
 #include "gtest/gtest.h"
-#include "harness/config.pb.h"
+#include "experiments/experiment_config.pb.h"
 #include "harness/file_io.h"
 #include "harness/result.pb.h"
 #include "harness/textproto.h"
@@ -28,7 +28,7 @@
 namespace saelab {
 namespace {
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+using ::testing::TempDir;
 
 // The small config with the cache under TEST_TMPDIR (and use_store as
 // given), written to a file the runner can read.
@@ -76,7 +76,7 @@ TEST_F(SubjectSaeTest, ReportedMetricsMatchARecomputationFromTheModel) {
   ASSERT_NE(first_, nullptr);
   const ExperimentResult& result = first_->result;
   const ActivationDataResult& data = result.activation_data();
-  EXPECT_EQ(data.hook(), "blocks.1.hook_resid_post");
+  EXPECT_EQ(data.hook_name(), "blocks.1.hook_resid_post");
   EXPECT_EQ(data.train_rows(), 256 * 31);  // BOS dropped
   EXPECT_EQ(data.eval_rows(), 32 * 31);
   ASSERT_EQ(result.saes_size(), 1);

@@ -5,8 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "data/synthetic_features.h"
+#include "data/activations/synthetic_features.h"
+#include "experiments/registry.h"
 #include "experiments/sae_sweep.h"
+#include "harness/log.h"
 #include "harness/provenance.h"
 #include "harness/sha256.h"
 #include "harness/statistics.h"
@@ -40,24 +42,26 @@ absl::Status RunSyntheticRecovery(const SyntheticRecoveryConfig& config, const s
   torch::Tensor true_codes = source->EvalCodes();
   const double true_l0 = (true_codes != 0).sum().item<double>() / true_codes.size(0);
   // Plot series: per sweep, group means with 95% intervals.
-  RETURN_IF_ERROR(RunSweeps(config.sweeps(), *source, source->EvalSet(), run_dir, {"mmcs", "nmse"},
-                            seeds, result, [&](TrainedSae& trained) {
-                              const double mmcs = MeanMaxCosineSimilarity(
-                                  source->features(), trained.sae->DecoderDirections());
-                              (*trained.result->mutable_metrics())["mmcs"] = mmcs;
-                              (*trained.result->mutable_metrics())["true_l0"] = true_l0;
-                              std::fprintf(stderr, "%-28s mmcs %.4f\n",
-                                           trained.result->name().c_str(), mmcs);
-                            }));
-  std::fprintf(stderr, "\n%-24s %5s %18s %26s %26s\n", "group", "seeds", "l0", "nmse (95% CI)", "mmcs (95% CI)");
+  RETURN_IF_ERROR(
+      RunSweeps(config.sweeps(), *source, source->EvalSet(), config.reconstruction_eval(), run_dir,
+                {"mmcs", "nmse"}, seeds, result, [&](TrainedSae& trained) {
+                  const double mmcs =
+                      MeanMaxCosineSimilarity(source->features(), trained.sae->DecoderDirections());
+                  (*trained.result->mutable_metrics())["mmcs"] = mmcs;
+                  (*trained.result->mutable_metrics())["true_l0"] = true_l0;
+                  Log("%-28s mmcs %.4f", trained.result->name().c_str(), mmcs);
+                }));
+  Log("\n%-24s %5s %18s %26s %26s", "group", "seeds", "l0", "nmse (95% CI)", "mmcs (95% CI)");
   for (const SaeGroupSummary& g : result->groups()) {
     const auto& m = g.metrics();
-    std::fprintf(stderr, "%-24s %5d %18.3f %8.4f [%.4f, %.4f] %8.4f [%.4f, %.4f]\n", g.group().c_str(),
-                 m.at("l0").n(), m.at("l0").mean(), m.at("nmse").mean(), m.at("nmse").ci95_low(),
-                 m.at("nmse").ci95_high(), m.at("mmcs").mean(), m.at("mmcs").ci95_low(),
-                 m.at("mmcs").ci95_high());
+    Log("%-24s %5d %18.3f %8.4f [%.4f, %.4f] %8.4f [%.4f, %.4f]", g.group().c_str(), m.at("l0").n(),
+        m.at("l0").mean(), m.at("nmse").mean(), m.at("nmse").ci95_low(), m.at("nmse").ci95_high(),
+        m.at("mmcs").mean(), m.at("mmcs").ci95_low(), m.at("mmcs").ci95_high());
   }
   return absl::OkStatus();
 }
+
+SAELAB_REGISTER_EXPERIMENT(synthetic_recovery, SyntheticRecoveryConfig, RunSyntheticRecovery,
+                           "results/plot_synthetic_recovery.py");
 
 }  // namespace saelab

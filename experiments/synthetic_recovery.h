@@ -1,5 +1,5 @@
 // synthetic_recovery: train SAEs on synthetic activations whose features are
-// known (data/synthetic_features.h) and measure how well each recovers them.
+// known (data/activations/synthetic_features.h) and measure how well each recovers them.
 //
 // For every SAE of every sweep: train (resumably, under
 // <run_dir>/saes/<name>/), evaluate on the held-out set (mse, nmse, fvu,
@@ -15,7 +15,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "harness/config.pb.h"
+#include "experiments/experiment_config.pb.h"
 #include "harness/result.pb.h"
 #include "harness/seed.h"
 

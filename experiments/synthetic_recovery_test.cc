@@ -5,7 +5,7 @@
 
 #include "experiments/runner.h"
 #include "gtest/gtest.h"
-#include "harness/config.pb.h"
+#include "experiments/experiment_config.pb.h"
 #include "harness/file_io.h"
 #include "harness/result.pb.h"
 #include "harness/textproto.h"
@@ -13,7 +13,7 @@
 namespace saelab {
 namespace {
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+using ::testing::TempDir;
 
 RunnerOptions Options(const std::string& config, const std::string& run_dir) {
   RunnerOptions options;

@@ -1,14 +1,16 @@
 #include "experiments/train_subject_lm.h"
 
 #include "absl/strings/str_cat.h"
-#include "data/bpe_tokenizer.h"
-#include "data/bpe_trainer.h"
-#include "data/corpus.h"
-#include "data/text_dataset.h"
-#include "data/token_shard.h"
-#include "eval/gpt2_model.h"
-#include "eval/lm_trainer.h"
+#include "data/subject_model/gpt2_model.h"
+#include "data/subject_model/lm_trainer.h"
+#include "data/text/bpe_tokenizer.h"
+#include "data/text/bpe_trainer.h"
+#include "data/text/corpus.h"
+#include "data/text/text_dataset.h"
+#include "data/text/token_shard.h"
+#include "experiments/registry.h"
 #include "harness/file_io.h"
+#include "harness/log.h"
 #include "harness/provenance.h"
 #include "harness/sha256.h"
 #include "harness/status_macros.h"
@@ -23,10 +25,6 @@ absl::Status RunTrainSubjectLm(const TrainSubjectLmConfig& config, const std::st
 
   PhaseClock clock;
   ASSIGN_OR_RETURN(TextDataset text, LoadTextDataset(config.data()));
-  for (const Corpus& corpus : text.corpora) {
-    RecordInput(absl::StrCat("corpus/", corpus.name, " (", corpus.version, ")"), corpus.sha256,
-                provenance);
-  }
   RecordPhase("load_corpora", clock.Seconds(), provenance);
 
   // The vocabulary is learned from the training split only, so validation
@@ -48,27 +46,20 @@ absl::Status RunTrainSubjectLm(const TrainSubjectLmConfig& config, const std::st
   RecordPhase("train_tokenizer", clock.Seconds(), provenance);
 
   clock = PhaseClock();
-  ASSIGN_OR_RETURN(TokenShard train_shard,
-                   TokenizeSplit(text, Split::kTrain, tokenizer, run_dir + "/shards/train.tokshard"));
-  ASSIGN_OR_RETURN(TokenShard val_shard,
-                   TokenizeSplit(text, Split::kVal, tokenizer, run_dir + "/shards/val.tokshard"));
-  RecordInput("token_shard/train", train_shard.sha256(), provenance);
-  RecordInput("token_shard/val", val_shard.sha256(), provenance);
   const LmTrainerConfig& trainer = config.trainer();
-  // Every context starts with <|endoftext|> as BOS; documents are joined
-  // by it too, as GPT-2 was trained.
-  ASSIGN_OR_RETURN(torch::Tensor train_contexts,
-                   PackContexts(train_shard, trainer.context_length(), eot, eot));
-  ASSIGN_OR_RETURN(torch::Tensor val_contexts,
-                   PackContexts(val_shard, trainer.context_length(), eot, eot));
+  ASSIGN_OR_RETURN(PackedSplits splits,
+                   PackTrainAndVal(text, tokenizer, run_dir + "/shards/", trainer.context_length(),
+                                   /*max_train=*/-1, /*max_val=*/-1, provenance));
+  const TokenShard& train_shard = splits.train_shard;
+  const TokenShard& val_shard = splits.val_shard;
+  const torch::Tensor& train_contexts = splits.train_contexts;
+  const torch::Tensor& val_contexts = splits.val_contexts;
   RecordPhase("tokenize", clock.Seconds(), provenance);
-  std::fprintf(stderr,
-               "train_subject_lm: vocabulary %d, train %lld tokens (%lld contexts), val %lld tokens "
-               "(%lld contexts)\n",
-               tokenizer.vocab_size(), static_cast<long long>(train_shard.num_tokens()),
-               static_cast<long long>(train_contexts.size(0)),
-               static_cast<long long>(val_shard.num_tokens()),
-               static_cast<long long>(val_contexts.size(0)));
+  Log("train_subject_lm: vocabulary %d, train %lld tokens (%lld contexts), val %lld tokens "
+      "(%lld contexts)",
+      tokenizer.vocab_size(), static_cast<long long>(train_shard.num_tokens()),
+      static_cast<long long>(train_contexts.size(0)),
+      static_cast<long long>(val_shard.num_tokens()), static_cast<long long>(val_contexts.size(0)));
 
   Gpt2Config shape;
   shape.n_layer = config.model().n_layer();
@@ -95,7 +86,8 @@ absl::Status RunTrainSubjectLm(const TrainSubjectLmConfig& config, const std::st
   clock = PhaseClock();
   RETURN_IF_ERROR(model.SaveHfDirectory(model_dir));
   ASSIGN_OR_RETURN(std::string model_sha256, Sha256File(model_dir + "/model.safetensors"));
-  ASSIGN_OR_RETURN(double val_loss, LanguageModelLoss(model, val_contexts, trainer.batch_contexts()));
+  ASSIGN_OR_RETURN(double val_loss,
+                   LanguageModelLoss(model, val_contexts, trainer.batch_contexts()));
   RecordPhase("evaluate", clock.Seconds(), provenance);
 
   int64_t n_parameters = 0;
@@ -126,12 +118,23 @@ absl::Status RunTrainSubjectLm(const TrainSubjectLmConfig& config, const std::st
     curve->add_y(loss);
   }
   RecordInput("model.safetensors (trained here)", model_sha256, provenance);
-  std::fprintf(stderr,
-               "train_subject_lm: %lld parameters, val loss %.4f (unigram %.4f, uniform %.4f), "
-               "model sha256 %s\n",
-               static_cast<long long>(n_parameters), val_loss, lm->unigram_val_loss(),
-               lm->uniform_val_loss(), model_sha256.c_str());
+  Log("train_subject_lm: %lld parameters, val loss %.4f (unigram %.4f, uniform %.4f), "
+      "model sha256 %s",
+      static_cast<long long>(n_parameters), val_loss, lm->unigram_val_loss(),
+      lm->uniform_val_loss(), model_sha256.c_str());
   return absl::OkStatus();
 }
+
+namespace {
+// The registered entry point: the experiment with default options.
+absl::Status RunTrainSubjectLmWithDefaults(const TrainSubjectLmConfig& config,
+                                           const std::string& run_dir, SeedTree* seeds,
+                                           ExperimentResult* result) {
+  return RunTrainSubjectLm(config, run_dir, seeds, result);
+}
+}  // namespace
+
+SAELAB_REGISTER_EXPERIMENT(train_subject_lm, TrainSubjectLmConfig, RunTrainSubjectLmWithDefaults,
+                           "results/plot_train_subject_lm.py");
 
 }  // namespace saelab

@@ -3,7 +3,7 @@
 // Loads the pinned corpora, learns a BPE vocabulary on the training split,
 // tokenizes train and validation splits into token shards, packs them into
 // contexts that start with <|endoftext|> (BOS), trains a GPT-2-architecture
-// model with AdamW (eval/lm_trainer.h), and writes an HF-format directory
+// model with AdamW (data/subject_model/lm_trainer.h), and writes an HF-format directory
 // (config.json, model.safetensors, vocab.json, merges.txt) to
 // <run_dir>/model. Reports validation loss beside unigram and uniform
 // baselines, and the first steps' losses bit-exact for reproduction checks.
@@ -16,7 +16,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "harness/config.pb.h"
+#include "experiments/experiment_config.pb.h"
 #include "harness/result.pb.h"
 #include "harness/seed.h"
 

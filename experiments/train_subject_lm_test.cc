@@ -7,14 +7,14 @@
 
 #include <torch/torch.h>
 
-#include "data/bpe_tokenizer.h"
-#include "data/token_shard.h"
-#include "eval/gpt2_model.h"
-#include "eval/lm_trainer.h"
+#include "data/text/bpe_tokenizer.h"
+#include "data/text/token_shard.h"
+#include "data/subject_model/gpt2_model.h"
+#include "data/subject_model/lm_trainer.h"
 #include "experiments/runner.h"
 #include "experiments/train_subject_lm.h"
 #include "gtest/gtest.h"
-#include "harness/config.pb.h"
+#include "experiments/experiment_config.pb.h"
 #include "harness/file_io.h"
 #include "harness/result.pb.h"
 #include "harness/seed.h"
@@ -26,7 +26,7 @@ namespace {
 
 constexpr char kConfig[] = "experiments/testdata/train_subject_lm_small.textproto";
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+using ::testing::TempDir;
 
 TEST(TrainSubjectLmTest, WritesALoadableModelThatBeatsUnigram) {
   RunnerOptions options;

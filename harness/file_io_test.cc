@@ -10,7 +10,7 @@
 namespace saelab {
 namespace {
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+using ::testing::TempDir;
 
 TEST(FileIoTest, AtomicWriteThenReadRoundTripsBinaryBytes) {
   std::string path = TempDir() + "/roundtrip.bin";

@@ -12,7 +12,7 @@
 namespace saelab {
 namespace {
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+using ::testing::TempDir;
 
 TEST(MappedFileTest, MapsTheFilesBytes) {
   const std::string path = TempDir() + "/bytes.bin";

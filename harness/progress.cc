@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "harness/log.h"
 
 namespace saelab {
 
@@ -64,16 +65,17 @@ void Progress::Update(int64_t done, absl::string_view status) {
   last_print_ = now;
   std::string line = Line(done, status);
   if (interactive_) {
-    absl::FPrintF(out_, "\r\033[K%s", line);
+    SetLiveLine(out_, line);
   } else {
     absl::FPrintF(out_, "%s\n", line);
+    std::fflush(out_);
   }
-  std::fflush(out_);
 }
 
 void Progress::Finish(absl::string_view status) {
   std::string line = Line(last_done_, status);
-  absl::FPrintF(out_, interactive_ ? "\r\033[K%s\n" : "%s\n", line);
+  if (interactive_) SetLiveLine(out_, "");
+  absl::FPrintF(out_, "%s\n", line);
   std::fflush(out_);
 }
 

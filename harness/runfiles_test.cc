@@ -14,7 +14,7 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(RunfilesTest, FindsAFileUnderRunfilesDir) {
-  const std::string root = std::string(std::getenv("TEST_TMPDIR")) + "/runfiles";
+  const std::string root = ::testing::TempDir() + "runfiles";
   ASSERT_TRUE(MakeDirs(root + "/some_repo/sub").ok());
   ASSERT_TRUE(AtomicWriteFile(root + "/some_repo/sub/file.txt", "x").ok());
   ASSERT_EQ(setenv("RUNFILES_DIR", root.c_str(), 1), 0);

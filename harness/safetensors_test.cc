@@ -19,7 +19,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+using ::testing::TempDir;
 
 // A safetensors file assembled by hand, independently of the writer: the
 // header length as 8 little-endian bytes, the header, then the data buffer.

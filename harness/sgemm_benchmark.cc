@@ -3,12 +3,10 @@
 // library does the work (OpenBLAS vs Debian's reference BLAS is a ~40x gap).
 //
 //   ./bazelw run //harness:sgemm_benchmark
-#include <iostream>
-
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include "harness/sgemm_ceiling.h"
+#include "harness/benchmark_main.h"
 
 namespace saelab {
 namespace {
@@ -28,12 +26,8 @@ BENCHMARK(BM_Sgemm)->Arg(512)->Arg(1024)->Arg(2048)->UseRealTime()->Unit(benchma
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::string blas = saelab::BlasLibraryInUse();
-  std::cout << "BLAS library in use: " << blas << std::endl;
-  benchmark::AddCustomContext("blas", blas);  // also in --benchmark_format=json
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  // The ceiling itself is what this binary shows, at several sizes.
+  saelab::BenchmarkMainOptions options;
+  options.measure_sgemm = false;
+  return saelab::RunBenchmarkMain(argc, argv, options);
 }

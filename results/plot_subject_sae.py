@@ -26,7 +26,7 @@ def main():
         ax.set_xlabel("L0 (mean active latents per token, validation split)")
         ax.set_ylabel(metric)
         ax.set_title("%s (d=%d), %d train / %d eval rows" %
-                     (data.hook, data.d_in, data.train_rows, data.eval_rows), fontsize=9)
+                     (data.hook_name, data.d_in, data.train_rows, data.eval_rows), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     plot_common.save(fig, result, out_dir, "subject_sae.png")

@@ -1,8 +1,12 @@
 #include "sae/batch_topk.h"
 
 #include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "sae/geometric_median.h"
 #include "sae/kernels/sparse_decode.h"
 #include "sae/topk.h"
@@ -67,24 +71,37 @@ torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k) {
   return torch::zeros({z.numel()}, z.options()).scatter(0, indices, values).view(z.sizes());
 }
 
-torch::Tensor BatchTopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
-                            const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                            const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
-                            double auxk_coefficient, const torch::Tensor& dead_mask,
-                            bool sparse_decode, torch::Tensor* f, torch::Tensor* x_hat,
-                            torch::Tensor* nmse, torch::Tensor* auxk) {
-  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);  // [B, n]
-  if (sparse_decode) {
-    auto [values, indices] = BatchTopKEntries(z, k);
-    *x_hat = SparseBatchDecode(values, indices, z.size(0), z.size(1), W_dec, b_dec, f);
+BatchTopKLossOptions BatchTopKLossOptionsFrom(const BatchTopKConfig& config) {
+  BatchTopKLossOptions options;
+  options.k = config.k();
+  options.k_aux = config.k_aux();
+  options.auxk_coefficient = config.auxk_coefficient();
+  options.sparse_decode = config.sparse_decode();
+  return options;
+}
+
+LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& options) {
+  const torch::Tensor& x = inputs.x;
+  const torch::Tensor& W_dec = inputs.W_dec;
+  const torch::Tensor& b_dec = inputs.b_dec;
+  torch::Tensor z = torch::addmm(inputs.b_enc, x - b_dec, inputs.W_enc);  // [B, n]
+  LossOutput out;
+  if (options.sparse_decode) {
+    auto [values, indices] = BatchTopKEntries(z, options.k);
+    out.x_hat = SparseBatchDecode(values, indices, z.size(0), z.size(1), W_dec, b_dec, &out.f);
   } else {
-    *f = BatchTopKActivations(z, k);          // [B, n]
-    *x_hat = torch::addmm(b_dec, *f, W_dec);  // [B, d]
+    out.f = BatchTopKActivations(z, options.k);       // [B, n]
+    out.x_hat = torch::addmm(b_dec, out.f, W_dec);    // [B, d]
   }
-  *nmse = BatchNmse(*x_hat, x);
-  *auxk = auxk_coefficient > 0.0 ? AuxKLoss(z, W_dec, dead_mask, k_aux, (x - *x_hat).detach())
-                                 : torch::zeros({}, x.options());
-  return *nmse + auxk_coefficient * (*auxk);
+  torch::Tensor nmse = BatchNmse(out.x_hat, x);
+  torch::Tensor auxk =
+      options.auxk_coefficient > 0.0
+          ? AuxKLoss(z, W_dec, inputs.dead_mask, options.k_aux, (x - out.x_hat).detach())
+          : torch::zeros({}, x.options());
+  out.loss = nmse + options.auxk_coefficient * auxk;
+  out.terms["nmse"] = nmse;
+  out.terms["auxk"] = auxk;
+  return out;
 }
 
 double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay) {
@@ -97,18 +114,13 @@ double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double d
 }
 
 TrainOutput BatchTopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
-  TrainOutput out;
-  torch::Tensor nmse, auxk;
-  out.loss = BatchTopKLoss(x, W_enc, b_enc, W_dec, b_dec, config_.k(), config_.k_aux(),
-                           config_.auxk_coefficient(), info.dead_mask, config_.sparse_decode(),
-                           &out.f, &out.x_hat, &nmse, &auxk);
+  TrainOutput out =
+      TrainOutputFrom(BatchTopKLoss(LossInputsFor(x, info), BatchTopKLossOptionsFrom(config_)));
   {
     torch::NoGradGuard no_grad;
     // EMA in double; stored as float32 like the other tensors.
     threshold_.fill_(NextBatchTopKThreshold(threshold(), out.f, config_.threshold_decay()));
   }
-  out.terms["nmse"] = nmse.item<double>();
-  out.terms["auxk"] = auxk.item<double>();
   out.terms["threshold"] = threshold();
   out.terms["dead_latents"] =
       info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
@@ -123,5 +135,76 @@ void BatchTopKSae::InitFromSample(const torch::Tensor& x) {
 void BatchTopKSae::BeforeOptimizerStep() { ProjectDecoderGradient(); }
 
 void BatchTopKSae::AfterOptimizerStep() { RenormalizeDecoderRows(); }
+
+namespace {
+
+absl::Status Resolve(int64_t d_in, SaeConfig* config) {
+  const int64_t n = config->n_latents();
+  BatchTopKConfig* batch_topk = config->mutable_batch_topk();
+  if (batch_topk->k() < 1 || batch_topk->k() > n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch_topk.k must be in [1, n_latents = ", n, "], got ", batch_topk->k()));
+  }
+  if (batch_topk->auxk_coefficient() < 0) {
+    return absl::InvalidArgumentError("batch_topk.auxk_coefficient must be >= 0");
+  }
+  if (batch_topk->threshold_decay() < 0 || batch_topk->threshold_decay() >= 1) {
+    return absl::InvalidArgumentError("batch_topk.threshold_decay must be in [0, 1)");
+  }
+  if (!batch_topk->has_k_aux()) batch_topk->set_k_aux(DefaultKAux(d_in, n));
+  if (batch_topk->k_aux() < 1 || batch_topk->k_aux() > n) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch_topk.k_aux must be in [1, n_latents = ", n, "], got ", batch_topk->k_aux()));
+  }
+  FillOptimizerDefaults(TopKLearningRate(n), kTopKAdamEps, config);
+  return absl::OkStatus();
+}
+
+// The SAELens threshold: the scalar repeated for every latent.
+torch::Tensor ThresholdToSaeLens(const torch::Tensor& threshold, int64_t n_latents) {
+  return threshold.reshape({1}).expand({n_latents}).contiguous();
+}
+
+absl::StatusOr<torch::Tensor> ThresholdFromSaeLens(const torch::Tensor& tensor,
+                                                   const std::string& weights_path,
+                                                   const std::string& config_path) {
+  absl::StatusOr<torch::Tensor> threshold = SaeLensThreshold(tensor, weights_path);
+  if (!threshold.ok()) return threshold.status();
+  const torch::Tensor first = (*threshold)[0];
+  if (!torch::all(*threshold == first).item<bool>()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        weights_path, ": tensor 'threshold' is not one value for every latent, so it is not ",
+        "the inference form of a batch_topk SAE (as ", config_path, " says)"));
+  }
+  return first.clone();
+}
+
+}  // namespace
+
+const SaeArchitecture& BatchTopKArchitecture() {
+  static const SaeArchitecture* const architecture = [] {
+    auto* row = new SaeArchitecture;
+    row->name = "batch_topk";
+    row->config_case = SaeConfig::kBatchTopk;
+    row->resolve = Resolve;
+    row->create = [](const SaeConfig& config, int64_t d_in, uint64_t seed) -> std::unique_ptr<Sae> {
+      return std::make_unique<BatchTopKSae>(d_in, config.n_latents(), config.batch_topk(), seed);
+    };
+    row->sparsity_knob = [](const SaeConfig& config) {
+      return static_cast<double>(config.batch_topk().k());
+    };
+    row->set_sparsity_knob = [](SaeConfig* config, double value) {
+      config->mutable_batch_topk()->set_k(std::llround(value));
+    };
+    row->sparsity_knob_is_k = true;
+    row->saelens.architecture = "jumprelu";
+    row->saelens.apply_b_dec_to_input = true;
+    row->saelens.imports_foreign_files = false;
+    row->saelens.extra_tensors = {{"threshold", "threshold", ThresholdToSaeLens, ThresholdFromSaeLens}};
+    row->saelens.shift_encoder_biases = ShiftBEnc;
+    return row;
+  }();
+  return *architecture;
+}
 
 }  // namespace saelab

@@ -1,5 +1,5 @@
 // BatchTopK SAE: Bussmann, Leask and Nanda, "BatchTopK Sparse Autoencoders"
-// (2024), as in DESIGN.md. TopK (sae/topk.h) with the top-k taken over the
+// (2024), as in docs/design.md. TopK (sae/topk.h) with the top-k taken over the
 // whole batch instead of per token:
 //
 //   z = (x - b_dec) W_enc + b_enc                     [B, n]  (b_dec = b_pre)
@@ -37,7 +37,8 @@
 
 #include <cstdint>
 
-#include "harness/config.pb.h"
+#include "sae/architecture.h"
+#include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
 namespace saelab {
@@ -75,27 +76,42 @@ class BatchTopKSae : public Sae {
 // batch z [B, n] (flattened), zeros elsewhere. Returns [B, n].
 torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k);
 
+// The knobs of BatchTopKLoss.
+struct BatchTopKLossOptions {
+  int64_t k = 32;
+  int64_t k_aux = 256;
+  double auxk_coefficient = 1.0 / 32;
+  // Decode the kept entries with SparseDecodeRagged; false: the dense
+  // product f W_dec (the reference).
+  bool sparse_decode = true;
+};
+
+// Reads the options from a resolved BatchTopKConfig.
+BatchTopKLossOptions BatchTopKLossOptionsFrom(const BatchTopKConfig& config);
+
 // The BatchTopK training loss as a pure function (for gradient checks and
-// as the single definition TrainForward uses). x [B, d], W_enc [d, n],
-// b_enc [n], W_dec [n, d], b_dec [d]; dead_mask [n] bool or undefined.
-// sparse_decode: decode the kept entries with SparseDecodeRagged; false:
-// the dense product f W_dec (the reference).
-// Returns nmse + auxk_coefficient * auxk and fills *f [B, n] (the batch
-// top-k activations; detached when sparse_decode, as the loss does not go
-// through it), *x_hat [B, d], *nmse and *auxk (undetached scalars). AuxK's
+// as the single definition TrainForward uses); reads inputs.dead_mask ([n]
+// bool or undefined). Returns loss = nmse + auxk_coefficient * auxk, f
+// [B, n] (the batch top-k activations; detached when sparse_decode, as the
+// loss does not go through it), x_hat [B, d] and terms "nmse" and "auxk"
+// (undetached scalars; auxk is 0 when auxk_coefficient is 0). AuxK's
 // target, the residual x - x_hat, is detached.
-torch::Tensor BatchTopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
-                            const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                            const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
-                            double auxk_coefficient, const torch::Tensor& dead_mask,
-                            bool sparse_decode, torch::Tensor* f, torch::Tensor* x_hat,
-                            torch::Tensor* nmse, torch::Tensor* auxk);
+LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& options);
 
 // One threshold update from training activations f [B, n]: with m the
 // smallest positive entry of f, returns m if threshold <= 0 (not yet set),
 // else decay * threshold + (1 - decay) * m. Returns threshold unchanged if
 // f has no positive entry.
 double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay);
+
+// The architecture table's row (sae/architecture.h): TopK's recipe
+// (sae/topk.h); SAELens "jumprelu" with the scalar threshold repeated per
+// latent, which is how SAELens saves BatchTopK SAEs for inference
+// (BatchTopKTrainingSAE.process_state_dict_for_saving_inference), encoding
+// x - b_dec (apply_b_dec_to_input true). SAELens "jumprelu" files import as
+// batch_topk only when their "saelab" object says so, and their thresholds
+// must then be one value.
+const SaeArchitecture& BatchTopKArchitecture();
 
 }  // namespace saelab
 

@@ -225,9 +225,9 @@ TEST(BatchTopKTest, LossGradientsMatchFiniteDifferencesWithAStoppedResidual) {
   for (bool sparse_decode : {false, true}) {
     SCOPED_TRACE(sparse_decode ? "sparse decode" : "dense decode");
     auto under_test = [&](const std::vector<torch::Tensor>& p) {
-      torch::Tensor f, x_hat, nmse, auxk;
-      return BatchTopKLoss(x, p[0], p[1], p[2], p[3], k, k_aux, alpha, dead, sparse_decode, &f,
-                           &x_hat, &nmse, &auxk);
+      return BatchTopKLoss({x, p[0], p[1], p[2], p[3], /*extra=*/{}, dead},
+                           {k, k_aux, alpha, sparse_decode})
+          .loss;
     };
     EXPECT_NEAR(reference(params).item<double>(), under_test(params).item<double>(), 1e-12);
     GradientCheckResult check =
@@ -246,9 +246,9 @@ TEST(BatchTopKTest, MainLossGradientsMatchFiniteDifferences) {
   for (bool sparse_decode : {false, true}) {
     SCOPED_TRACE(sparse_decode ? "sparse decode" : "dense decode");
     auto loss = [&](const std::vector<torch::Tensor>& p) {
-      torch::Tensor f, x_hat, nmse, auxk;
-      return BatchTopKLoss(x, p[0], p[1], p[2], p[3], k, 2, /*auxk_coefficient=*/0.0,
-                           torch::Tensor(), sparse_decode, &f, &x_hat, &nmse, &auxk);
+      return BatchTopKLoss({x, p[0], p[1], p[2], p[3]},
+                           {k, /*k_aux=*/2, /*auxk_coefficient=*/0.0, sparse_decode})
+          .loss;
     };
     GradientCheckResult check = CheckGradients(loss, params, 1e-7);
     EXPECT_GT(check.max_abs_gradient, 1e-2);

@@ -14,7 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "harness/config.pb.h"
+#include "sae/sae_config.pb.h"
 #include "harness/safetensors.h"
 #include "sae/sae.h"
 

@@ -1,7 +1,5 @@
 #include "sae/factory.h"
 
-#include <cmath>
-
 #include "absl/strings/str_cat.h"
 #include "harness/textproto.h"
 #include "sae/batch_topk.h"
@@ -18,86 +16,75 @@ absl::Status Invalid(const SaeConfig& config, absl::string_view what) {
       absl::StrCat("SAE '", config.name(), "' (", ArchitectureName(config), "): ", what));
 }
 
-// The power of two nearest x (ties go up), at least 1.
-int64_t NearestPowerOfTwo(double x) {
-  if (x <= 1.0) return 1;
-  double log2 = std::log2(x);
-  int64_t lower = int64_t{1} << static_cast<int>(std::floor(log2));
-  int64_t upper = lower * 2;
-  return (x - lower < upper - x) ? lower : upper;
+// "no architecture set (choose relu_l1, topk, batch_topk, jumprelu or gated)".
+std::string NoArchitectureMessage() {
+  std::string choices;
+  const std::vector<const SaeArchitecture*>& rows = SaeArchitectures();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    absl::StrAppend(&choices, i == 0 ? "" : (i + 1 == rows.size() ? " or " : ", "), rows[i]->name);
+  }
+  return absl::StrCat("no architecture set (choose ", choices, ")");
 }
 
 }  // namespace
 
-double SparsityKnob(const SaeConfig& config) {
-  switch (config.architecture_case()) {
-    case SaeConfig::kReluL1:
-      return config.relu_l1().l1_coefficient();
-    case SaeConfig::kTopk:
-      return static_cast<double>(config.topk().k());
-    case SaeConfig::kBatchTopk:
-      return static_cast<double>(config.batch_topk().k());
-    case SaeConfig::kJumprelu:
-      return config.jumprelu().sparsity_coefficient();
-    case SaeConfig::kGated:
-      return config.gated().l1_coefficient();
-    case SaeConfig::ARCHITECTURE_NOT_SET:
-      break;
+// The table: each row is defined in its architecture's own file. A new
+// architecture adds its line here (and its field to SaeConfig's oneof).
+const std::vector<const SaeArchitecture*>& SaeArchitectures() {
+  static const std::vector<const SaeArchitecture*>* const rows =
+      new std::vector<const SaeArchitecture*>{
+          &ReluL1Architecture(),
+          &TopKArchitecture(),
+          &BatchTopKArchitecture(),
+          &JumpReluArchitecture(),
+          &GatedArchitecture(),
+      };
+  return *rows;
+}
+
+const SaeArchitecture* FindArchitecture(SaeConfig::ArchitectureCase config_case) {
+  for (const SaeArchitecture* row : SaeArchitectures()) {
+    if (row->config_case == config_case) return row;
   }
-  return 0;
+  return nullptr;
+}
+
+const SaeArchitecture* FindArchitecture(const SaeConfig& config) {
+  return FindArchitecture(config.architecture_case());
+}
+
+const SaeArchitecture* FindArchitecture(absl::string_view name) {
+  for (const SaeArchitecture* row : SaeArchitectures()) {
+    if (row->name == name) return row;
+  }
+  return nullptr;
+}
+
+double SparsityKnob(const SaeConfig& config) {
+  const SaeArchitecture* architecture = FindArchitecture(config);
+  return architecture == nullptr ? 0.0 : architecture->sparsity_knob(config);
 }
 
 void SetSparsityKnob(SaeConfig* config, double value) {
-  switch (config->architecture_case()) {
-    case SaeConfig::kReluL1:
-      config->mutable_relu_l1()->set_l1_coefficient(value);
-      break;
-    case SaeConfig::kTopk:
-      config->mutable_topk()->set_k(std::llround(value));
-      break;
-    case SaeConfig::kBatchTopk:
-      config->mutable_batch_topk()->set_k(std::llround(value));
-      break;
-    case SaeConfig::kJumprelu:
-      config->mutable_jumprelu()->set_sparsity_coefficient(value);
-      break;
-    case SaeConfig::kGated:
-      config->mutable_gated()->set_l1_coefficient(value);
-      break;
-    case SaeConfig::ARCHITECTURE_NOT_SET:
-      break;
-  }
+  const SaeArchitecture* architecture = FindArchitecture(*config);
+  if (architecture != nullptr) architecture->set_sparsity_knob(config, value);
 }
 
 bool SparsityKnobIsK(const SaeConfig& config) {
-  return config.architecture_case() == SaeConfig::kTopk ||
-         config.architecture_case() == SaeConfig::kBatchTopk;
+  const SaeArchitecture* architecture = FindArchitecture(config);
+  return architecture != nullptr && architecture->sparsity_knob_is_k;
 }
 
 std::string ArchitectureName(const SaeConfig& config) {
-  switch (config.architecture_case()) {
-    case SaeConfig::kReluL1:
-      return "relu_l1";
-    case SaeConfig::kTopk:
-      return "topk";
-    case SaeConfig::kBatchTopk:
-      return "batch_topk";
-    case SaeConfig::kJumprelu:
-      return "jumprelu";
-    case SaeConfig::kGated:
-      return "gated";
-    case SaeConfig::ARCHITECTURE_NOT_SET:
-      return "";
-  }
-  return "";
+  const SaeArchitecture* architecture = FindArchitecture(config);
+  return architecture == nullptr ? "" : architecture->name;
 }
 
 absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
   FillDefaults(config);
   const int64_t n = config->n_latents();
-  if (config->architecture_case() == SaeConfig::ARCHITECTURE_NOT_SET) {
-    return Invalid(*config, "no architecture set (choose relu_l1, topk, batch_topk, jumprelu or gated)");
-  }
+  const SaeArchitecture* architecture = FindArchitecture(*config);
+  if (architecture == nullptr) return Invalid(*config, NoArchitectureMessage());
   if (d_in < 1) return Invalid(*config, absl::StrCat("d_in must be >= 1, got ", d_in));
   if (n < 1) return Invalid(*config, absl::StrCat("n_latents must be >= 1, got ", n));
   TrainerConfig* trainer = config->mutable_trainer();
@@ -123,82 +110,9 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
   if (trainer->init_sample_tokens() < 1) {
     return Invalid(*config, "trainer.init_sample_tokens must be >= 1");
   }
-  switch (config->architecture_case()) {
-    case SaeConfig::kReluL1: {
-      const ReluL1Config& relu = config->relu_l1();
-      if (relu.l1_coefficient() < 0) return Invalid(*config, "relu_l1.l1_coefficient must be >= 0");
-      if (relu.decoder_init_norm() <= 0) {
-        return Invalid(*config, "relu_l1.decoder_init_norm must be > 0");
-      }
-      if (!trainer->has_lr()) trainer->set_lr(5e-5);
-      if (!trainer->has_adam_eps()) trainer->set_adam_eps(1e-8);
-      break;
-    }
-    case SaeConfig::kBatchTopk: {
-      BatchTopKConfig* batch_topk = config->mutable_batch_topk();
-      if (batch_topk->k() < 1 || batch_topk->k() > n) {
-        return Invalid(*config, absl::StrCat("batch_topk.k must be in [1, n_latents = ", n,
-                                             "], got ", batch_topk->k()));
-      }
-      if (batch_topk->auxk_coefficient() < 0) {
-        return Invalid(*config, "batch_topk.auxk_coefficient must be >= 0");
-      }
-      if (batch_topk->threshold_decay() < 0 || batch_topk->threshold_decay() >= 1) {
-        return Invalid(*config, "batch_topk.threshold_decay must be in [0, 1)");
-      }
-      if (!batch_topk->has_k_aux()) batch_topk->set_k_aux(std::min(n, NearestPowerOfTwo(d_in / 2.0)));
-      if (batch_topk->k_aux() < 1 || batch_topk->k_aux() > n) {
-        return Invalid(*config, absl::StrCat("batch_topk.k_aux must be in [1, n_latents = ", n,
-                                             "], got ", batch_topk->k_aux()));
-      }
-      if (!trainer->has_lr()) trainer->set_lr(2e-4 / std::sqrt(n / 16384.0));
-      if (!trainer->has_adam_eps()) trainer->set_adam_eps(6.25e-10);
-      break;
-    }
-    case SaeConfig::kJumprelu: {
-      const JumpReluConfig& jump = config->jumprelu();
-      if (jump.sparsity_coefficient() < 0) {
-        return Invalid(*config, "jumprelu.sparsity_coefficient must be >= 0");
-      }
-      if (!(jump.bandwidth() > 0)) return Invalid(*config, "jumprelu.bandwidth must be > 0");
-      if (!(jump.initial_threshold() > 0)) {
-        return Invalid(*config, "jumprelu.initial_threshold must be > 0");
-      }
-      // Rajamanoharan et al. train JumpReLU with Adam(0, 0.999) at 7e-5.
-      if (!trainer->has_lr()) trainer->set_lr(7e-5);
-      if (!trainer->has_adam_eps()) trainer->set_adam_eps(1e-8);
-      break;
-    }
-    case SaeConfig::kGated: {
-      if (config->gated().l1_coefficient() < 0) {
-        return Invalid(*config, "gated.l1_coefficient must be >= 0");
-      }
-      if (!trainer->has_lr()) trainer->set_lr(5e-5);
-      if (!trainer->has_adam_eps()) trainer->set_adam_eps(1e-8);
-      break;
-    }
-    case SaeConfig::kTopk: {
-      TopKConfig* topk = config->mutable_topk();
-      if (topk->k() < 1 || topk->k() > n) {
-        return Invalid(*config, absl::StrCat("topk.k must be in [1, n_latents = ", n, "], got ",
-                                             topk->k()));
-      }
-      if (topk->auxk_coefficient() < 0) return Invalid(*config, "topk.auxk_coefficient must be >= 0");
-      if (topk->geometric_median_iterations() < 0) {
-        return Invalid(*config, "topk.geometric_median_iterations must be >= 0");
-      }
-      if (topk->multi_topk_factor() < 0) return Invalid(*config, "topk.multi_topk_factor must be >= 0");
-      if (!topk->has_k_aux()) topk->set_k_aux(std::min(n, NearestPowerOfTwo(d_in / 2.0)));
-      if (topk->k_aux() < 1 || topk->k_aux() > n) {
-        return Invalid(*config, absl::StrCat("topk.k_aux must be in [1, n_latents = ", n,
-                                             "], got ", topk->k_aux()));
-      }
-      if (!trainer->has_lr()) trainer->set_lr(2e-4 / std::sqrt(n / 16384.0));
-      if (!trainer->has_adam_eps()) trainer->set_adam_eps(6.25e-10);
-      break;
-    }
-    case SaeConfig::ARCHITECTURE_NOT_SET:
-      break;
+  // The architecture's own fields and recipe; its errors name the field.
+  if (absl::Status own = architecture->resolve(d_in, config); !own.ok()) {
+    return Invalid(*config, own.message());
   }
   if (!(trainer->lr() > 0)) return Invalid(*config, "trainer.lr must be > 0");
   return absl::OkStatus();
@@ -206,26 +120,9 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
 
 absl::StatusOr<std::unique_ptr<Sae>> CreateSae(const SaeConfig& config, int64_t d_in,
                                                uint64_t seed) {
-  switch (config.architecture_case()) {
-    case SaeConfig::kReluL1:
-      return std::unique_ptr<Sae>(
-          std::make_unique<ReluL1Sae>(d_in, config.n_latents(), config.relu_l1(), seed));
-    case SaeConfig::kTopk:
-      return std::unique_ptr<Sae>(
-          std::make_unique<TopKSae>(d_in, config.n_latents(), config.topk(), seed));
-    case SaeConfig::kBatchTopk:
-      return std::unique_ptr<Sae>(
-          std::make_unique<BatchTopKSae>(d_in, config.n_latents(), config.batch_topk(), seed));
-    case SaeConfig::kJumprelu:
-      return std::unique_ptr<Sae>(
-          std::make_unique<JumpReluSae>(d_in, config.n_latents(), config.jumprelu(), seed));
-    case SaeConfig::kGated:
-      return std::unique_ptr<Sae>(
-          std::make_unique<GatedSae>(d_in, config.n_latents(), config.gated(), seed));
-    case SaeConfig::ARCHITECTURE_NOT_SET:
-      break;
-  }
-  return Invalid(config, "no architecture set (choose relu_l1, topk, batch_topk, jumprelu or gated)");
+  const SaeArchitecture* architecture = FindArchitecture(config);
+  if (architecture == nullptr) return Invalid(config, NoArchitectureMessage());
+  return architecture->create(config, d_in, seed);
 }
 
 }  // namespace saelab

@@ -2,11 +2,14 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
+#include "sae/architecture.h"
 
 namespace saelab {
 namespace {
@@ -186,6 +189,58 @@ TEST(FactoryTest, CreateSaeWithoutArchitectureIsAnError) {
   absl::StatusOr<std::unique_ptr<Sae>> sae = CreateSae(config, 8, 0);
   EXPECT_EQ(sae.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(sae.status().message()), HasSubstr("no_arch"));
+}
+
+TEST(FactoryTest, EveryArchitectureOneofFieldHasOneRowOfItsName) {
+  const google::protobuf::OneofDescriptor* oneof =
+      SaeConfig::descriptor()->FindOneofByName("architecture");
+  ASSERT_NE(oneof, nullptr);
+  ASSERT_EQ(SaeArchitectures().size(), static_cast<size_t>(oneof->field_count()));
+  for (int i = 0; i < oneof->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = oneof->field(i);
+    const SaeArchitecture* row =
+        FindArchitecture(static_cast<SaeConfig::ArchitectureCase>(field->number()));
+    ASSERT_NE(row, nullptr) << field->name();
+    EXPECT_EQ(row->name, field->name());
+    EXPECT_EQ(FindArchitecture(field->name()), row);
+    EXPECT_EQ(SaeArchitectures()[i], row) << "rows follow the proto's order";
+  }
+  EXPECT_EQ(FindArchitecture(SaeConfig::ARCHITECTURE_NOT_SET), nullptr);
+  EXPECT_EQ(FindArchitecture("standard"), nullptr);
+}
+
+TEST(FactoryTest, EveryRowBuildsItsArchitectureFromTheConfigDefaults) {
+  const int64_t d = 16, n = 48;
+  for (const SaeArchitecture* row : SaeArchitectures()) {
+    SaeConfig config;
+    config.set_name("row_" + row->name);
+    config.set_n_latents(n);
+    SelectArchitecture(*row, &config);
+    EXPECT_EQ(ArchitectureName(config), row->name);
+    config = Resolved(config, d);
+    EXPECT_GT(config.trainer().lr(), 0) << row->name;
+    EXPECT_GT(config.trainer().adam_eps(), 0) << row->name;
+    absl::StatusOr<std::unique_ptr<Sae>> sae = CreateSae(config, d, 1);
+    ASSERT_TRUE(sae.ok()) << sae.status();
+    EXPECT_EQ((*sae)->architecture(), row->name);
+    ExpectShapes(**sae, d, n);
+  }
+}
+
+TEST(FactoryTest, SparsityKnobIsKForTopKArchitecturesAndLambdaOtherwise) {
+  const std::map<std::string, bool> is_k = {{"relu_l1", false}, {"topk", true},
+                                            {"batch_topk", true}, {"jumprelu", false},
+                                            {"gated", false}};
+  for (const SaeArchitecture* row : SaeArchitectures()) {
+    SaeConfig config;
+    SelectArchitecture(*row, &config);
+    EXPECT_EQ(SparsityKnobIsK(config), is_k.at(row->name)) << row->name;
+    // Set and read back; k rounds to the nearest integer.
+    SetSparsityKnob(&config, 6.4);
+    EXPECT_DOUBLE_EQ(SparsityKnob(config), is_k.at(row->name) ? 6.0 : 6.4) << row->name;
+  }
+  EXPECT_EQ(SparsityKnob(SaeConfig()), 0.0);
+  EXPECT_FALSE(SparsityKnobIsK(SaeConfig()));
 }
 
 // True if every named tensor of a and b is bitwise equal.

@@ -1,5 +1,5 @@
 // Gated SAE: Rajamanoharan et al., "Improving Dictionary Learning with Gated
-// Sparse Autoencoders" (Google DeepMind, 2024), as in DESIGN.md.
+// Sparse Autoencoders" (Google DeepMind, 2024), as in docs/design.md.
 //
 // The encoder separates *which* latents fire (the gate) from *how much* (the
 // magnitude), so the L1 penalty only touches the gate and does not shrink
@@ -37,7 +37,8 @@
 
 #include <cstdint>
 
-#include "harness/config.pb.h"
+#include "sae/architecture.h"
+#include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
 namespace saelab {
@@ -69,17 +70,22 @@ class GatedSae : public Sae {
   GatedConfig config_;
 };
 
+// The knobs of GatedLoss for one step.
+struct GatedLossOptions {
+  double l1_coefficient = 0.0;  // lambda_t (after warm-up)
+};
+
 // The Gated SAE loss as a pure function (for gradient checks and as the
-// single definition TrainForward uses). x: [batch, d]; W_gate [d, n];
-// b_gate, r_mag, b_mag [n]; W_dec [n, d]; b_dec [d]. Returns the scalar
-// loss mse + l1_coefficient * l1 + aux and fills *f [batch, n],
-// *x_hat [batch, d] and the (undetached) scalars *mse, *l1, *aux.
-torch::Tensor GatedLoss(const torch::Tensor& x, const torch::Tensor& W_gate,
-                        const torch::Tensor& b_gate, const torch::Tensor& r_mag,
-                        const torch::Tensor& b_mag, const torch::Tensor& W_dec,
-                        const torch::Tensor& b_dec, double l1_coefficient, torch::Tensor* f,
-                        torch::Tensor* x_hat, torch::Tensor* mse, torch::Tensor* l1,
-                        torch::Tensor* aux);
+// single definition TrainForward uses). inputs.W_enc and b_enc are W_gate
+// [d, n] and b_gate [n]; inputs.extra holds "r_mag" and "b_mag" [n].
+// Returns the scalar loss mse + l1_coefficient * l1 + aux, f [batch, n],
+// x_hat [batch, d] and terms "mse", "l1", "aux" (undetached scalars).
+LossOutput GatedLoss(const LossInputs& inputs, const GatedLossOptions& options);
+
+// The architecture table's row (sae/architecture.h): lr 5e-5, adam_eps
+// 1e-8; SAELens "gated", which encodes x - b_dec (apply_b_dec_to_input
+// true), with b_gate = saelab's b_enc and r_mag, b_mag as they are.
+const SaeArchitecture& GatedArchitecture();
 
 }  // namespace saelab
 

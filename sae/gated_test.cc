@@ -27,15 +27,9 @@ std::vector<torch::Tensor> RandomParams(int64_t d, int64_t n) {
           W_dec, 0.3 * torch::randn({d}, torch::kFloat64)};
 }
 
-torch::Tensor Loss(const torch::Tensor& x, const std::vector<torch::Tensor>& p, double lambda,
-                   torch::Tensor* mse = nullptr, torch::Tensor* l1 = nullptr,
-                   torch::Tensor* aux = nullptr) {
-  torch::Tensor f, x_hat, m, l, a;
-  torch::Tensor loss = GatedLoss(x, p[0], p[1], p[2], p[3], p[4], p[5], lambda, &f, &x_hat, &m, &l, &a);
-  if (mse) *mse = m;
-  if (l1) *l1 = l;
-  if (aux) *aux = a;
-  return loss;
+// GatedLoss of the parameters {W_gate, b_gate, r_mag, b_mag, W_dec, b_dec}.
+LossOutput Loss(const torch::Tensor& x, const std::vector<torch::Tensor>& p, double lambda) {
+  return GatedLoss({x, p[0], p[1], p[4], p[5], {{"r_mag", p[2]}, {"b_mag", p[3]}}}, {lambda});
 }
 
 TEST(GatedTest, LossMatchesAHandLoopInDouble) {
@@ -44,8 +38,11 @@ TEST(GatedTest, LossMatchesAHandLoopInDouble) {
   const double lambda = 0.7;
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
   std::vector<torch::Tensor> p = RandomParams(d, n);
-  torch::Tensor mse, l1, aux;
-  double loss = Loss(x, p, lambda, &mse, &l1, &aux).item<double>();
+  LossOutput out = Loss(x, p, lambda);
+  double loss = out.loss.item<double>();
+  const torch::Tensor& mse = out.terms.at("mse");
+  const torch::Tensor& l1 = out.terms.at("l1");
+  const torch::Tensor& aux = out.terms.at("aux");
 
   auto X = x.accessor<double, 2>();
   auto Wg = p[0].accessor<double, 2>();
@@ -102,7 +99,7 @@ TEST(GatedTest, EncoderGradientsMatchFiniteDifferences) {
   // The frozen decoder only matters for decoder parameters, so for the
   // encoder's the full loss is an ordinary function to differentiate.
   auto loss = [&](const std::vector<torch::Tensor>& enc) {
-    return Loss(x, {enc[0], enc[1], enc[2], enc[3], p[4], p[5]}, /*lambda=*/0.8);
+    return Loss(x, {enc[0], enc[1], enc[2], enc[3], p[4], p[5]}, /*lambda=*/0.8).loss;
   };
   GradientCheckResult check = CheckGradients(loss, {p[0], p[1], p[2], p[3]}, 1e-6);
   EXPECT_GT(check.max_abs_gradient, 1e-2);
@@ -129,8 +126,8 @@ TEST(GatedTest, AllGradientsMatchFiniteDifferencesOfAFrozenDecoderReference) {
     return ((x - x_hat).pow(2).sum() + lambda * torch::relu(pi_gate).sum() +
             (x - via_gate).pow(2).sum()) / batch;
   };
-  EXPECT_NEAR(reference(p).item<double>(), Loss(x, p, lambda).item<double>(), 1e-12);
-  auto under_test = [&](const std::vector<torch::Tensor>& q) { return Loss(x, q, lambda); };
+  EXPECT_NEAR(reference(p).item<double>(), Loss(x, p, lambda).loss.item<double>(), 1e-12);
+  auto under_test = [&](const std::vector<torch::Tensor>& q) { return Loss(x, q, lambda).loss; };
   GradientCheckResult check =
       CheckGradientsAgainstReference(under_test, reference, p, 1e-6);
   EXPECT_GT(check.max_abs_gradient, 1e-2);
@@ -143,8 +140,10 @@ TEST(GatedTest, AuxiliaryTermTrainsTheGateButNotTheDecoder) {
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
   std::vector<torch::Tensor> leaves;
   for (auto& t : RandomParams(d, n)) leaves.push_back(t.requires_grad_(true));
-  torch::Tensor mse, l1, aux;
-  torch::Tensor loss = Loss(x, leaves, 0.5, &mse, &l1, &aux);
+  LossOutput out = Loss(x, leaves, 0.5);
+  const torch::Tensor& loss = out.loss;
+  const torch::Tensor& mse = out.terms.at("mse");
+  const torch::Tensor& aux = out.terms.at("aux");
   ASSERT_GT(aux.item<double>(), 0.0);
   std::vector<torch::Tensor> aux_grads = torch::autograd::grad({aux}, leaves, {}, true, false, true);
   // No gradient reaches W_dec from the auxiliary term...

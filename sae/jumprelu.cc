@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
 
 #include <ATen/ExpandUtils.h>
 
@@ -109,16 +112,15 @@ double JumpReluSae::SparsityCoefficientAt(int64_t step, int64_t total_steps) con
   return config_.sparsity_coefficient() * std::min(1.0, static_cast<double>(step) / warmup_steps);
 }
 
-torch::Tensor JumpReluLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
-                           const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                           const torch::Tensor& b_dec, const torch::Tensor& log_threshold,
-                           const JumpReluLossOptions& options, torch::Tensor* f,
-                           torch::Tensor* x_hat, std::map<std::string, torch::Tensor>* terms) {
-  torch::Tensor threshold = log_threshold.exp();                     // [n]
-  torch::Tensor z = torch::addmm(b_enc, x, W_enc);                   // [batch, n]
-  *f = JumpRelu(z, threshold, options.bandwidth);                    // [batch, n]
-  *x_hat = torch::addmm(b_dec, *f, W_dec);                           // [batch, d]
-  torch::Tensor mse = (x - *x_hat).pow(2).sum(1).mean();             // E||x - x_hat||^2
+LossOutput JumpReluLoss(const LossInputs& inputs, const JumpReluLossOptions& options) {
+  const torch::Tensor& x = inputs.x;
+  const torch::Tensor& W_dec = inputs.W_dec;
+  torch::Tensor threshold = inputs.Extra("log_threshold").exp();     // [n]
+  torch::Tensor z = torch::addmm(inputs.b_enc, x, inputs.W_enc);     // [batch, n]
+  LossOutput out;
+  out.f = JumpRelu(z, threshold, options.bandwidth);                 // [batch, n]
+  out.x_hat = torch::addmm(inputs.b_dec, out.f, W_dec);              // [batch, d]
+  torch::Tensor mse = (x - out.x_hat).pow(2).sum(1).mean();          // E||x - x_hat||^2
   torch::Tensor l0 = (z > threshold).sum(1).to(x.scalar_type()).mean().detach();
 
   torch::Tensor sparsity;
@@ -126,7 +128,7 @@ torch::Tensor JumpReluLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
   if (options.variant == JumpReluConfig::ANTHROPIC_2025) {
     torch::Tensor decoder_norms = W_dec.norm(2, {1});                // [n]
     // f >= 0 since theta > 0, so |f_i| = f_i in Anthropic's tanh(c |f_i| ||W_d,i||).
-    sparsity = torch::tanh(options.tanh_scale * (*f) * decoder_norms).sum(1).mean();
+    sparsity = torch::tanh(options.tanh_scale * out.f * decoder_norms).sum(1).mean();
     // Anthropic applies the pre-activation loss to every latent; SAELens
     // (PR #541) restricts it to latents in the dead mask. We follow
     // Anthropic, so the loss stays a pure function of the batch; its default
@@ -136,11 +138,12 @@ torch::Tensor JumpReluLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
     // The same forward value as l0, but differentiable in theta.
     sparsity = JumpReluStep(z, threshold, options.bandwidth).sum(1).mean();
   }
-  (*terms)["mse"] = mse;
-  (*terms)["l0"] = l0;
-  (*terms)["sparsity"] = sparsity;
-  (*terms)["pre_act"] = pre_act;
-  return mse + options.sparsity_coefficient * sparsity + options.pre_act_coefficient * pre_act;
+  out.loss = mse + options.sparsity_coefficient * sparsity + options.pre_act_coefficient * pre_act;
+  out.terms["mse"] = mse;
+  out.terms["l0"] = l0;
+  out.terms["sparsity"] = sparsity;
+  out.terms["pre_act"] = pre_act;
+  return out;
 }
 
 TrainOutput JumpReluSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
@@ -151,13 +154,97 @@ TrainOutput JumpReluSae::TrainForward(const torch::Tensor& x, const TrainStepInf
   options.tanh_scale = config_.tanh_scale();
   options.pre_act_coefficient =
       config_.variant() == JumpReluConfig::ANTHROPIC_2025 ? config_.pre_act_coefficient() : 0.0;
-  TrainOutput out;
-  std::map<std::string, torch::Tensor> terms;
-  out.loss = JumpReluLoss(x, W_enc, b_enc, W_dec, b_dec, log_threshold, options, &out.f,
-                          &out.x_hat, &terms);
-  for (const auto& [name, value] : terms) out.terms[name] = value.item<double>();
+  TrainOutput out = TrainOutputFrom(JumpReluLoss(LossInputsFor(x, info), options));
   out.terms["sparsity_coefficient"] = options.sparsity_coefficient;
   return out;
+}
+
+namespace {
+
+absl::Status Resolve(int64_t /*d_in*/, SaeConfig* config) {
+  const JumpReluConfig& jump = config->jumprelu();
+  if (jump.sparsity_coefficient() < 0) {
+    return absl::InvalidArgumentError("jumprelu.sparsity_coefficient must be >= 0");
+  }
+  if (!(jump.bandwidth() > 0)) return absl::InvalidArgumentError("jumprelu.bandwidth must be > 0");
+  if (!(jump.initial_threshold() > 0)) {
+    return absl::InvalidArgumentError("jumprelu.initial_threshold must be > 0");
+  }
+  // Rajamanoharan et al. train JumpReLU with Adam(0, 0.999) at 7e-5.
+  FillOptimizerDefaults(/*lr=*/7e-5, /*adam_eps=*/1e-8, config);
+  return absl::OkStatus();
+}
+
+// The same exp over the whole [n] tensor that EncodeScaled evaluates, so
+// the file holds exactly the thresholds the SAE used.
+torch::Tensor ThresholdToSaeLens(const torch::Tensor& log_threshold, int64_t /*n_latents*/) {
+  return log_threshold.exp().contiguous();
+}
+
+// log_threshold for a SAELens threshold [n] (float32): the float32 whose exp,
+// evaluated the way JumpReluSae evaluates it (one exp over the whole [n]
+// tensor, so each element takes the same kernel path), is closest to the
+// threshold, exactly equal wherever some float32 reaches it. A plain
+// log(threshold) is often one ulp off after exp, which would make a
+// round trip through the SAELens layout change theta.
+torch::Tensor LogThresholdFor(const torch::Tensor& threshold) {
+  torch::Tensor best = threshold.to(torch::kFloat64).log().to(torch::kFloat32);
+  torch::Tensor best_error = (best.exp() - threshold).abs();
+  const torch::Tensor up_limit = torch::full_like(best, std::numeric_limits<float>::infinity());
+  const torch::Tensor down_limit = -up_limit;
+  torch::Tensor up = best;
+  torch::Tensor down = best;
+  // exp maps several neighbouring float32s to one value near 0, and skips
+  // values for |log| > 1; 8 ulps either side covers both for realistic
+  // thresholds.
+  for (int step = 0; step < 8; ++step) {
+    up = torch::nextafter(up, up_limit);
+    down = torch::nextafter(down, down_limit);
+    for (const torch::Tensor& candidate : {down, up}) {
+      torch::Tensor error = (candidate.exp() - threshold).abs();
+      torch::Tensor better = error < best_error;
+      best = torch::where(better, candidate, best);
+      best_error = torch::where(better, error, best_error);
+    }
+  }
+  return best.contiguous();
+}
+
+absl::StatusOr<torch::Tensor> ThresholdFromSaeLens(const torch::Tensor& tensor,
+                                                   const std::string& weights_path,
+                                                   const std::string& /*config_path*/) {
+  absl::StatusOr<torch::Tensor> threshold = SaeLensThreshold(tensor, weights_path);
+  if (!threshold.ok()) return threshold.status();
+  return LogThresholdFor(*threshold);
+}
+
+}  // namespace
+
+const SaeArchitecture& JumpReluArchitecture() {
+  static const SaeArchitecture* const architecture = [] {
+    auto* row = new SaeArchitecture;
+    row->name = "jumprelu";
+    row->config_case = SaeConfig::kJumprelu;
+    row->resolve = Resolve;
+    row->create = [](const SaeConfig& config, int64_t d_in, uint64_t seed) -> std::unique_ptr<Sae> {
+      return std::make_unique<JumpReluSae>(d_in, config.n_latents(), config.jumprelu(), seed);
+    };
+    row->sparsity_knob = [](const SaeConfig& config) {
+      return config.jumprelu().sparsity_coefficient();
+    };
+    row->set_sparsity_knob = [](SaeConfig* config, double value) {
+      config->mutable_jumprelu()->set_sparsity_coefficient(value);
+    };
+    row->sparsity_knob_is_k = false;
+    row->saelens.architecture = "jumprelu";
+    row->saelens.apply_b_dec_to_input = false;
+    row->saelens.imports_foreign_files = true;
+    row->saelens.extra_tensors = {
+        {"log_threshold", "threshold", ThresholdToSaeLens, ThresholdFromSaeLens}};
+    row->saelens.shift_encoder_biases = ShiftBEnc;
+    return row;
+  }();
+  return *architecture;
 }
 
 }  // namespace saelab

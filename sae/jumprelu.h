@@ -1,6 +1,6 @@
 // JumpReLU SAE: Rajamanoharan et al. (Google DeepMind, 2024), "Jumping
 // Ahead: Improving Reconstruction Fidelity with JumpReLU Sparse
-// Autoencoders", as in DESIGN.md; optionally with Anthropic's January-2025
+// Autoencoders", as in docs/design.md; optionally with Anthropic's January-2025
 // training loss ("Circuits Updates - January 2025", transformer-circuits.pub).
 //
 //   z = W_enc^T x + b_enc                       (x scaled: E||x|| = sqrt(d))
@@ -39,7 +39,7 @@
 //   it to dead latents only.
 // - SAELens (PR #718) trains theta directly because under Adam a
 //   log parameter moves theta by only ~theta * lr per step; we keep the
-//   paper's log parameterisation (DESIGN.md) and note that small initial
+//   paper's log parameterisation (docs/design.md) and note that small initial
 //   thresholds need a learning rate or bandwidth to match.
 //
 // lambda_t warms up linearly from 0 to sparsity_coefficient over the first
@@ -56,10 +56,10 @@
 #define SAELAB_SAE_JUMPRELU_H_
 
 #include <cstdint>
-#include <map>
 #include <string>
 
-#include "harness/config.pb.h"
+#include "sae/architecture.h"
+#include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
 namespace saelab {
@@ -116,16 +116,20 @@ struct JumpReluLossOptions {
 };
 
 // The JumpReluSae loss as a pure function (the single definition
-// TrainForward uses; tests differentiate it). x: [batch, d], W_enc: [d, n],
-// b_enc: [n], W_dec: [n, d], b_dec: [d], log_threshold: [n]; any one float
-// dtype. Returns the scalar loss and fills *f [batch, n], *x_hat [batch, d]
-// and *terms with scalar tensors "mse", "l0" (detached), "sparsity",
-// "pre_act" (undetached except l0).
-torch::Tensor JumpReluLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
-                           const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                           const torch::Tensor& b_dec, const torch::Tensor& log_threshold,
-                           const JumpReluLossOptions& options, torch::Tensor* f,
-                           torch::Tensor* x_hat, std::map<std::string, torch::Tensor>* terms);
+// TrainForward uses; tests differentiate it). inputs.extra holds
+// "log_threshold" [n]; any one float dtype. Returns the scalar loss, f
+// [batch, n], x_hat [batch, d] and terms "mse", "l0" (detached), "sparsity"
+// and "pre_act" (undetached).
+LossOutput JumpReluLoss(const LossInputs& inputs, const JumpReluLossOptions& options);
+
+// The architecture table's row (sae/architecture.h): lr 7e-5 (the paper's
+// Adam recipe), adam_eps 1e-8; SAELens "jumprelu", which encodes x
+// (apply_b_dec_to_input false), with `threshold` = exp(log_threshold).
+// Imported thresholds become the float32 log_threshold whose exp, evaluated
+// as EncodeScaled does, is nearest to them (exactly equal wherever a
+// float32 reaches them, so files saelab wrote round-trip bit for bit);
+// thresholds <= 0 become theta = 0 (log_threshold = -inf).
+const SaeArchitecture& JumpReluArchitecture();
 
 }  // namespace saelab
 

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <iostream>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -37,6 +39,13 @@ JumpReluLossOptions Anthropic(double lambda, double bandwidth, double tanh_scale
   options.tanh_scale = tanh_scale;
   options.pre_act_coefficient = pre_act_coefficient;
   return options;
+}
+
+// JumpReluLoss of explicit parameters.
+LossOutput Loss(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                const torch::Tensor& W_dec, const torch::Tensor& b_dec,
+                const torch::Tensor& log_threshold, const JumpReluLossOptions& options) {
+  return JumpReluLoss({x, W_enc, b_enc, W_dec, b_dec, {{"log_threshold", log_threshold}}}, options);
 }
 
 // Random float64 SAE parameters whose pre-activations straddle the
@@ -155,11 +164,10 @@ TEST(JumpReluTest, StandardLossMatchesAnElementwiseComputation) {
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
   Params p = RandomParams(d, n);
   const double lambda = 0.7;
-  torch::Tensor f, x_hat;
-  std::map<std::string, torch::Tensor> terms;
-  double loss = JumpReluLoss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold,
-                             Standard(lambda, 0.001), &f, &x_hat, &terms)
-                    .item<double>();
+  LossOutput out =
+      Loss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold, Standard(lambda, 0.001));
+  double loss = out.loss.item<double>();
+  std::map<std::string, torch::Tensor>& terms = out.terms;
   LoopLoss expected = ComputeLoopLoss(x, p, /*tanh_scale=*/4.0);
   EXPECT_GT(expected.l0, 0.0);  // some latents fire, some do not
   EXPECT_LT(expected.l0, n);
@@ -179,10 +187,7 @@ TEST(JumpReluTest, StandardLossGradientsInTheWeightsMatchFiniteDifferences) {
   // b_dec and the pseudo-derivatives there are the true ones (L0 is locally
   // constant, and H gets no z-derivative).
   auto loss = [&](const std::vector<torch::Tensor>& q) {
-    torch::Tensor f, x_hat;
-    std::map<std::string, torch::Tensor> terms;
-    return JumpReluLoss(x, q[0], q[1], q[2], q[3], p.log_threshold, Standard(0.3, 0.001), &f,
-                        &x_hat, &terms);
+    return Loss(x, q[0], q[1], q[2], q[3], p.log_threshold, Standard(0.3, 0.001)).loss;
   };
   GradientCheckResult check = CheckGradients(loss, {p.W_enc, p.b_enc, p.W_dec, p.b_dec}, 1e-6);
   EXPECT_GT(check.max_abs_gradient, 1e-2);
@@ -208,11 +213,7 @@ TEST(JumpReluTest, ThresholdGradientIsTheRectanglePseudoDerivativeNotPlainAutogr
   torch::Tensor b_dec = torch::randn({d}, torch::kFloat64);
   torch::Tensor log_threshold =
       torch::tensor(theta, torch::kFloat64).log().requires_grad_(true);
-  torch::Tensor f, x_hat;
-  std::map<std::string, torch::Tensor> terms;
-  JumpReluLoss(x, W_enc, b_enc, W_dec, b_dec, log_threshold, Standard(lambda, eps), &f, &x_hat,
-               &terms)
-      .backward();
+  Loss(x, W_enc, b_enc, W_dec, b_dec, log_threshold, Standard(lambda, eps)).loss.backward();
   torch::Tensor grad = log_threshold.grad();
 
   // By hand: d loss/d theta_i = E_b [ dMSE_b/df_bi * (-(theta_i/eps) K_bi)
@@ -265,12 +266,10 @@ TEST(JumpReluTest, L0TermAlonePushesEveryThresholdInItsWindowUp) {
   const double eps = 0.1, lambda = 2.0;
   torch::Tensor x = torch::tensor({{0.52, 0.31}, {0.47, 0.90}, {0.90, 0.27}}, torch::kFloat64);
   torch::Tensor log_threshold = torch::tensor({0.5, 0.3}, torch::kFloat64).log().requires_grad_(true);
-  torch::Tensor f, x_hat;
-  std::map<std::string, torch::Tensor> terms;
-  JumpReluLoss(x, torch::eye(2, torch::kFloat64), torch::zeros({2}, torch::kFloat64),
-               torch::zeros({2, 2}, torch::kFloat64), torch::zeros({2}, torch::kFloat64),
-               log_threshold, Standard(lambda, eps), &f, &x_hat, &terms)
-      .backward();
+  Loss(x, torch::eye(2, torch::kFloat64), torch::zeros({2}, torch::kFloat64),
+       torch::zeros({2, 2}, torch::kFloat64), torch::zeros({2}, torch::kFloat64), log_threshold,
+       Standard(lambda, eps))
+      .loss.backward();
   // Latent 0: rows 0, 1 in window (2 of 3); latent 1: rows 0, 2 (2 of 3).
   EXPECT_NEAR(log_threshold.grad()[0].item<double>(), -(lambda / eps) * 0.5 * 2.0 / 3.0, 1e-12);
   EXPECT_NEAR(log_threshold.grad()[1].item<double>(), -(lambda / eps) * 0.3 * 2.0 / 3.0, 1e-12);
@@ -282,11 +281,10 @@ TEST(JumpReluTest, AnthropicLossMatchesAnElementwiseComputation) {
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
   Params p = RandomParams(d, n);
   const double lambda = 0.7, c = 4.0, pre = 0.05;
-  torch::Tensor f, x_hat;
-  std::map<std::string, torch::Tensor> terms;
-  double loss = JumpReluLoss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold,
-                             Anthropic(lambda, 0.001, c, pre), &f, &x_hat, &terms)
-                    .item<double>();
+  LossOutput out =
+      Loss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold, Anthropic(lambda, 0.001, c, pre));
+  double loss = out.loss.item<double>();
+  std::map<std::string, torch::Tensor>& terms = out.terms;
   LoopLoss expected = ComputeLoopLoss(x, p, c);
   EXPECT_GT(expected.tanh_penalty, 0.0);
   EXPECT_GT(expected.pre_act, 0.0);
@@ -306,10 +304,7 @@ TEST(JumpReluTest, AnthropicLossGradientsInTheWeightsMatchFiniteDifferences) {
   // The tanh penalty reaches W_enc, b_enc and W_dec (unlike L0), and the
   // pre-activation loss reaches W_enc, b_enc and W_dec too.
   auto loss = [&](const std::vector<torch::Tensor>& q) {
-    torch::Tensor f, x_hat;
-    std::map<std::string, torch::Tensor> terms;
-    return JumpReluLoss(x, q[0], q[1], q[2], q[3], p.log_threshold,
-                        Anthropic(0.5, 0.001, 4.0, 0.1), &f, &x_hat, &terms);
+    return Loss(x, q[0], q[1], q[2], q[3], p.log_threshold, Anthropic(0.5, 0.001, 4.0, 0.1)).loss;
   };
   GradientCheckResult check = CheckGradients(loss, {p.W_enc, p.b_enc, p.W_dec, p.b_dec}, 1e-6);
   EXPECT_GT(check.max_abs_gradient, 1e-2);
@@ -328,11 +323,8 @@ TEST(JumpReluTest, AnthropicPreActLossPullsADeadLatentsThresholdDownAndPreActiva
     t->requires_grad_(true);
   }
   const double pre = 0.01;
-  torch::Tensor f, x_hat;
-  std::map<std::string, torch::Tensor> terms;
-  JumpReluLoss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold,
-               Anthropic(0.5, 0.001, 4.0, pre), &f, &x_hat, &terms)
-      .backward();
+  Loss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold, Anthropic(0.5, 0.001, 4.0, pre))
+      .loss.backward();
   torch::Tensor z = torch::addmm(p.b_enc, x, p.W_enc).detach();
   ASSERT_TRUE((z.select(1, 2) < 10.0).all().item<bool>());
   double norm = p.W_dec[2].norm().item<double>();
@@ -344,9 +336,8 @@ TEST(JumpReluTest, AnthropicPreActLossPullsADeadLatentsThresholdDownAndPreActiva
   EXPECT_NEAR(p.b_enc.grad()[2].item<double>(), -pre * norm, 1e-12);
   // Under STANDARD the same latent gets no threshold gradient at all.
   p.log_threshold.mutable_grad().zero_();
-  JumpReluLoss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold, Standard(0.5, 0.001), &f,
-               &x_hat, &terms)
-      .backward();
+  Loss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold, Standard(0.5, 0.001))
+      .loss.backward();
   EXPECT_EQ(p.log_threshold.grad()[2].item<double>(), 0.0);
 }
 

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "harness/config.pb.h"
+#include "sae/sae_config.pb.h"
 #include "harness/result.pb.h"
 #include "sae/trainer.h"
 

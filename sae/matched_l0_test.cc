@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "data/synthetic_features.h"
+#include "data/activations/synthetic_features.h"
 #include "gtest/gtest.h"
 
 namespace saelab {

@@ -4,9 +4,10 @@
 
 namespace saelab {
 
-ReconstructionMetrics::ReconstructionMetrics(int64_t d_in, int64_t n_latents)
+ReconstructionMetrics::ReconstructionMetrics(int64_t d_in, int64_t n_latents, int histogram_bins)
     : d_in_(d_in),
       n_latents_(n_latents),
+      histogram_bins_(histogram_bins),
       sum_x_(torch::zeros({d_in}, torch::kFloat64)),
       fire_counts_(torch::zeros({n_latents}, torch::kInt64)) {}
 
@@ -78,7 +79,7 @@ void ReconstructionMetrics::WriteTo(SaeResult* result) const {
   metrics["l0"] = L0();
   metrics["dead_fraction"] = DeadFraction();
   result->set_eval_tokens(tokens_);
-  *result->mutable_density_histogram() = DensityHistogramOf();
+  *result->mutable_density_histogram() = DensityHistogramOf(histogram_bins_);
 }
 
 double MeanMaxCosineSimilarity(const torch::Tensor& true_features, const torch::Tensor& decoder) {

@@ -1,4 +1,4 @@
-// SAE evaluation metrics, exactly as DESIGN.md defines them, accumulated
+// SAE evaluation metrics, exactly as docs/metrics.md defines them, accumulated
 // over the whole evaluation set (never averaged per batch).
 //
 //   mse  = E||x - x_hat||^2 / d          nmse = E||x - x_hat||^2 / E||x||^2
@@ -25,7 +25,8 @@ namespace saelab {
 
 class ReconstructionMetrics {
  public:
-  ReconstructionMetrics(int64_t d_in, int64_t n_latents);
+  // WriteTo draws the density histogram with `histogram_bins` bins.
+  ReconstructionMetrics(int64_t d_in, int64_t n_latents, int histogram_bins = 20);
 
   // x, x_hat: [batch, d_in] (model units); f: [batch, n_latents].
   // Sums are kept in float64.
@@ -51,6 +52,7 @@ class ReconstructionMetrics {
  private:
   int64_t d_in_;
   int64_t n_latents_;
+  int histogram_bins_;
   int64_t tokens_ = 0;
   double sum_squared_error_ = 0;  // sum ||x - x_hat||^2
   double sum_squared_x_ = 0;      // sum ||x||^2

@@ -1,6 +1,7 @@
 #include "sae/relu_l1.h"
 
 #include <algorithm>
+#include <memory>
 
 namespace saelab {
 
@@ -23,26 +24,64 @@ double ReluL1Sae::L1CoefficientAt(int64_t step, int64_t total_steps) const {
   return config_.l1_coefficient() * std::min(1.0, static_cast<double>(step) / warmup_steps);
 }
 
-torch::Tensor ReluL1Loss(const torch::Tensor& x, const torch::Tensor& W_enc,
-                         const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                         const torch::Tensor& b_dec, double l1_coefficient, torch::Tensor* f,
-                         torch::Tensor* x_hat, torch::Tensor* mse, torch::Tensor* l1) {
-  *f = torch::relu(torch::addmm(b_enc, x, W_enc));        // [batch, n]
-  *x_hat = torch::addmm(b_dec, *f, W_dec);                // [batch, d]
-  *mse = (x - *x_hat).pow(2).sum(1).mean();               // E||x - x_hat||^2
-  *l1 = ((*f) * W_dec.norm(2, {1})).sum(1).mean();        // E sum_i f_i ||W_dec_i||
-  return *mse + l1_coefficient * (*l1);
+LossOutput ReluL1Loss(const LossInputs& inputs, const ReluL1LossOptions& options) {
+  const torch::Tensor& x = inputs.x;
+  LossOutput out;
+  out.f = torch::relu(torch::addmm(inputs.b_enc, x, inputs.W_enc));  // [batch, n]
+  out.x_hat = torch::addmm(inputs.b_dec, out.f, inputs.W_dec);        // [batch, d]
+  torch::Tensor mse = (x - out.x_hat).pow(2).sum(1).mean();          // E||x - x_hat||^2
+  torch::Tensor l1 = (out.f * inputs.W_dec.norm(2, {1})).sum(1).mean();  // E sum_i f_i ||W_dec_i||
+  out.loss = mse + options.l1_coefficient * l1;
+  out.terms["mse"] = mse;
+  out.terms["l1"] = l1;
+  return out;
 }
 
 TrainOutput ReluL1Sae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
-  double lambda = L1CoefficientAt(info.step, info.total_steps);
-  TrainOutput out;
-  torch::Tensor mse, l1;
-  out.loss = ReluL1Loss(x, W_enc, b_enc, W_dec, b_dec, lambda, &out.f, &out.x_hat, &mse, &l1);
-  out.terms["mse"] = mse.item<double>();
-  out.terms["l1"] = l1.item<double>();
-  out.terms["l1_coefficient"] = lambda;
+  ReluL1LossOptions options;
+  options.l1_coefficient = L1CoefficientAt(info.step, info.total_steps);
+  TrainOutput out = TrainOutputFrom(ReluL1Loss(LossInputsFor(x, info), options));
+  out.terms["l1_coefficient"] = options.l1_coefficient;
   return out;
+}
+
+namespace {
+
+absl::Status Resolve(int64_t /*d_in*/, SaeConfig* config) {
+  const ReluL1Config& relu = config->relu_l1();
+  if (relu.l1_coefficient() < 0) {
+    return absl::InvalidArgumentError("relu_l1.l1_coefficient must be >= 0");
+  }
+  if (relu.decoder_init_norm() <= 0) {
+    return absl::InvalidArgumentError("relu_l1.decoder_init_norm must be > 0");
+  }
+  FillOptimizerDefaults(/*lr=*/5e-5, /*adam_eps=*/1e-8, config);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const SaeArchitecture& ReluL1Architecture() {
+  static const SaeArchitecture* const architecture = [] {
+    auto* row = new SaeArchitecture;
+    row->name = "relu_l1";
+    row->config_case = SaeConfig::kReluL1;
+    row->resolve = Resolve;
+    row->create = [](const SaeConfig& config, int64_t d_in, uint64_t seed) -> std::unique_ptr<Sae> {
+      return std::make_unique<ReluL1Sae>(d_in, config.n_latents(), config.relu_l1(), seed);
+    };
+    row->sparsity_knob = [](const SaeConfig& config) { return config.relu_l1().l1_coefficient(); };
+    row->set_sparsity_knob = [](SaeConfig* config, double value) {
+      config->mutable_relu_l1()->set_l1_coefficient(value);
+    };
+    row->sparsity_knob_is_k = false;
+    row->saelens.architecture = "standard";
+    row->saelens.apply_b_dec_to_input = false;
+    row->saelens.imports_foreign_files = true;
+    row->saelens.shift_encoder_biases = ShiftBEnc;
+    return row;
+  }();
+  return *architecture;
 }
 
 }  // namespace saelab

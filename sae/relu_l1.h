@@ -1,5 +1,5 @@
 // ReLU SAE with a decoder-norm-weighted L1 penalty: Anthropic's recipe of the
-// April 2024 circuits update (as in DESIGN.md).
+// April 2024 circuits update (as in docs/design.md).
 //
 //   f = ReLU(W_enc^T x + b_enc)                   (x scaled: E||x|| = sqrt(d))
 //   x_hat = W_dec^T f + b_dec
@@ -17,7 +17,8 @@
 
 #include <cstdint>
 
-#include "harness/config.pb.h"
+#include "sae/architecture.h"
+#include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
 namespace saelab {
@@ -41,13 +42,19 @@ class ReluL1Sae : public Sae {
   ReluL1Config config_;
 };
 
+// The knobs of ReluL1Loss for one step.
+struct ReluL1LossOptions {
+  double l1_coefficient = 0.0;  // lambda_t (after warm-up)
+};
+
 // The loss of ReluL1Sae as a pure function (for gradient checks and as the
-// single definition TrainForward uses). Shapes as in the class comment;
-// returns the scalar loss and fills *mse and *l1 (undetached scalars).
-torch::Tensor ReluL1Loss(const torch::Tensor& x, const torch::Tensor& W_enc,
-                         const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                         const torch::Tensor& b_dec, double l1_coefficient, torch::Tensor* f,
-                         torch::Tensor* x_hat, torch::Tensor* mse, torch::Tensor* l1);
+// single definition TrainForward uses). Shapes as in the class comment.
+// terms: "mse" and "l1" (undetached scalars).
+LossOutput ReluL1Loss(const LossInputs& inputs, const ReluL1LossOptions& options);
+
+// The architecture table's row (sae/architecture.h): lr 5e-5, adam_eps 1e-8;
+// SAELens "standard", which encodes x (apply_b_dec_to_input false).
+const SaeArchitecture& ReluL1Architecture();
 
 }  // namespace saelab
 

@@ -33,8 +33,10 @@ TEST(ReluL1Test, LossMatchesAnElementwiseComputation) {
   torch::Tensor W_dec = torch::randn({n, d}, torch::kFloat64);
   torch::Tensor b_dec = torch::randn({d}, torch::kFloat64);
   const double lambda = 0.7;
-  torch::Tensor f, x_hat, mse, l1;
-  double loss = ReluL1Loss(x, W_enc, b_enc, W_dec, b_dec, lambda, &f, &x_hat, &mse, &l1).item<double>();
+  LossOutput out = ReluL1Loss({x, W_enc, b_enc, W_dec, b_dec}, {lambda});
+  double loss = out.loss.item<double>();
+  const torch::Tensor& mse = out.terms.at("mse");
+  const torch::Tensor& l1 = out.terms.at("l1");
   // The formula, one scalar at a time.
   auto X = x.accessor<double, 2>();
   auto E = W_enc.accessor<double, 2>();
@@ -70,8 +72,7 @@ TEST(ReluL1Test, LossGradientsMatchFiniteDifferences) {
   const int64_t batch = 6, d = 4, n = 7;
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
   auto loss = [&](const std::vector<torch::Tensor>& p) {
-    torch::Tensor f, x_hat, mse, l1;
-    return ReluL1Loss(x, p[0], p[1], p[2], p[3], 0.3, &f, &x_hat, &mse, &l1);
+    return ReluL1Loss({x, p[0], p[1], p[2], p[3]}, {/*l1_coefficient=*/0.3}).loss;
   };
   GradientCheckResult check = CheckGradients(
       loss,

@@ -26,6 +26,33 @@ std::map<std::string, torch::Tensor> Sae::NamedTensors() {
   return tensors;
 }
 
+const torch::Tensor& LossInputs::Extra(const std::string& name) const {
+  auto it = extra.find(name);
+  TORCH_CHECK(it != extra.end(), "LossInputs: no extra tensor '", name, "'");
+  return it->second;
+}
+
+TrainOutput TrainOutputFrom(const LossOutput& loss) {
+  TrainOutput out;
+  out.x_hat = loss.x_hat;
+  out.f = loss.f;
+  out.loss = loss.loss;
+  for (const auto& [name, value] : loss.terms) out.terms[name] = value.item<double>();
+  return out;
+}
+
+LossInputs Sae::LossInputsFor(const torch::Tensor& x, const TrainStepInfo& info) {
+  LossInputs inputs{x, W_enc, b_enc, W_dec, b_dec};
+  for (const auto& item : named_parameters(/*recurse=*/false)) {
+    const std::string& name = item.key();
+    if (name != "W_enc" && name != "b_enc" && name != "W_dec" && name != "b_dec") {
+      inputs.extra[name] = item.value();
+    }
+  }
+  inputs.dead_mask = info.dead_mask;
+  return inputs;
+}
+
 void Sae::RegisterTiedParameters(uint64_t seed, double decoder_row_norm) {
   torch::NoGradGuard no_grad;
   auto generator = at::detail::createCPUGenerator(seed);

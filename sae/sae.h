@@ -45,6 +45,45 @@ struct TrainOutput {
   std::map<std::string, double> terms;
 };
 
+// What every architecture's training loss reads. Each architecture defines
+// its loss as one pure function of this shape (the single definition its
+// TrainForward uses, and what the tests differentiate):
+//
+//   LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options);
+//   LossOutput out = ReluL1Loss({x, W_enc, b_enc, W_dec, b_dec}, {/*l1_coefficient=*/0.5});
+//
+// Shapes: x [batch, d_in] (scaled), W_enc [d_in, n], b_enc [n],
+// W_dec [n, d_in], b_dec [d_in]; any one float dtype.
+struct LossInputs {
+  torch::Tensor x;
+  torch::Tensor W_enc;
+  torch::Tensor b_enc;
+  torch::Tensor W_dec;
+  torch::Tensor b_dec;
+  // The architecture's own parameters by their registered names (jumprelu:
+  // log_threshold; gated: r_mag, b_mag).
+  std::map<std::string, torch::Tensor> extra;
+  // [n] bool: latents that have not fired for dead_after_tokens (AuxK
+  // reads it); may be undefined.
+  torch::Tensor dead_mask;
+
+  // extra.at(name); throws (c10::Error) naming the tensor if absent.
+  const torch::Tensor& Extra(const std::string& name) const;
+};
+
+// What every architecture's training loss returns.
+struct LossOutput {
+  torch::Tensor loss;   // [] the scalar to minimise
+  torch::Tensor f;      // [batch, n], latent activations
+  torch::Tensor x_hat;  // [batch, d_in]
+  // Named scalar components of the loss (each architecture's header lists
+  // them), undetached unless the header says otherwise.
+  std::map<std::string, torch::Tensor> terms;
+};
+
+// The TrainOutput of a loss: the same tensors, the terms read out as doubles.
+TrainOutput TrainOutputFrom(const LossOutput& loss);
+
 class Sae : public torch::nn::Module {
  public:
   Sae(int64_t d_in, int64_t n_latents);
@@ -96,6 +135,11 @@ class Sae : public torch::nn::Module {
   torch::Tensor b_dec;  // [d_in]
 
  protected:
+  // The loss inputs of a training step: x, the four shared parameters,
+  // every other registered parameter (in `extra`, by name) and info's dead
+  // mask.
+  LossInputs LossInputsFor(const torch::Tensor& x, const TrainStepInfo& info);
+
   // Registers the four shared parameters with the init most SAE recipes
   // share: decoder rows random directions (isotropic Gaussian, from `seed`)
   // of norm `decoder_row_norm`, W_enc = W_dec^T, b_enc = b_dec = 0.

@@ -1,8 +1,11 @@
 #include "sae/topk.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
+#include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "sae/geometric_median.h"
 #include "sae/kernels/sparse_decode.h"
 
@@ -54,34 +57,35 @@ torch::Tensor DecodeTopK(const torch::Tensor& values, const torch::Tensor& indic
 
 }  // namespace
 
-torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
-                       const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                       const torch::Tensor& b_dec, const TopKLossOptions& options,
-                       const torch::Tensor& dead_mask, torch::Tensor* f, torch::Tensor* x_hat,
-                       std::map<std::string, torch::Tensor>* terms) {
-  const int64_t n = W_enc.size(1);
-  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);  // [batch, n]
-  auto [values, indices] = z.topk(options.k, /*dim=*/1);    // [batch, k]
+LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options) {
+  const torch::Tensor& x = inputs.x;
+  const torch::Tensor& W_dec = inputs.W_dec;
+  const torch::Tensor& b_dec = inputs.b_dec;
+  const int64_t n = inputs.W_enc.size(1);
+  torch::Tensor z = torch::addmm(inputs.b_enc, x - b_dec, inputs.W_enc);  // [batch, n]
+  auto [values, indices] = z.topk(options.k, /*dim=*/1);                  // [batch, k]
   values = torch::relu(values);
-  *f = ScatterTopK(values.detach(), indices, n);            // [batch, n], for statistics
-  *x_hat = DecodeTopK(values, indices, W_dec, b_dec, options.sparse_decode);
-  torch::Tensor nmse = BatchNmse(*x_hat, x);
-  torch::Tensor loss = nmse;
-  (*terms)["nmse"] = nmse;
+  LossOutput out;
+  out.f = ScatterTopK(values.detach(), indices, n);  // [batch, n], for statistics
+  out.x_hat = DecodeTopK(values, indices, W_dec, b_dec, options.sparse_decode);
+  torch::Tensor nmse = BatchNmse(out.x_hat, x);
+  out.loss = nmse;
+  out.terms["nmse"] = nmse;
   if (options.auxk_coefficient > 0.0) {
-    torch::Tensor auxk = AuxKLoss(z, W_dec, dead_mask, options.k_aux, (x - *x_hat).detach());
-    (*terms)["auxk"] = auxk;
-    loss = loss + options.auxk_coefficient * auxk;
+    torch::Tensor auxk =
+        AuxKLoss(z, W_dec, inputs.dead_mask, options.k_aux, (x - out.x_hat).detach());
+    out.terms["auxk"] = auxk;
+    out.loss = out.loss + options.auxk_coefficient * auxk;
   }
   if (options.multi_topk_factor > 0) {
     auto [multi_values, multi_indices] = z.topk(std::min(n, options.multi_topk_factor * options.k), 1);
     torch::Tensor multi_x_hat =
         DecodeTopK(torch::relu(multi_values), multi_indices, W_dec, b_dec, options.sparse_decode);
     torch::Tensor multi_nmse = BatchNmse(multi_x_hat, x);
-    (*terms)["multi_topk_nmse"] = multi_nmse;
-    loss = loss + options.multi_topk_coefficient * multi_nmse;
+    out.terms["multi_topk_nmse"] = multi_nmse;
+    out.loss = out.loss + options.multi_topk_coefficient * multi_nmse;
   }
-  return loss;
+  return out;
 }
 
 torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
@@ -98,11 +102,7 @@ torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
 }
 
 TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
-  TrainOutput out;
-  std::map<std::string, torch::Tensor> terms;
-  out.loss = TopKLoss(x, W_enc, b_enc, W_dec, b_dec, TopKLossOptionsFrom(config_), info.dead_mask,
-                      &out.f, &out.x_hat, &terms);
-  for (const auto& [name, value] : terms) out.terms[name] = value.item<double>();
+  TrainOutput out = TrainOutputFrom(TopKLoss(LossInputsFor(x, info), TopKLossOptionsFrom(config_)));
   out.terms["dead_latents"] =
       info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
   return out;
@@ -116,5 +116,75 @@ void TopKSae::InitFromSample(const torch::Tensor& x) {
 void TopKSae::BeforeOptimizerStep() { ProjectDecoderGradient(); }
 
 void TopKSae::AfterOptimizerStep() { RenormalizeDecoderRows(); }
+
+double TopKLearningRate(int64_t n_latents) { return 2e-4 / std::sqrt(n_latents / 16384.0); }
+
+int64_t DefaultKAux(int64_t d_in, int64_t n_latents) {
+  // The power of two nearest d_in / 2 (ties go up), at least 1.
+  const double half = d_in / 2.0;
+  int64_t nearest = 1;
+  if (half > 1.0) {
+    int64_t lower = int64_t{1} << static_cast<int>(std::floor(std::log2(half)));
+    int64_t upper = lower * 2;
+    nearest = (half - lower < upper - half) ? lower : upper;
+  }
+  return std::min(n_latents, nearest);
+}
+
+namespace {
+
+absl::Status Resolve(int64_t d_in, SaeConfig* config) {
+  const int64_t n = config->n_latents();
+  TopKConfig* topk = config->mutable_topk();
+  if (topk->k() < 1 || topk->k() > n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("topk.k must be in [1, n_latents = ", n, "], got ", topk->k()));
+  }
+  if (topk->auxk_coefficient() < 0) {
+    return absl::InvalidArgumentError("topk.auxk_coefficient must be >= 0");
+  }
+  if (topk->geometric_median_iterations() < 0) {
+    return absl::InvalidArgumentError("topk.geometric_median_iterations must be >= 0");
+  }
+  if (topk->multi_topk_factor() < 0) {
+    return absl::InvalidArgumentError("topk.multi_topk_factor must be >= 0");
+  }
+  if (!topk->has_k_aux()) topk->set_k_aux(DefaultKAux(d_in, n));
+  if (topk->k_aux() < 1 || topk->k_aux() > n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("topk.k_aux must be in [1, n_latents = ", n, "], got ", topk->k_aux()));
+  }
+  FillOptimizerDefaults(TopKLearningRate(n), kTopKAdamEps, config);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const SaeArchitecture& TopKArchitecture() {
+  static const SaeArchitecture* const architecture = [] {
+    auto* row = new SaeArchitecture;
+    row->name = "topk";
+    row->config_case = SaeConfig::kTopk;
+    row->resolve = Resolve;
+    row->create = [](const SaeConfig& config, int64_t d_in, uint64_t seed) -> std::unique_ptr<Sae> {
+      return std::make_unique<TopKSae>(d_in, config.n_latents(), config.topk(), seed);
+    };
+    row->sparsity_knob = [](const SaeConfig& config) {
+      return static_cast<double>(config.topk().k());
+    };
+    row->set_sparsity_knob = [](SaeConfig* config, double value) {
+      config->mutable_topk()->set_k(std::llround(value));
+    };
+    row->sparsity_knob_is_k = true;
+    row->saelens.architecture = "topk";
+    row->saelens.apply_b_dec_to_input = true;
+    row->saelens.imports_foreign_files = true;
+    row->saelens.k_in_config = true;
+    row->saelens.activation_fn = "topk";
+    row->saelens.shift_encoder_biases = ShiftBEnc;
+    return row;
+  }();
+  return *architecture;
+}
 
 }  // namespace saelab

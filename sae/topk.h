@@ -1,5 +1,5 @@
 // k-sparse (TopK) SAE: Gao et al., "Scaling and evaluating sparse
-// autoencoders" (OpenAI, 2024), as in DESIGN.md.
+// autoencoders" (OpenAI, 2024), as in docs/design.md.
 //
 //   z = W_enc^T (x - b_dec) + b_enc          (b_dec is Gao's b_pre)
 //   f = ReLU(TopK_k(z))                      (exactly <= k non-zeros per row)
@@ -20,10 +20,10 @@
 #define SAELAB_SAE_TOPK_H_
 
 #include <cstdint>
-#include <map>
 #include <string>
 
-#include "harness/config.pb.h"
+#include "sae/architecture.h"
+#include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
 namespace saelab {
@@ -75,14 +75,11 @@ struct TopKLossOptions {
 TopKLossOptions TopKLossOptionsFrom(const TopKConfig& config);
 
 // The TopK training loss as a pure function (for gradient checks and as the
-// single definition TrainForward uses). dead_mask: [n] bool or undefined.
-// Fills *f (dense [batch, n]), *x_hat, and *terms ("nmse", "auxk", and
-// "multi_topk_nmse" when on).
-torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
-                       const torch::Tensor& b_enc, const torch::Tensor& W_dec,
-                       const torch::Tensor& b_dec, const TopKLossOptions& options,
-                       const torch::Tensor& dead_mask, torch::Tensor* f, torch::Tensor* x_hat,
-                       std::map<std::string, torch::Tensor>* terms);
+// single definition TrainForward uses); reads inputs.dead_mask ([n] bool or
+// undefined). f is the dense [batch, n] code (detached: the loss goes
+// through the sparse values). terms: "nmse", "auxk" (when
+// auxk_coefficient > 0) and "multi_topk_nmse" (when Multi-TopK is on).
+LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options);
 
 // The AuxK term: reconstruct `residual` [batch, d] (the caller detaches it)
 // from the top k_aux pre-activations z [batch, n] among dead latents
@@ -91,6 +88,18 @@ torch::Tensor TopKLoss(const torch::Tensor& x, const torch::Tensor& W_enc,
 torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
                        const torch::Tensor& dead_mask, int64_t k_aux,
                        const torch::Tensor& residual);
+
+// Gao et al.'s recipe, shared with BatchTopK: learning rate
+// 2e-4 / sqrt(n_latents / 2^14), Adam eps 6.25e-10, and k_aux the power of
+// two nearest d_in / 2 (ties go up), at least 1 and at most n_latents.
+double TopKLearningRate(int64_t n_latents);
+constexpr double kTopKAdamEps = 6.25e-10;
+int64_t DefaultKAux(int64_t d_in, int64_t n_latents);
+
+// The architecture table's row (sae/architecture.h): the recipe above;
+// SAELens "topk" with "k" in cfg.json, which encodes x - b_dec
+// (apply_b_dec_to_input true).
+const SaeArchitecture& TopKArchitecture();
 
 }  // namespace saelab
 

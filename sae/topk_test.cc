@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numeric>
 #include <string>
 
@@ -22,24 +21,23 @@ TopKConfig Config(int64_t k, int64_t k_aux = 4) {
   return config;
 }
 
-// TopKLoss with the options spelled out; fills the named terms.
-torch::Tensor Loss(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                   const torch::Tensor& W_dec, const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
-                   double alpha, const torch::Tensor& dead, torch::Tensor* x_hat,
-                   torch::Tensor* nmse, torch::Tensor* auxk, bool sparse = true,
-                   int64_t multi_factor = 0) {
+// TopKLoss with the options spelled out.
+LossOutput Loss(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                const torch::Tensor& W_dec, const torch::Tensor& b_dec, int64_t k, int64_t k_aux,
+                double alpha, const torch::Tensor& dead, bool sparse = true,
+                int64_t multi_factor = 0) {
   TopKLossOptions options;
   options.k = k;
   options.k_aux = k_aux;
   options.auxk_coefficient = alpha;
   options.sparse_decode = sparse;
   options.multi_topk_factor = multi_factor;
-  torch::Tensor f;
-  std::map<std::string, torch::Tensor> terms;
-  torch::Tensor loss = TopKLoss(x, W_enc, b_enc, W_dec, b_dec, options, dead, &f, x_hat, &terms);
-  *nmse = terms.at("nmse");
-  *auxk = terms.count("auxk") ? terms.at("auxk") : torch::zeros({}, x.options());
-  return loss;
+  return TopKLoss({x, W_enc, b_enc, W_dec, b_dec, /*extra=*/{}, dead}, options);
+}
+
+// The AuxK term of a TopKLoss output (0 when it has none).
+torch::Tensor AuxK(const LossOutput& out) {
+  return out.terms.count("auxk") ? out.terms.at("auxk") : torch::zeros({}, out.loss.options());
 }
 
 TEST(TopKTest, EncodeKeepsExactlyTheKLargestPreActivations) {
@@ -86,12 +84,8 @@ TEST(TopKTest, LossGradientsMatchFiniteDifferencesWithAStoppedResidual) {
   // AuxK's target e = x - x_hat is a constant (stop-gradient). The
   // finite-difference reference therefore freezes e at the unperturbed
   // parameters and recomputes everything else from scratch.
-  torch::Tensor e0;
-  {
-    torch::Tensor x_hat, nmse, auxk;
-    Loss(x, params[0], params[1], params[2], params[3], k, k_aux, alpha, dead, &x_hat, &nmse, &auxk);
-    e0 = (x - x_hat).detach();
-  }
+  const torch::Tensor e0 =
+      (x - Loss(x, params[0], params[1], params[2], params[3], k, k_aux, alpha, dead).x_hat).detach();
   auto reference = [&](const std::vector<torch::Tensor>& p) {
     torch::Tensor z = torch::mm(x - p[3], p[0]) + p[1];
     auto [values, indices] = z.topk(k, 1);
@@ -101,8 +95,7 @@ TEST(TopKTest, LossGradientsMatchFiniteDifferencesWithAStoppedResidual) {
     return nmse + alpha * AuxKLoss(z, p[2], dead, k_aux, e0);
   };
   auto under_test = [&](const std::vector<torch::Tensor>& p) {
-    torch::Tensor x_hat, nmse, auxk;
-    return Loss(x, p[0], p[1], p[2], p[3], k, k_aux, alpha, dead, &x_hat, &nmse, &auxk);
+    return Loss(x, p[0], p[1], p[2], p[3], k, k_aux, alpha, dead).loss;
   };
   // Same value at the base point...
   EXPECT_NEAR(reference(params).item<double>(), under_test(params).item<double>(), 1e-12);
@@ -119,8 +112,7 @@ TEST(TopKTest, MainLossGradientsMatchFiniteDifferences) {
   const int64_t batch = 5, d = 4, n = 10, k = 3;
   torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
   auto loss = [&](const std::vector<torch::Tensor>& p) {
-    torch::Tensor x_hat, nmse, auxk;
-    return Loss(x, p[0], p[1], p[2], p[3], k, 2, /*alpha=*/0.0, torch::Tensor(), &x_hat, &nmse, &auxk);
+    return Loss(x, p[0], p[1], p[2], p[3], k, 2, /*alpha=*/0.0, torch::Tensor()).loss;
   };
   GradientCheckResult check = CheckGradients(
       loss, {torch::randn({d, n}), torch::randn({n}), torch::randn({n, d}), torch::randn({d})}, 1e-7);
@@ -146,8 +138,7 @@ TEST(TopKTest, AuxKGivesGradientToDeadLatentsOnly) {
   torch::Tensor dead = torch::zeros({n}, torch::kBool);
   dead[10] = true;
   dead[11] = true;
-  torch::Tensor x_hat, nmse, auxk;
-  Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 1.0, dead, &x_hat, &nmse, &auxk);
+  torch::Tensor nmse = Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 1.0, dead).terms.at("nmse");
   // Main path alone: no gradient reaches the dead latents' encoder columns.
   torch::Tensor grad_main = torch::autograd::grad({nmse}, {W_enc}, {}, true)[0];
   EXPECT_EQ(grad_main.index({torch::indexing::Slice(), torch::indexing::Slice(10, 12)}).abs().sum().item<float>(), 0.0f);
@@ -158,7 +149,7 @@ TEST(TopKTest, AuxKGivesGradientToDeadLatentsOnly) {
     b_enc[10] = 5;
     b_enc[11] = 5;
   }
-  Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 1.0, dead, &x_hat, &nmse, &auxk);
+  torch::Tensor auxk = AuxK(Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 1.0, dead));
   ASSERT_GT(auxk.item<float>(), 0.0f);
   torch::Tensor grad_aux = torch::autograd::grad({auxk}, {W_dec}, {}, true)[0];
   // AuxK reconstructs the residual from dead rows of W_dec only.
@@ -175,8 +166,7 @@ TEST(TopKTest, SparseAndDenseDecodingGiveTheSameLossAndGradients) {
   auto run = [&](bool sparse) {
     std::vector<torch::Tensor> p;
     for (auto& b : base) p.push_back(b.clone().requires_grad_(true));
-    torch::Tensor x_hat, nmse, auxk;
-    torch::Tensor loss = Loss(x, p[0], p[1], p[2], p[3], k, 4, 0.5, dead, &x_hat, &nmse, &auxk, sparse, 4);
+    torch::Tensor loss = Loss(x, p[0], p[1], p[2], p[3], k, 4, 0.5, dead, sparse, 4).loss;
     loss.backward();
     std::vector<torch::Tensor> out = {loss.detach()};
     for (auto& q : p) out.push_back(q.grad());
@@ -195,12 +185,12 @@ TEST(TopKTest, MultiTopKAddsAnEighthOfTheNmseAtFourK) {
   torch::Tensor x = torch::randn({10, d});
   torch::Tensor W_enc = torch::randn({d, n}), b_enc = torch::randn({n});
   torch::Tensor W_dec = torch::randn({n, d}), b_dec = torch::randn({d});
-  torch::Tensor x_hat, nmse, auxk;
-  double with_multi =
-      Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 0.0, torch::Tensor(), &x_hat, &nmse, &auxk, true, 4).item<double>();
+  LossOutput multi = Loss(x, W_enc, b_enc, W_dec, b_dec, k, 2, 0.0, torch::Tensor(), true, 4);
+  double with_multi = multi.loss.item<double>();
+  torch::Tensor nmse = multi.terms.at("nmse");
   // Independently: a TopK SAE at 4k is the same loss with k replaced.
-  torch::Tensor x_hat_4k, nmse_4k, unused;
-  Loss(x, W_enc, b_enc, W_dec, b_dec, 4 * k, 2, 0.0, torch::Tensor(), &x_hat_4k, &nmse_4k, &unused);
+  torch::Tensor nmse_4k =
+      Loss(x, W_enc, b_enc, W_dec, b_dec, 4 * k, 2, 0.0, torch::Tensor()).terms.at("nmse");
   double expected = nmse.item<double>() + 0.125 * nmse_4k.item<double>();
   EXPECT_NEAR(with_multi, expected, 1e-6 * expected);
 }

@@ -17,7 +17,7 @@
 #include <torch/torch.h>
 
 #include "absl/status/statusor.h"
-#include "harness/config.pb.h"
+#include "sae/sae_config.pb.h"
 #include "harness/sgemm_ceiling.h"
 #include "sae/factory.h"
 #include "sae/sae.h"

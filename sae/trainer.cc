@@ -10,6 +10,7 @@
 #include "harness/optimizer_state.h"
 #include "harness/progress.h"
 #include "harness/safetensors.h"
+#include "harness/schedule.h"
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
 #include "sae/checkpoint.h"
@@ -67,10 +68,7 @@ absl::Status CheckBatch(const torch::Tensor& x, int64_t batch_size, int64_t d_in
 }  // namespace
 
 double LearningRateAt(const TrainerConfig& trainer, int64_t step, int64_t total_steps) {
-  double decay_steps = trainer.lr_decay_fraction() * static_cast<double>(total_steps);
-  double remaining = static_cast<double>(total_steps - step);
-  if (decay_steps <= 0.0 || remaining >= decay_steps) return trainer.lr();
-  return trainer.lr() * std::max(0.0, remaining / decay_steps);
+  return trainer.lr() * LinearDecayTailFactor(step, total_steps, trainer.lr_decay_fraction());
 }
 
 absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,

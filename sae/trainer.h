@@ -25,8 +25,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "harness/config.pb.h"
-#include "data/activation_source.h"
+#include "sae/sae_config.pb.h"
+#include "data/activations/activation_source.h"
 #include "sae/sae.h"
 
 namespace saelab {

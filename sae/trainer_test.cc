@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "data/synthetic_features.h"
+#include "data/activations/synthetic_features.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
 #include "sae/checkpoint.h"

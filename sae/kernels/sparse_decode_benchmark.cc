@@ -20,13 +20,12 @@
 #include <cstdio>
 #include <iostream>
 #include <limits>
-#include <map>
 #include <string>
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include "harness/config.pb.h"
+#include "sae/sae_config.pb.h"
 #include "harness/sgemm_ceiling.h"
 #include "sae/sae.h"
 #include "sae/topk.h"
@@ -90,10 +89,7 @@ void BM_TrainStep(benchmark::State& state, int64_t n, bool sparse_decode) {
   torch::Tensor x = torch::randn({kBatch, kDIn});
 
   auto step = [&] {
-    torch::Tensor f, x_hat;
-    std::map<std::string, torch::Tensor> terms;
-    torch::Tensor loss = TopKLoss(x, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec, options,
-                                  /*dead_mask=*/torch::Tensor(), &f, &x_hat, &terms);
+    torch::Tensor loss = TopKLoss({x, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec}, options).loss;
     adam.zero_grad();
     loss.backward();
     ProjectOutParallelGradient(sae.W_dec, sae.W_dec.mutable_grad());

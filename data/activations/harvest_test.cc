@@ -1,0 +1,106 @@
+#include "data/activations/harvest.h"
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "absl/strings/match.h"
+#include "data/activations/internal/test_store.h"
+#include "harness/file_io.h"
+
+namespace saelab {
+namespace {
+
+using store_testing::HarvestForTest;
+using store_testing::SmallChunks;
+using store_testing::TestContexts;
+using store_testing::TestDir;
+using store_testing::TestKey;
+using store_testing::TinyModel;
+
+std::map<std::string, std::string> DirectoryContents(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    files[entry.path().filename().string()] = *ReadFile(entry.path().string());
+  }
+  return files;
+}
+
+TEST(HarvestTest, KilledHarvestResumesToIdenticalFiles) {
+  const std::string whole = TestDir("whole"), resumed = TestDir("resumed");
+  HarvestForTest(whole);
+  HarvestOptions kill = SmallChunks();
+  kill.stop_after_chunks = 1;
+  EXPECT_EQ(
+      HarvestActivations(TinyModel(), TestContexts(), TestKey(), resumed, kill).status().code(),
+      absl::StatusCode::kAborted);
+  EXPECT_EQ(DirectoryContents(resumed).size(), 2u);  // chunk 0 and the manifest
+  EXPECT_EQ(
+      HarvestActivations(TinyModel(), TestContexts(), TestKey(), resumed, kill).status().code(),
+      absl::StatusCode::kAborted);
+  EXPECT_EQ(DirectoryContents(resumed).size(), 3u);  // chunks 0, 1
+  // A temporary a real kill could leave behind is cleaned up.
+  ASSERT_TRUE(AtomicWriteFile(resumed + "/chunk-00002.bin.tmp.12345", "half").ok());
+  HarvestForTest(resumed);
+  const auto expected = DirectoryContents(whole);
+  const auto got = DirectoryContents(resumed);
+  ASSERT_EQ(expected.size(), 5u);  // 4 chunks and the manifest
+  ASSERT_EQ(got.size(), expected.size());
+  for (const auto& [name, bytes] : expected) {
+    ASSERT_TRUE(got.count(name)) << name;
+    EXPECT_TRUE(got.at(name) == bytes) << name << " differs";
+  }
+  // Harvesting a complete store again reuses it untouched.
+  HarvestForTest(resumed);
+  EXPECT_TRUE(DirectoryContents(resumed) == expected);
+}
+
+TEST(HarvestTest, UnknownHookNameIsRefusedBeforeAnyForward) {
+  ActivationStoreKey key = TestKey();
+  key.set_hook_name("blocks.1.hook_resid");
+  const std::string dir = TestDir("unknown_hook");
+  absl::StatusOr<ActivationStore> store =
+      HarvestActivations(TinyModel(), TestContexts(), key, dir, SmallChunks());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(store.status().message(), "key.hook_name")) << store.status();
+  EXPECT_TRUE(absl::StrContains(store.status().message(), "'blocks.1.hook_resid'"))
+      << store.status();
+  EXPECT_FALSE(PathExists(dir));
+}
+
+TEST(HarvestTest, BadRangeOrContextLengthIsInvalidArgument) {
+  ActivationStoreKey past_the_end = TestKey();
+  past_the_end.set_context_end(13);
+  ActivationStoreKey empty = TestKey();
+  empty.set_context_end(empty.context_begin());
+  ActivationStoreKey other_length = TestKey();
+  other_length.set_context_length(9);
+  for (const ActivationStoreKey& key : {past_the_end, empty, other_length}) {
+    EXPECT_EQ(HarvestActivations(TinyModel(), TestContexts(), key, TestDir("bad_range"))
+                  .status()
+                  .code(),
+              absl::StatusCode::kInvalidArgument)
+        << key.ShortDebugString();
+  }
+}
+
+TEST(HarvestTest, OtherChunkSizeIsRefusedNotMixed) {
+  const std::string dir = TestDir("chunk_size");
+  HarvestOptions kill = SmallChunks();
+  kill.stop_after_chunks = 1;
+  ASSERT_EQ(HarvestActivations(TinyModel(), TestContexts(), TestKey(), dir, kill).status().code(),
+            absl::StatusCode::kAborted);
+  HarvestOptions other = SmallChunks();
+  other.contexts_per_chunk = 4;
+  absl::StatusOr<ActivationStore> store =
+      HarvestActivations(TinyModel(), TestContexts(), TestKey(), dir, other);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(store.status().message(), "contexts_per_chunk is 3 there, 4"))
+      << store.status();
+}
+
+}  // namespace
+}  // namespace saelab

@@ -1,0 +1,38 @@
+#include "data/activations/hook_rows.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "harness/status_macros.h"
+
+namespace saelab {
+
+absl::StatusOr<torch::Tensor> HookActivationRows(const Gpt2Model& model,
+                                                 const torch::Tensor& contexts,
+                                                 HookLocation location, bool drop_bos,
+                                                 int64_t batch_contexts,
+                                                 const std::function<void(int64_t)>& on_batch) {
+  if (!contexts.defined() || contexts.dim() != 2 || contexts.size(0) < 1 ||
+      contexts.size(1) - (drop_bos ? 1 : 0) < 1 || batch_contexts < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HookActivationRows: contexts must be [N >= 1, context_length >= ", drop_bos ? 2 : 1,
+        "] and batch_contexts (", batch_contexts, ") >= 1"));
+  }
+  torch::NoGradGuard no_grad;
+  const int64_t n = contexts.size(0);
+  std::vector<torch::Tensor> pieces;
+  for (int64_t begin = 0; begin < n; begin += batch_contexts) {
+    const int64_t end = std::min(n, begin + batch_contexts);
+    ASSIGN_OR_RETURN(torch::Tensor activation,
+                     model.RunToHook(contexts.slice(0, begin, end), location));
+    if (drop_bos) activation = activation.slice(1, 1);
+    pieces.push_back(activation.reshape({-1, activation.size(2)}));
+    if (on_batch) on_batch(end);
+  }
+  return pieces.size() == 1 ? pieces[0].contiguous() : torch::cat(pieces);
+}
+
+}  // namespace saelab

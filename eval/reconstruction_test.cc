@@ -1,0 +1,97 @@
+#include "eval/reconstruction.h"
+
+#include <cstdint>
+
+#include "gtest/gtest.h"
+#include "sae/factory.h"
+#include "sae/sae_config.pb.h"
+
+namespace saelab {
+namespace {
+
+// A small TopK SAE (d_in 8, 32 latents, k 3) with its seeded random init:
+// the evaluation only needs some fixed encoder and decoder.
+std::unique_ptr<Sae> SmallSae() {
+  SaeConfig config;
+  config.set_name("small");
+  config.set_n_latents(32);
+  config.mutable_topk()->set_k(3);
+  EXPECT_TRUE(ResolveSaeConfig(/*d_in=*/8, &config).ok());
+  auto sae = CreateSae(config, /*d_in=*/8, /*seed=*/7);
+  EXPECT_TRUE(sae.ok()) << sae.status();
+  return std::move(sae).value();
+}
+
+// The metrics recomputed here in float64 over the whole set at once, from
+// Encode/Decode, by the formulas of docs/metrics.md (an independent route
+// from ReconstructionMetrics' running sums).
+TEST(ReconstructionTest, MetricsEqualAWholeSetFloat64Recomputation) {
+  std::unique_ptr<Sae> sae = SmallSae();
+  torch::manual_seed(3);
+  torch::Tensor x = torch::randn({1000, 8}) * 2.0 + 0.5;
+  ReconstructionEvalConfig config;
+  config.set_batch_size(64);
+  absl::StatusOr<ReconstructionMetrics> metrics = EvaluateReconstruction(*sae, x, config);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+
+  torch::NoGradGuard no_grad;
+  torch::Tensor f = sae->Encode(x);
+  torch::Tensor x64 = x.to(torch::kFloat64);
+  torch::Tensor err = (x64 - sae->Decode(f).to(torch::kFloat64)).pow(2).sum();
+  const double nmse = (err / x64.pow(2).sum()).item<double>();
+  const double fvu = (err / (x64 - x64.mean(0)).pow(2).sum()).item<double>();
+  const double l0 = (f != 0).sum().item<double>() / 1000.0;
+  const double dead = ((f != 0).sum(0) == 0).sum().item<double>() / 32.0;
+  EXPECT_NEAR(metrics->Nmse(), nmse, 1e-6 * nmse);
+  EXPECT_NEAR(metrics->Fvu(), fvu, 1e-6 * fvu);
+  EXPECT_DOUBLE_EQ(metrics->L0(), l0);
+  EXPECT_DOUBLE_EQ(metrics->DeadFraction(), dead);
+  EXPECT_EQ(metrics->tokens(), 1000);
+}
+
+TEST(ReconstructionTest, BatchSizeDoesNotChangeTheMetrics) {
+  std::unique_ptr<Sae> sae = SmallSae();
+  torch::manual_seed(4);
+  torch::Tensor x = torch::randn({777, 8});
+  ReconstructionEvalConfig small, whole;
+  small.set_batch_size(10);
+  whole.set_batch_size(100000);
+  auto a = EvaluateReconstruction(*sae, x, small);
+  auto b = EvaluateReconstruction(*sae, x, whole);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NEAR(a->Nmse(), b->Nmse(), 1e-12);
+  EXPECT_NEAR(a->Fvu(), b->Fvu(), 1e-12);
+  EXPECT_EQ(a->L0(), b->L0());
+}
+
+TEST(ReconstructionTest, HistogramHasTheConfiguredBins) {
+  std::unique_ptr<Sae> sae = SmallSae();
+  ReconstructionEvalConfig config;
+  config.set_density_histogram_bins(7);
+  auto metrics = EvaluateReconstruction(*sae, torch::randn({200, 8}), config);
+  ASSERT_TRUE(metrics.ok());
+  SaeResult result;
+  metrics->WriteTo(&result);
+  EXPECT_EQ(result.density_histogram().counts_size(), 7);
+}
+
+TEST(ReconstructionTest, ActivationsOfTheWrongWidthAreRefusedNamingBothSizes) {
+  std::unique_ptr<Sae> sae = SmallSae();
+  absl::Status status = EvaluateReconstruction(*sae, torch::randn({5, 9})).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(status.message()).find("[5, 9]"), std::string::npos) << status;
+  EXPECT_NE(std::string(status.message()).find("d_in is 8"), std::string::npos) << status;
+}
+
+TEST(ReconstructionTest, EmptySetAndBadBatchSizeAreRefused) {
+  std::unique_ptr<Sae> sae = SmallSae();
+  EXPECT_EQ(EvaluateReconstruction(*sae, torch::zeros({0, 8})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ReconstructionEvalConfig config;
+  config.set_batch_size(0);
+  EXPECT_EQ(EvaluateReconstruction(*sae, torch::zeros({4, 8}), config).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace saelab

@@ -1,0 +1,33 @@
+// The process settings every saelab binary that computes runs under, so
+// experiments and benchmarks see the same BLAS kernel and allocator (a
+// benchmark measures what an experiment gets).
+//
+//   int main(int argc, char** argv) {
+//     PinRuntimeEnvironment(argv);   // may re-execute the binary once
+//     ...
+//   }
+#ifndef SAELAB_HARNESS_RUNTIME_ENV_H_
+#define SAELAB_HARNESS_RUNTIME_ENV_H_
+
+namespace saelab {
+
+// Settings that only take effect at process start are put in the
+// environment, and the binary re-executes itself once (marked by
+// SAELAB_RUNTIME_PINNED=1, so it happens once):
+// - OPENBLAS_CORETYPE=Haswell. OpenBLAS picks its sgemm kernel from the CPU
+//   when it loads, and kernels sum in different orders, so the same config
+//   would give other bits on another x86-64 CPU. The AVX2 ("Haswell") kernel
+//   runs on every AVX2 machine, making CPU runs bit-reproducible across
+//   them (docs/reproducibility.md); here it was also faster than the
+//   auto-picked Cooperlake kernel (0.50 vs 0.65 s per LM training step).
+// - GLIBC_TUNABLES with larger malloc mmap/trim thresholds: glibc hands
+//   large freed blocks back to the kernel and then page-faults them in again
+//   every step (a third of LM training time went to the kernel).
+// A variable the user already set is left alone. If re-executing fails, a
+// warning is printed and the process continues unpinned. Call first thing
+// in main, before any thread starts.
+void PinRuntimeEnvironment(char** argv);
+
+}  // namespace saelab
+
+#endif  // SAELAB_HARNESS_RUNTIME_ENV_H_
