@@ -1,0 +1,156 @@
+#include "eval/downstream.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "eval/splice.h"
+#include "harness/status_macros.h"
+
+namespace saelab {
+namespace {
+
+// Sums of next-token cross-entropy over positions 1..L-2 (predicting tokens
+// 2..L-1) of logits [B, L, V], in float64.
+double SumNextTokenLoss(const torch::Tensor& logits, const torch::Tensor& tokens) {
+  const int64_t length = tokens.size(1);
+  torch::Tensor log_probs =
+      torch::log_softmax(logits.slice(1, 1, length - 1).to(torch::kFloat64), -1);
+  torch::Tensor targets = tokens.slice(1, 2, length).unsqueeze(-1);
+  return -log_probs.gather(-1, targets).sum().item<double>();
+}
+
+// Per-position KL(clean || spliced) over positions 1..L-2: [B * (L - 2)] float64.
+torch::Tensor PositionKl(const torch::Tensor& clean_logits, const torch::Tensor& spliced_logits) {
+  const int64_t length = clean_logits.size(1);
+  torch::Tensor p_log =
+      torch::log_softmax(clean_logits.slice(1, 1, length - 1).to(torch::kFloat64), -1);
+  torch::Tensor q_log =
+      torch::log_softmax(spliced_logits.slice(1, 1, length - 1).to(torch::kFloat64), -1);
+  return (p_log.exp() * (p_log - q_log)).sum(-1).reshape({-1});
+}
+
+}  // namespace
+
+void DownstreamMetrics::WriteTo(SaeResult* result) const {
+  auto& m = *result->mutable_metrics();
+  m["downstream_tokens"] = static_cast<double>(loss_tokens);
+  m["ce_clean"] = ce_clean;
+  m["ce_spliced"] = ce_spliced;
+  m["ce_zero_ablation"] = ce_zero_ablation;
+  m["ce_mean_ablation"] = ce_mean_ablation;
+  m["delta_loss"] = delta_loss;
+  m["loss_recovered"] = loss_recovered;
+  m["kl_mean"] = kl_mean;
+  m["kl_max"] = kl_max;
+  m["spliced_explained_variance"] = explained_variance;
+  m["cosine_similarity"] = cosine_similarity;
+  m["l2_ratio"] = l2_ratio;
+  m["spliced_l0"] = l0;
+  m["l1"] = l1;
+  m["spliced_dead_fraction"] = dead_fraction;
+  m["dense_fraction"] = dense_fraction;
+}
+
+absl::StatusOr<DownstreamMetrics> EvaluateDownstream(const Gpt2Model& model,
+                                                     const std::string& hook_name, Sae& sae,
+                                                     const torch::Tensor& contexts,
+                                                     const torch::Tensor& mean_activation,
+                                                     const DownstreamEvalConfig& config) {
+  if (!contexts.defined() || contexts.dim() != 2 || contexts.size(0) < 1 || contexts.size(1) < 3 ||
+      contexts.scalar_type() != torch::kLong) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "downstream eval: contexts must be [N >= 1, L >= 3] int64, got ",
+        contexts.defined() ? absl::StrCat("[", absl::StrJoin(contexts.sizes(), ", "), "]")
+                           : std::string("undefined")));
+  }
+  if (!mean_activation.defined() || mean_activation.dim() != 1 ||
+      mean_activation.size(0) != sae.d_in()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("downstream eval: mean activation must be [d_in = ", sae.d_in(), "]"));
+  }
+  if (config.batch_contexts() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "downstream eval: batch_contexts must be >= 1, got ", config.batch_contexts()));
+  }
+  torch::Tensor captured;
+  HookSet capture;
+  capture.hooks[hook_name] = CaptureInto(&captured);
+  ASSIGN_OR_RETURN(HookSet spliced,
+                   SpliceAt(model, hook_name, sae, SpliceReconstruction(sae, false)));
+  ASSIGN_OR_RETURN(HookSet zeroed, SpliceAt(model, hook_name, sae, ZeroAblation()));
+  ASSIGN_OR_RETURN(HookSet meaned, SpliceAt(model, hook_name, sae, MeanAblation(mean_activation)));
+
+  const int64_t n = config.eval_contexts() < 0
+                        ? contexts.size(0)
+                        : std::min<int64_t>(contexts.size(0), config.eval_contexts());
+  torch::NoGradGuard no_grad;
+  double loss_clean = 0, loss_spliced = 0, loss_zero = 0, loss_mean = 0;
+  double kl_sum = 0, kl_max = 0, sq_err = 0, cos_sum = 0, ratio_sum = 0, l0_sum = 0, l1_sum = 0;
+  int64_t loss_tokens = 0, rows = 0;
+  torch::Tensor x_sum = torch::zeros({sae.d_in()}, torch::kFloat64);
+  double x_sq_sum = 0;
+  torch::Tensor fire_counts = torch::zeros({sae.n_latents()}, torch::kInt64);
+  for (int64_t begin = 0; begin < n; begin += config.batch_contexts()) {
+    torch::Tensor tokens = contexts.slice(0, begin, std::min(n, begin + config.batch_contexts()));
+    ASSIGN_OR_RETURN(torch::Tensor clean_logits, model.Forward(tokens, capture));
+    ASSIGN_OR_RETURN(torch::Tensor spliced_logits, model.Forward(tokens, spliced));
+    ASSIGN_OR_RETURN(torch::Tensor zero_logits, model.Forward(tokens, zeroed));
+    ASSIGN_OR_RETURN(torch::Tensor mean_logits, model.Forward(tokens, meaned));
+    loss_clean += SumNextTokenLoss(clean_logits, tokens);
+    loss_spliced += SumNextTokenLoss(spliced_logits, tokens);
+    loss_zero += SumNextTokenLoss(zero_logits, tokens);
+    loss_mean += SumNextTokenLoss(mean_logits, tokens);
+    loss_tokens += tokens.size(0) * (tokens.size(1) - 2);
+    torch::Tensor kl = PositionKl(clean_logits, spliced_logits);
+    kl_sum += kl.sum().item<double>();
+    kl_max = std::max(kl_max, kl.max().item<double>());
+
+    // Reconstruction statistics on the non-BOS activations.
+    torch::Tensor x = captured.slice(1, 1, captured.size(1)).reshape({-1, sae.d_in()});
+    torch::Tensor f = sae.Encode(x);
+    torch::Tensor x_hat = sae.Decode(f);
+    torch::Tensor x64 = x.to(torch::kFloat64), x_hat64 = x_hat.to(torch::kFloat64);
+    sq_err += (x64 - x_hat64).pow(2).sum().item<double>();
+    x_sum += x64.sum(0);
+    x_sq_sum += x64.pow(2).sum().item<double>();
+    torch::Tensor x_norm = x64.norm(2, 1), x_hat_norm = x_hat64.norm(2, 1);
+    cos_sum +=
+        ((x64 * x_hat64).sum(1) / (x_norm * x_hat_norm).clamp_min(1e-30)).sum().item<double>();
+    ratio_sum += (x_hat_norm / x_norm.clamp_min(1e-30)).sum().item<double>();
+    torch::Tensor active = f != 0;
+    l0_sum += active.sum().item<double>();
+    l1_sum += f.abs().to(torch::kFloat64).sum().item<double>();
+    fire_counts += active.sum(0).to(torch::kInt64);
+    rows += x.size(0);
+  }
+
+  DownstreamMetrics m;
+  m.loss_tokens = loss_tokens;
+  m.activation_tokens = rows;
+  m.ce_clean = loss_clean / loss_tokens;
+  m.ce_spliced = loss_spliced / loss_tokens;
+  m.ce_zero_ablation = loss_zero / loss_tokens;
+  m.ce_mean_ablation = loss_mean / loss_tokens;
+  m.delta_loss = m.ce_spliced - m.ce_clean;
+  m.loss_recovered = (m.ce_zero_ablation - m.ce_spliced) / (m.ce_zero_ablation - m.ce_clean);
+  m.kl_mean = kl_sum / loss_tokens;
+  m.kl_max = kl_max;
+  // sum||x - mean||^2 = sum||x||^2 - ||sum x||^2 / rows.
+  const double centred = x_sq_sum - x_sum.pow(2).sum().item<double>() / rows;
+  m.explained_variance = 1.0 - sq_err / centred;
+  m.cosine_similarity = cos_sum / rows;
+  m.l2_ratio = ratio_sum / rows;
+  m.l0 = l0_sum / rows;
+  m.l1 = l1_sum / rows;
+  m.dead_fraction = (fire_counts == 0).sum().item<double>() / sae.n_latents();
+  m.dense_fraction =
+      (fire_counts.to(torch::kFloat64) > config.dense_threshold() * static_cast<double>(rows))
+          .sum()
+          .item<double>() /
+      sae.n_latents();
+  return m;
+}
+
+}  // namespace saelab
