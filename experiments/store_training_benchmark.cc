@@ -10,7 +10,9 @@
 // ratio: how much of the trainer's speed survives reading from the store.
 //
 //   ./bazelw run -c opt //experiments:store_training_benchmark
+#include <benchmark/benchmark.h>
 #include <stdlib.h>
+#include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
@@ -18,18 +20,15 @@
 #include <iostream>
 #include <string>
 
-#include <benchmark/benchmark.h>
-#include <torch/torch.h>
-
 #include "absl/status/statusor.h"
 #include "data/activations/activation_source.h"
 #include "data/activations/activation_store.h"
 #include "data/activations/harvest.h"
 #include "data/activations/store_source.h"
 #include "data/subject_model/gpt2_model.h"
-#include "sae/sae_config.pb.h"
 #include "harness/benchmark_main.h"
 #include "harness/status_macros.h"
+#include "sae/sae_config.pb.h"
 #include "sae/trainer.h"
 
 namespace saelab {
@@ -62,7 +61,8 @@ const ActivationStore& Store() {
     HarvestOptions options;
     options.contexts_per_chunk = 128;
     options.label = "benchmark store";
-    return new ActivationStore(ValueOrDie(HarvestActivations(model, contexts, key, g_tmp + "/store", options)));
+    return new ActivationStore(
+        ValueOrDie(HarvestActivations(model, contexts, key, g_tmp + "/store", options)));
   }();
   return *store;
 }
@@ -76,11 +76,13 @@ class MemorySource : public ActivationSource {
   }
   int64_t d_in() const override { return rows_.size(1); }
   absl::StatusOr<torch::Tensor> TrainBatch(int64_t step, int64_t batch_size) override {
-    torch::Tensor index = (torch::arange(batch_size, torch::kLong) + step * batch_size)
-                              .remainder(rows_.size(0));
+    torch::Tensor index =
+        (torch::arange(batch_size, torch::kLong) + step * batch_size).remainder(rows_.size(0));
     return rows_.index_select(0, order_.index_select(0, index));
   }
-  absl::StatusOr<torch::Tensor> InitSample(int64_t tokens) override { return TrainBatch(0, tokens); }
+  absl::StatusOr<torch::Tensor> InitSample(int64_t tokens) override {
+    return TrainBatch(0, tokens);
+  }
 
  private:
   torch::Tensor rows_;
@@ -105,10 +107,11 @@ double TrainSeconds(benchmark::State& state, ActivationSource& source) {
     const auto start = std::chrono::steady_clock::now();
     TrainResult trained = ValueOrDie(TrainSae(TopKConfig(), source, /*seed=*/4));
     benchmark::DoNotOptimize(trained.steps);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(kSteps * kBatch) * state.iterations(),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["tokens/s"] = benchmark::Counter(
+      static_cast<double>(kSteps * kBatch) * state.iterations(), benchmark::Counter::kIsRate);
   return best;
 }
 

@@ -17,8 +17,8 @@ void BM_Sgemm(benchmark::State& state) {
   torch::Tensor a = torch::randn({size, size}), b = torch::randn({size, size});
   for (auto _ : state) benchmark::DoNotOptimize(torch::mm(a, b));
   // Printed as e.g. "FLOP/s=180G/s", i.e. GFLOP/s.
-  state.counters["FLOP/s"] = benchmark::Counter(
-      2.0 * size * size * size * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * size * size * size * state.iterations(),
+                                                benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Sgemm)->Arg(512)->Arg(1024)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
 

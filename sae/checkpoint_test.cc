@@ -20,7 +20,7 @@ using ::testing::HasSubstr;
 constexpr int64_t kDIn = 16;
 constexpr int64_t kNLatents = 48;
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+using ::testing::TempDir;
 
 SaeConfig TopKConfigFor(const std::string& name) {
   SaeConfig config;

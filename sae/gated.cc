@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "harness/schedule.h"
 #include "sae/topk.h"
 
 namespace saelab {
@@ -48,12 +49,13 @@ torch::Tensor GatedSae::EncodeScaled(const torch::Tensor& x) {
   return GatedActivations(PreActivations(x, W_enc, b_enc, r_mag, b_mag, b_dec));
 }
 
-torch::Tensor GatedSae::DecodeScaled(const torch::Tensor& f) { return torch::addmm(b_dec, f, W_dec); }
+torch::Tensor GatedSae::DecodeScaled(const torch::Tensor& f) {
+  return torch::addmm(b_dec, f, W_dec);
+}
 
 double GatedSae::L1CoefficientAt(int64_t step, int64_t total_steps) const {
-  double warmup_steps = config_.l1_warmup_fraction() * static_cast<double>(total_steps);
-  if (warmup_steps <= 0.0) return config_.l1_coefficient();
-  return config_.l1_coefficient() * std::min(1.0, static_cast<double>(step) / warmup_steps);
+  return config_.l1_coefficient() *
+         LinearWarmupFactor(step, config_.l1_warmup_fraction() * static_cast<double>(total_steps));
 }
 
 LossOutput GatedLoss(const LossInputs& inputs, const GatedLossOptions& options) {
@@ -63,11 +65,11 @@ LossOutput GatedLoss(const LossInputs& inputs, const GatedLossOptions& options) 
   GatePreActivations pre = PreActivations(x, inputs.W_enc, inputs.b_enc, inputs.Extra("r_mag"),
                                           inputs.Extra("b_mag"), b_dec);
   LossOutput out;
-  out.f = GatedActivations(pre);                        // [batch, n]
-  out.x_hat = torch::addmm(b_dec, out.f, W_dec);        // [batch, d]
+  out.f = GatedActivations(pre);                             // [batch, n]
+  out.x_hat = torch::addmm(b_dec, out.f, W_dec);             // [batch, d]
   torch::Tensor mse = (x - out.x_hat).pow(2).sum(1).mean();  // E||x - x_hat||^2
-  torch::Tensor gate = torch::relu(pre.pi_gate);        // [batch, n]
-  torch::Tensor l1 = gate.sum(1).mean();                // E||ReLU(pi_gate)||_1 (gate >= 0)
+  torch::Tensor gate = torch::relu(pre.pi_gate);             // [batch, n]
+  torch::Tensor l1 = gate.sum(1).mean();                     // E||ReLU(pi_gate)||_1 (gate >= 0)
   // Frozen decoder: the auxiliary task trains the gate to pick latents
   // whose (fixed) directions reconstruct x, without pulling the decoder
   // towards the gate's shrunken activations.

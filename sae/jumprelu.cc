@@ -1,12 +1,14 @@
 #include "sae/jumprelu.h"
 
+#include <ATen/ExpandUtils.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <string>
 
-#include <ATen/ExpandUtils.h>
+#include "harness/schedule.h"
 
 namespace saelab {
 namespace {
@@ -61,9 +63,8 @@ struct StepFunction : public torch::autograd::Function<StepFunction> {
     const torch::Tensor& threshold = saved[1];
     const double bandwidth = ctx->saved_data["bandwidth"].toDouble();
     const torch::Tensor& grad = grad_outputs[0];
-    torch::Tensor grad_threshold =
-        at::sum_to(-(1.0 / bandwidth) * RectangleKernel(z, threshold, bandwidth) * grad,
-                   threshold.sizes());
+    torch::Tensor grad_threshold = at::sum_to(
+        -(1.0 / bandwidth) * RectangleKernel(z, threshold, bandwidth) * grad, threshold.sizes());
     // The paper gives H no pseudo-derivative in z: L0 is lowered by raising
     // thresholds, not by shrinking pre-activations (which would bring back
     // the shrinkage of L1). An undefined gradient reads as zero.
@@ -107,26 +108,26 @@ torch::Tensor JumpReluSae::DecodeScaled(const torch::Tensor& f) {
 }
 
 double JumpReluSae::SparsityCoefficientAt(int64_t step, int64_t total_steps) const {
-  double warmup_steps = config_.sparsity_warmup_fraction() * static_cast<double>(total_steps);
-  if (warmup_steps <= 0.0) return config_.sparsity_coefficient();
-  return config_.sparsity_coefficient() * std::min(1.0, static_cast<double>(step) / warmup_steps);
+  return config_.sparsity_coefficient() *
+         LinearWarmupFactor(step,
+                            config_.sparsity_warmup_fraction() * static_cast<double>(total_steps));
 }
 
 LossOutput JumpReluLoss(const LossInputs& inputs, const JumpReluLossOptions& options) {
   const torch::Tensor& x = inputs.x;
   const torch::Tensor& W_dec = inputs.W_dec;
-  torch::Tensor threshold = inputs.Extra("log_threshold").exp();     // [n]
-  torch::Tensor z = torch::addmm(inputs.b_enc, x, inputs.W_enc);     // [batch, n]
+  torch::Tensor threshold = inputs.Extra("log_threshold").exp();  // [n]
+  torch::Tensor z = torch::addmm(inputs.b_enc, x, inputs.W_enc);  // [batch, n]
   LossOutput out;
-  out.f = JumpRelu(z, threshold, options.bandwidth);                 // [batch, n]
-  out.x_hat = torch::addmm(inputs.b_dec, out.f, W_dec);              // [batch, d]
-  torch::Tensor mse = (x - out.x_hat).pow(2).sum(1).mean();          // E||x - x_hat||^2
+  out.f = JumpRelu(z, threshold, options.bandwidth);         // [batch, n]
+  out.x_hat = torch::addmm(inputs.b_dec, out.f, W_dec);      // [batch, d]
+  torch::Tensor mse = (x - out.x_hat).pow(2).sum(1).mean();  // E||x - x_hat||^2
   torch::Tensor l0 = (z > threshold).sum(1).to(x.scalar_type()).mean().detach();
 
   torch::Tensor sparsity;
   torch::Tensor pre_act = torch::zeros({}, x.options());
   if (options.variant == JumpReluConfig::ANTHROPIC_2025) {
-    torch::Tensor decoder_norms = W_dec.norm(2, {1});                // [n]
+    torch::Tensor decoder_norms = W_dec.norm(2, {1});  // [n]
     // f >= 0 since theta > 0, so |f_i| = f_i in Anthropic's tanh(c |f_i| ||W_d,i||).
     sparsity = torch::tanh(options.tanh_scale * out.f * decoder_norms).sum(1).mean();
     // Anthropic applies the pre-activation loss to every latent; SAELens

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "harness/log.h"
 #include "harness/status_macros.h"
 #include "sae/factory.h"
 
@@ -30,17 +31,18 @@ absl::StatusOr<Try> TrainTry(const SaeConfig& base, double knob, bool full, doub
   TrainerConfig* trainer = config.mutable_trainer();
   if (!full) {
     int64_t batches = trainer->total_tokens() / trainer->batch_size();
-    int64_t short_batches = std::max<int64_t>(1, std::llround(batches * search.short_run_fraction()));
+    int64_t short_batches =
+        std::max<int64_t>(1, std::llround(batches * search.short_run_fraction()));
     trainer->set_total_tokens(short_batches * trainer->batch_size());
   }
   std::string try_dir = absl::StrCat(dir, "/try_", result->path.size());
   TrainOptions options;
   options.dir = try_dir;
-  options.label = absl::StrCat(config.name(), " try ", result->path.size(), full ? " (full)" : " (short)");
+  options.label =
+      absl::StrCat(config.name(), " try ", result->path.size(), full ? " (full)" : " (short)");
   ASSIGN_OR_RETURN(TrainResult trained, TrainSae(config, source, seed, options));
   double l0 = MeasureL0(*trained.sae, eval_x);
-  std::fprintf(stderr, "%s: sparsity %.6g -> l0 %.4f (target %.4g)\n", options.label.c_str(), knob, l0,
-               target);
+  Log("%s: sparsity %.6g -> l0 %.4f (target %.4g)", options.label.c_str(), knob, l0, target);
   L0SearchStep* step = &result->path.emplace_back();
   step->set_sparsity(knob);
   step->set_l0(l0);
@@ -78,9 +80,9 @@ absl::StatusOr<MatchedL0Result> TrainAtTargetL0(const SaeConfig& base, double ta
   SaeConfig resolved = base;
   RETURN_IF_ERROR(ResolveSaeConfig(source.d_in(), &resolved));
   if (!(target_l0 > 0) || target_l0 > resolved.n_latents()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SAE '", base.name(), "': impossible target L0 ", target_l0, " (must be in (0, n_latents = ",
-        resolved.n_latents(), "])"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("SAE '", base.name(), "': impossible target L0 ", target_l0,
+                     " (must be in (0, n_latents = ", resolved.n_latents(), "])"));
   }
   const double tol = search.tolerance();
   const int budget = search.max_trainings();
@@ -91,9 +93,13 @@ absl::StatusOr<MatchedL0Result> TrainAtTargetL0(const SaeConfig& base, double ta
     double k = std::clamp<double>(std::round(target_l0), 1, resolved.n_latents());
     double lo = 1, hi = resolved.n_latents();  // bracket on k
     while (static_cast<int>(result.path.size()) < budget) {
-      ASSIGN_OR_RETURN(Try t, TrainTry(base, k, true, target_l0, search, source, eval_x, seed, dir, &result));
+      ASSIGN_OR_RETURN(
+          Try t, TrainTry(base, k, true, target_l0, search, source, eval_x, seed, dir, &result));
       if (Within(t.l0, target_l0, tol)) break;
-      if (t.l0 < target_l0) lo = k + 1; else hi = k - 1;
+      if (t.l0 < target_l0)
+        lo = k + 1;
+      else
+        hi = k - 1;
       if (lo > hi) break;
       // Step by the ratio, as L0 tracks k nearly proportionally.
       double next = std::round(k * target_l0 / std::max(t.l0, 1e-9));
@@ -161,10 +167,12 @@ absl::StatusOr<MatchedL0Result> TrainAtTargetL0(const SaeConfig& base, double ta
     // bracket; until both ends exist, step by the secant of the last two
     // full runs (or the short bracket's slope), at most x10 per step and
     // never past the widened short bracket.
-    const double lambda_min = std::min(a.knob, b.knob) / 10, lambda_max = std::max(a.knob, b.knob) * 10;
+    const double lambda_min = std::min(a.knob, b.knob) / 10,
+                 lambda_max = std::max(a.knob, b.knob) * 10;
     double short_slope = -1.0;
     if (a.knob != b.knob && a.l0 > 0 && b.l0 > 0) {
-      short_slope = std::min(-0.1, (log_l0(b.l0) - log_l0(a.l0)) / (std::log(b.knob) - std::log(a.knob)));
+      short_slope =
+          std::min(-0.1, (log_l0(b.l0) - log_l0(a.l0)) / (std::log(b.knob) - std::log(a.knob)));
     }
     double lambda = best.knob;
     std::vector<Try> fulls;
@@ -172,10 +180,14 @@ absl::StatusOr<MatchedL0Result> TrainAtTargetL0(const SaeConfig& base, double ta
     bool has_a = false, has_b = false;
     same_side = 0;
     while (static_cast<int>(result.path.size()) < budget) {
-      ASSIGN_OR_RETURN(Try t, TrainTry(base, lambda, true, target_l0, search, source, eval_x, seed, dir, &result));
+      ASSIGN_OR_RETURN(Try t, TrainTry(base, lambda, true, target_l0, search, source, eval_x, seed,
+                                       dir, &result));
       if (Within(t.l0, target_l0, tol)) break;
       fulls.push_back(t);
-      if (t.l0 > target_l0) has_a = true; else has_b = true;
+      if (t.l0 > target_l0)
+        has_a = true;
+      else
+        has_b = true;
       update(full_a, full_b, t);
       if (has_a && has_b) {
         lambda = next_lambda(full_a, full_b);
@@ -188,14 +200,16 @@ absl::StatusOr<MatchedL0Result> TrainAtTargetL0(const SaeConfig& base, double ta
         double dl = log_l0(t.l0) - log_l0(p.l0);
         if (du != 0 && dl / du < 0) slope = dl / du;
       }
-      double step = std::clamp((std::log(target_l0) - log_l0(t.l0)) / slope, -std::log(10.0), std::log(10.0));
+      double step =
+          std::clamp((std::log(target_l0) - log_l0(t.l0)) / slope, -std::log(10.0), std::log(10.0));
       lambda = std::clamp(std::exp(std::log(t.knob) + step), lambda_min, lambda_max);
     }
     // If the budget ran out, the closest full run is kept (TrainTry).
   }
   if (!result.trained.sae) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "SAE '", base.name(), "': matched-L0 search used its ", budget, " trainings without a full run"));
+    return absl::ResourceExhaustedError(absl::StrCat("SAE '", base.name(),
+                                                     "': matched-L0 search used its ", budget,
+                                                     " trainings without a full run"));
   }
   result.within_tolerance = Within(result.l0, target_l0, tol);
   return result;

@@ -9,7 +9,7 @@
 namespace saelab {
 namespace {
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
+using ::testing::TempDir;
 
 std::unique_ptr<SyntheticFeatureSource> Source() {
   SyntheticDataConfig data;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <memory>
 
+#include "harness/schedule.h"
+
 namespace saelab {
 
 ReluL1Sae::ReluL1Sae(int64_t d_in, int64_t n_latents, const ReluL1Config& config, uint64_t seed)
@@ -19,17 +21,16 @@ torch::Tensor ReluL1Sae::DecodeScaled(const torch::Tensor& f) {
 }
 
 double ReluL1Sae::L1CoefficientAt(int64_t step, int64_t total_steps) const {
-  double warmup_steps = config_.l1_warmup_fraction() * static_cast<double>(total_steps);
-  if (warmup_steps <= 0.0) return config_.l1_coefficient();
-  return config_.l1_coefficient() * std::min(1.0, static_cast<double>(step) / warmup_steps);
+  return config_.l1_coefficient() *
+         LinearWarmupFactor(step, config_.l1_warmup_fraction() * static_cast<double>(total_steps));
 }
 
 LossOutput ReluL1Loss(const LossInputs& inputs, const ReluL1LossOptions& options) {
   const torch::Tensor& x = inputs.x;
   LossOutput out;
-  out.f = torch::relu(torch::addmm(inputs.b_enc, x, inputs.W_enc));  // [batch, n]
-  out.x_hat = torch::addmm(inputs.b_dec, out.f, inputs.W_dec);        // [batch, d]
-  torch::Tensor mse = (x - out.x_hat).pow(2).sum(1).mean();          // E||x - x_hat||^2
+  out.f = torch::relu(torch::addmm(inputs.b_enc, x, inputs.W_enc));      // [batch, n]
+  out.x_hat = torch::addmm(inputs.b_dec, out.f, inputs.W_dec);           // [batch, d]
+  torch::Tensor mse = (x - out.x_hat).pow(2).sum(1).mean();              // E||x - x_hat||^2
   torch::Tensor l1 = (out.f * inputs.W_dec.norm(2, {1})).sum(1).mean();  // E sum_i f_i ||W_dec_i||
   out.loss = mse + options.l1_coefficient * l1;
   out.terms["mse"] = mse;

@@ -7,20 +7,20 @@
 // elementwise ops and Adam.
 //
 //   ./bazelw run -c opt //sae:train_step_benchmark
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
 #include <chrono>
 #include <iostream>
 #include <memory>
 #include <tuple>
 #include <vector>
 
-#include <benchmark/benchmark.h>
-#include <torch/torch.h>
-
 #include "absl/status/statusor.h"
-#include "sae/sae_config.pb.h"
-#include "harness/sgemm_ceiling.h"
+#include "harness/benchmark_main.h"
 #include "sae/factory.h"
 #include "sae/sae.h"
+#include "sae/sae_config.pb.h"
 
 namespace saelab {
 namespace {
@@ -37,8 +37,6 @@ constexpr int64_t kDIn = 512, kNLatents = 8192, kBatch = 4096, kK = 32;
 // more matmuls) earns no credit, and ReLU-L1 is not charged less for
 // skipping dx (its encoder input needs no gradient; TopK's x - b_dec does).
 constexpr double kStepFlops = 12.0 * kBatch * kDIn * kNLatents;
-
-double g_sgemm_gflops = 0;  // the ceiling, measured in main() first
 
 enum class Arch { kReluL1, kTopK };
 
@@ -85,28 +83,15 @@ void BM_TrainStep(benchmark::State& state, Arch arch, double dead_fraction) {
   };
   step();  // warm-up: allocates gradients and Adam state
 
-  auto start = std::chrono::steady_clock::now();
   for (auto _ : state) step();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double steps = static_cast<double>(state.iterations());
-  state.counters["tokens/s"] = benchmark::Counter(kBatch * steps, benchmark::Counter::kIsRate);
-  state.counters["FLOP/s"] = benchmark::Counter(kStepFlops * steps, benchmark::Counter::kIsRate);
-  state.counters["sgemm_fraction"] = kStepFlops * steps / seconds / (g_sgemm_gflops * 1e9);
+  const double tokens = static_cast<double>(kBatch) * static_cast<double>(state.iterations());
+  SetThroughputCounters(state, tokens, kStepFlops / kBatch);
 }
 
 }  // namespace
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::string blas = saelab::BlasLibraryInUse();
-  saelab::g_sgemm_gflops = saelab::MeasureSgemmGflops();
-  std::cout << "BLAS library in use: " << blas << "\nsgemm ceiling (2048^3, best of 5): "
-            << saelab::g_sgemm_gflops << " GFLOP/s" << std::endl;
-  benchmark::AddCustomContext("blas", blas);
-  benchmark::AddCustomContext("sgemm_ceiling_gflops", std::to_string(saelab::g_sgemm_gflops));
   using saelab::Arch;
   // dead_fraction 0.5 makes TopK add the AuxK loss over 4096 dead latents.
   for (auto [name, arch, dead_fraction] : {std::tuple{"train_step/relu_l1", Arch::kReluL1, 0.0},
@@ -118,7 +103,5 @@ int main(int argc, char** argv) {
         ->MinTime(3.0)
         ->Unit(benchmark::kMillisecond);
   }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return saelab::RunBenchmarkMain(argc, argv);
 }

@@ -7,12 +7,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "harness/file_io.h"
-#include "harness/optimizer_state.h"
 #include "harness/progress.h"
 #include "harness/safetensors.h"
 #include "harness/schedule.h"
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
+#include "harness/train_state.h"
 #include "sae/checkpoint.h"
 #include "sae/factory.h"
 
@@ -26,41 +26,34 @@ struct LoopState {
   torch::Tensor tokens_since_fired;  // [n_latents] int64
 };
 
-absl::Status SaveTrainState(const std::string& path, Sae& sae, torch::optim::Adam& adam,
-                            const LoopState& loop, const std::string& config_sha256) {
-  TensorMap tensors;
-  const std::map<std::string, torch::Tensor> named = sae.NamedTensors();
-  for (const auto& [name, tensor] : named) tensors["sae." + name] = tensor.detach();
-  SaveAdamState<torch::optim::AdamParamState>(adam, named, "adam.", &tensors);
-  tensors["loop.tokens_since_fired"] = loop.tokens_since_fired;
-  tensors["loop.next_step"] = torch::tensor(loop.next_step, torch::kInt64);
-  return WriteSafetensors(path, tensors, {{"config_sha256", config_sha256}});
+absl::Status SaveState(const std::string& path, Sae& sae, torch::optim::Adam& adam,
+                       const LoopState& loop, const std::string& config_sha256) {
+  TrainState state;
+  state.loop["tokens_since_fired"] = loop.tokens_since_fired;
+  state.loop["next_step"] = torch::tensor(loop.next_step, torch::kInt64);
+  return SaveTrainState<torch::optim::AdamParamState>(path, config_sha256, sae.NamedTensors(),
+                                                      "sae.", adam, "adam.", state);
 }
 
-absl::Status LoadTrainState(const std::string& path, Sae& sae, torch::optim::Adam& adam,
-                            LoopState* loop, const std::string& config_sha256) {
-  ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(path));
-  auto hash = contents.metadata.find("config_sha256");
-  if (hash == contents.metadata.end() || hash->second != config_sha256) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": checkpoint belongs to a different SAE config; delete it or use another run dir"));
-  }
-  RETURN_IF_ERROR(LoadSaeTensors(contents, path, "sae.", sae));
-  RETURN_IF_ERROR(
-      LoadAdamState<torch::optim::AdamParamState>(contents, path, sae.NamedTensors(), "adam.", &adam));
+absl::Status LoadState(const std::string& path, Sae& sae, torch::optim::Adam& adam, LoopState* loop,
+                       const std::string& config_sha256) {
+  ASSIGN_OR_RETURN(TrainState state,
+                   LoadTrainState<torch::optim::AdamParamState>(
+                       path, config_sha256, "SAE", sae.NamedTensors(), "sae.", &adam, "adam."));
   ASSIGN_OR_RETURN(loop->tokens_since_fired,
-                   GetTensor(contents, path, "loop.tokens_since_fired", {sae.n_latents()}, torch::kInt64));
-  ASSIGN_OR_RETURN(torch::Tensor next, GetTensor(contents, path, "loop.next_step", {}, torch::kInt64));
+                   state.Loop(path, "tokens_since_fired", {sae.n_latents()}, torch::kInt64));
+  ASSIGN_OR_RETURN(torch::Tensor next, state.Loop(path, "next_step", {}, torch::kInt64));
   loop->next_step = next.item<int64_t>();
   return absl::OkStatus();
 }
 
 absl::Status CheckBatch(const torch::Tensor& x, int64_t batch_size, int64_t d_in, int64_t step) {
-  if (x.dim() != 2 || x.size(0) != batch_size || x.size(1) != d_in || x.scalar_type() != torch::kFloat32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "activation source returned a batch of shape [", absl::StrJoin(x.sizes(), ", "), "] ",
-        c10::toString(x.scalar_type()), " at step ", step, "; expected [", batch_size, ", ", d_in,
-        "] Float"));
+  if (x.dim() != 2 || x.size(0) != batch_size || x.size(1) != d_in ||
+      x.scalar_type() != torch::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("activation source returned a batch of shape [",
+                     absl::StrJoin(x.sizes(), ", "), "] ", c10::toString(x.scalar_type()),
+                     " at step ", step, "; expected [", batch_size, ", ", d_in, "] Float"));
   }
   return absl::OkStatus();
 }
@@ -95,17 +88,16 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
   }
 
   ASSIGN_OR_RETURN(std::unique_ptr<Sae> sae, CreateSae(config, d_in, seed));
-  torch::optim::Adam adam(
-      sae->parameters(),
-      torch::optim::AdamOptions(trainer.lr())
-          .betas(std::make_tuple(trainer.adam_beta1(), trainer.adam_beta2()))
-          .eps(trainer.adam_eps()));
+  torch::optim::Adam adam(sae->parameters(),
+                          torch::optim::AdamOptions(trainer.lr())
+                              .betas(std::make_tuple(trainer.adam_beta1(), trainer.adam_beta2()))
+                              .eps(trainer.adam_eps()));
   LoopState loop;
   loop.tokens_since_fired = torch::zeros({sae->n_latents()}, torch::kInt64);
 
   const std::string state_path = options.dir.empty() ? "" : options.dir + kStateFile;
   if (!state_path.empty() && PathExists(state_path)) {
-    RETURN_IF_ERROR(LoadTrainState(state_path, *sae, adam, &loop, config_sha256));
+    RETURN_IF_ERROR(LoadState(state_path, *sae, adam, &loop, config_sha256));
     result.resumed = true;
   } else {
     ASSIGN_OR_RETURN(torch::Tensor sample, source.InitSample(trainer.init_sample_tokens()));
@@ -118,8 +110,8 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
   const int64_t batch_size = trainer.batch_size();
   const int64_t total_steps = trainer.total_tokens() / batch_size;
   std::vector<torch::Tensor> params = sae->parameters();
-  Progress progress(options.label.empty() ? config.name() : options.label,
-                    total_steps * batch_size, "tokens");
+  Progress progress(options.label.empty() ? config.name() : options.label, total_steps * batch_size,
+                    "tokens");
   int64_t steps_this_call = 0;
   for (int64_t step = loop.next_step; step < total_steps; ++step) {
     if (options.stop_after_steps >= 0 && steps_this_call == options.stop_after_steps) {
@@ -139,9 +131,11 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     adam.zero_grad();
     out.loss.backward();
     sae->BeforeOptimizerStep();
-    if (trainer.grad_clip_norm() > 0) torch::nn::utils::clip_grad_norm_(params, trainer.grad_clip_norm());
+    if (trainer.grad_clip_norm() > 0)
+      torch::nn::utils::clip_grad_norm_(params, trainer.grad_clip_norm());
     for (auto& group : adam.param_groups()) {
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(LearningRateAt(trainer, step, total_steps));
+      static_cast<torch::optim::AdamOptions&>(group.options())
+          .lr(LearningRateAt(trainer, step, total_steps));
     }
     adam.step();
     sae->AfterOptimizerStep();
@@ -156,11 +150,12 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     result.last_terms = out.terms;
     result.last_terms["loss"] = out.loss.item<double>();
     if (step % std::max<int64_t>(1, trainer.log_every_steps()) == 0 || step + 1 == total_steps) {
-      progress.Update((step + 1) * batch_size, absl::StrFormat("loss %.5g", result.last_terms["loss"]));
+      progress.Update((step + 1) * batch_size,
+                      absl::StrFormat("loss %.5g", result.last_terms["loss"]));
     }
     if (!state_path.empty() && trainer.checkpoint_every_steps() > 0 &&
         loop.next_step % trainer.checkpoint_every_steps() == 0 && loop.next_step < total_steps) {
-      RETURN_IF_ERROR(SaveTrainState(state_path, *sae, adam, loop, config_sha256));
+      RETURN_IF_ERROR(SaveState(state_path, *sae, adam, loop, config_sha256));
     }
   }
   progress.Finish(absl::StrFormat("loss %.5g", result.last_terms["loss"]));

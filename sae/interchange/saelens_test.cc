@@ -24,7 +24,7 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::saelab::interchange_internal::ExpectClose;
 using ::saelab::interchange_internal::ReadJson;
-using ::saelab::interchange_internal::TempDir;
+using ::testing::TempDir;
 using ::saelab::interchange_internal::WriteJson;
 using Json = nlohmann::json;
 

@@ -16,7 +16,7 @@ namespace {
 
 using ::saelab::interchange_internal::ExpectClose;
 using ::saelab::interchange_internal::ReadJson;
-using ::saelab::interchange_internal::TempDir;
+using ::testing::TempDir;
 using ::saelab::interchange_internal::WriteJson;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;

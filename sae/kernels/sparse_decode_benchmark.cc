@@ -14,6 +14,9 @@
 // memory traffic).
 //
 //   ./bazelw run //sae/kernels:sparse_decode_benchmark
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,20 +25,15 @@
 #include <limits>
 #include <string>
 
-#include <benchmark/benchmark.h>
-#include <torch/torch.h>
-
-#include "sae/sae_config.pb.h"
-#include "harness/sgemm_ceiling.h"
+#include "harness/benchmark_main.h"
 #include "sae/sae.h"
+#include "sae/sae_config.pb.h"
 #include "sae/topk.h"
 
 namespace saelab {
 namespace {
 
 constexpr int64_t kDIn = 768, kBatch = 4096, kK = 32;
-
-double g_sgemm_gflops = 0;  // the ceiling, measured in main() first
 
 // What the table at the end prints, per n_latents; 0 = not run (filtered).
 struct Row {
@@ -72,7 +70,7 @@ void BM_EncoderAddmm(benchmark::State& state, int64_t n, bool allocate) {
   }
   const double gflops = 2.0 * kBatch * kDIn * n / best / 1e9;
   state.counters["GFLOP/s"] = gflops;
-  state.counters["sgemm_fraction"] = gflops / g_sgemm_gflops;
+  state.counters["sgemm_fraction"] = gflops / SgemmCeilingGflops();
   (allocate ? g_rows[n].encoder_alloc_gflops : g_rows[n].encoder_gflops) = gflops;
 }
 
@@ -105,16 +103,16 @@ void BM_TrainStep(benchmark::State& state, int64_t n, bool sparse_decode) {
   // Dense-equivalent FLOPs (six [B, d] x [d, n]-sized products, 12 B d n),
   // the same credit for both variants, as in sae/train_step_benchmark.cc.
   state.counters["dense_equiv_sgemm_fraction"] =
-      12.0 * kDIn * n * tokens_per_s / (g_sgemm_gflops * 1e9);
+      12.0 * kDIn * n * tokens_per_s / (SgemmCeilingGflops() * 1e9);
   (sparse_decode ? g_rows[n].sparse_tokens_per_s : g_rows[n].dense_tokens_per_s) = tokens_per_s;
 }
 
 void PrintTable() {
   std::printf("\nTopK training step, d_in=%lld k=%lld batch=%lld; sgemm ceiling %.1f GFLOP/s\n",
               static_cast<long long>(kDIn), static_cast<long long>(kK),
-              static_cast<long long>(kBatch), g_sgemm_gflops);
-  std::printf("%8s %14s %14s %14s %16s %16s\n", "n", "dense tok/s", "sparse tok/s",
-              "sparse/dense", "encoder/ceiling", "(allocating z)");
+              static_cast<long long>(kBatch), SgemmCeilingGflops());
+  std::printf("%8s %14s %14s %14s %16s %16s\n", "n", "dense tok/s", "sparse tok/s", "sparse/dense",
+              "encoder/ceiling", "(allocating z)");
   for (const auto& [n, row] : g_rows) {
     auto cell = [](double v, const char* format) {
       char buffer[32];
@@ -130,8 +128,8 @@ void PrintTable() {
                 cell(row.dense_tokens_per_s, "%.0f").c_str(),
                 cell(row.sparse_tokens_per_s, "%.0f").c_str(),
                 cell(both ? row.sparse_tokens_per_s / row.dense_tokens_per_s : 0, "%.2fx").c_str(),
-                cell(row.encoder_gflops / g_sgemm_gflops, "%.2f").c_str(),
-                cell(row.encoder_alloc_gflops / g_sgemm_gflops, "%.2f").c_str());
+                cell(row.encoder_gflops / SgemmCeilingGflops(), "%.2f").c_str(),
+                cell(row.encoder_alloc_gflops / SgemmCeilingGflops(), "%.2f").c_str());
   }
 }
 
@@ -139,15 +137,6 @@ void PrintTable() {
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::string blas = saelab::BlasLibraryInUse();
-  saelab::g_sgemm_gflops = saelab::MeasureSgemmGflops();
-  std::cout << "BLAS library in use: " << blas << "\nsgemm ceiling (2048^3, best of 5): "
-            << saelab::g_sgemm_gflops << " GFLOP/s\ntorch threads: " << torch::get_num_threads()
-            << std::endl;
-  benchmark::AddCustomContext("blas", blas);
-  benchmark::AddCustomContext("sgemm_ceiling_gflops", std::to_string(saelab::g_sgemm_gflops));
   // Fixed, small iteration counts (after one untimed warm-up each): a dense
   // step at n = 65536 is ~2.5 TFLOP (15-30 s on 2 cores) and holds ~5 GiB, so
   // the whole binary stays within a few minutes. Dense and sparse run back
@@ -178,8 +167,7 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMillisecond);
     }
   }
-  benchmark::RunSpecifiedBenchmarks();
-  saelab::PrintTable();
-  benchmark::Shutdown();
-  return 0;
+  saelab::BenchmarkMainOptions options;
+  options.report = [](const saelab::BenchmarkBounds&) { saelab::PrintTable(); };
+  return saelab::RunBenchmarkMain(argc, argv, options);
 }

@@ -8,8 +8,6 @@
 namespace saelab {
 namespace interchange_internal {
 
-std::string TempDir() { return std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp"; }
-
 nlohmann::json ReadJson(const std::string& path) { return nlohmann::json::parse(*ReadFile(path)); }
 
 void WriteJson(const std::string& path, const nlohmann::json& json) {

@@ -3,17 +3,14 @@
 #ifndef SAELAB_SAE_INTERCHANGE_INTERNAL_TESTING_H_
 #define SAELAB_SAE_INTERCHANGE_INTERNAL_TESTING_H_
 
-#include <string>
-
 #include <torch/torch.h>
+
+#include <string>
 
 #include "nlohmann/json.hpp"
 
 namespace saelab {
 namespace interchange_internal {
-
-// $TEST_TMPDIR, or /tmp outside Bazel.
-std::string TempDir();
 
 // The JSON in the file at `path` (which must exist and parse).
 nlohmann::json ReadJson(const std::string& path);
