@@ -11,7 +11,7 @@
 //   BM_StoreTrainBatch StoreActivationSource::TrainBatch(step, 4096) over the
 //                      same store, steps continuing across iterations
 // The summary gives harvest tokens/s and its FLOP/s as a fraction of the
-// sgemm ceiling (harness/sgemm_ceiling.h), harvest/forward, and the store's
+// sgemm ceiling (harness/benchmark_main.h), harvest/forward, and the store's
 // batch bytes/s over the raw sequential read's (ratio_vs_raw).
 //
 // FLOPs credited per token, as in data/subject_model/gpt2_forward_benchmark.cc (a
@@ -43,7 +43,7 @@
 #include "data/activations/store_source.h"
 #include "data/subject_model/gpt2_config.h"
 #include "data/subject_model/gpt2_model.h"
-#include "harness/sgemm_ceiling.h"
+#include "harness/benchmark_main.h"
 #include "harness/status_macros.h"
 
 namespace saelab {
@@ -208,43 +208,36 @@ BENCHMARK(BM_StoreTrainBatch)->UseRealTime()->Unit(benchmark::kMillisecond)->Min
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   std::string tmp =
       (std::filesystem::temp_directory_path() / "activation_store_benchmark.XXXXXX").string();
-  if (::mkdtemp(tmp.data()) == nullptr) {
-    std::perror("mkdtemp");
-    return 1;
-  }
-  saelab::g_tmp = tmp;
-  const double ceiling_before = saelab::MeasureSgemmGflops();
-  std::printf("BLAS library in use: %s\n", saelab::BlasLibraryInUse().c_str());
-  saelab::ReadStore();  // build the read store before timing anything
-  benchmark::RunSpecifiedBenchmarks();
-  const double ceiling_after = saelab::MeasureSgemmGflops();
-  const double ceiling = std::max(ceiling_before, ceiling_after);
-  std::filesystem::remove_all(tmp);
-
-  using saelab::g_harvest_gflops;
-  std::printf("\nsgemm ceiling (2048^3): %.1f GFLOP/s (before %.1f, after %.1f)\n", ceiling,
-              ceiling_before, ceiling_after);
-  std::printf("forward to %s: %10.0f tokens/s %7.1f GFLOP/s  sgemm_fraction %.2f\n", saelab::kHookName,
-              saelab::g_forward_tokens_per_s,
-              saelab::g_forward_tokens_per_s * saelab::FlopsPerToken() / 1e9,
-              saelab::g_forward_tokens_per_s * saelab::FlopsPerToken() / 1e9 / ceiling);
-  std::printf(
-      "harvest (store written):          %10.0f tokens/s %7.1f GFLOP/s  sgemm_fraction %.2f\n",
-      saelab::g_harvest_tokens_per_s, g_harvest_gflops, g_harvest_gflops / ceiling);
-  if (saelab::g_forward_tokens_per_s > 0) {
-    std::printf("harvest / forward: %.2f\n",
-                saelab::g_harvest_tokens_per_s / saelab::g_forward_tokens_per_s);
-  }
-  std::printf("raw sequential read of the chunks: %.2f GB/s\n", saelab::g_raw_bytes_per_s / 1e9);
-  std::printf("StoreActivationSource TrainBatch(step, %lld): %.2f GB/s  ratio_vs_raw %.2f\n",
-              static_cast<long long>(saelab::kBatchRows), saelab::g_store_bytes_per_s / 1e9,
-              saelab::g_raw_bytes_per_s > 0
-                  ? saelab::g_store_bytes_per_s / saelab::g_raw_bytes_per_s
-                  : 0.0);
-  benchmark::Shutdown();
-  return 0;
+  saelab::BenchmarkMainOptions options;
+  options.setup = [&](const saelab::BenchmarkBounds&) -> absl::Status {
+    if (::mkdtemp(tmp.data()) == nullptr) return absl::InternalError("mkdtemp failed: " + tmp);
+    saelab::g_tmp = tmp;
+    saelab::ReadStore();  // build the read store before timing anything
+    return absl::OkStatus();
+  };
+  options.report = [&](const saelab::BenchmarkBounds& bounds) {
+    std::filesystem::remove_all(tmp);
+    const double ceiling = bounds.sgemm_gflops;
+    using saelab::g_harvest_gflops;
+    std::printf("forward to %s: %10.0f tokens/s %7.1f GFLOP/s  sgemm_fraction %.2f\n",
+                saelab::kHookName, saelab::g_forward_tokens_per_s,
+                saelab::g_forward_tokens_per_s * saelab::FlopsPerToken() / 1e9,
+                saelab::g_forward_tokens_per_s * saelab::FlopsPerToken() / 1e9 / ceiling);
+    std::printf(
+        "harvest (store written):          %10.0f tokens/s %7.1f GFLOP/s  sgemm_fraction %.2f\n",
+        saelab::g_harvest_tokens_per_s, g_harvest_gflops, g_harvest_gflops / ceiling);
+    if (saelab::g_forward_tokens_per_s > 0) {
+      std::printf("harvest / forward: %.2f\n",
+                  saelab::g_harvest_tokens_per_s / saelab::g_forward_tokens_per_s);
+    }
+    std::printf("raw sequential read of the chunks: %.2f GB/s\n", saelab::g_raw_bytes_per_s / 1e9);
+    std::printf("StoreActivationSource TrainBatch(step, %lld): %.2f GB/s  ratio_vs_raw %.2f\n",
+                static_cast<long long>(saelab::kBatchRows), saelab::g_store_bytes_per_s / 1e9,
+                saelab::g_raw_bytes_per_s > 0
+                    ? saelab::g_store_bytes_per_s / saelab::g_raw_bytes_per_s
+                    : 0.0);
+  };
+  return saelab::RunBenchmarkMain(argc, argv, options);
 }

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iostream>
 #include <vector>
 
 #include <torch/torch.h>
@@ -16,6 +15,7 @@
 #include "data/activations/store_format.h"
 #include "data/subject_model/hooks.h"
 #include "harness/file_io.h"
+#include "harness/log.h"
 #include "harness/progress.h"
 #include "harness/status_macros.h"
 
@@ -116,11 +116,10 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
     if (existing.complete()) {
       absl::StatusOr<ActivationStore> store = ActivationStore::Open(dir, key);
       if (store.ok()) {
-        std::cerr << "activation store " << dir << ": complete, reusing" << std::endl;
+        Log("activation store %s: complete, reusing", dir);
         return store;
       }
-      std::cerr << "activation store " << dir << ": " << store.status().message()
-                << "; redoing the bad chunks" << std::endl;
+      Log("activation store %s: %s; redoing the bad chunks", dir, store.status().message());
     }
   }
   RemoveStaleTemporaries(dir);
@@ -152,8 +151,7 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
         reuse = true;
         sha = chunk->payload_sha256();
       } else {
-        std::cerr << "activation store: redoing " << path << " (" << chunk.status().message()
-                  << ")" << std::endl;
+        Log("activation store: redoing %s (%s)", path, chunk.status().message());
       }
     }
     if (!reuse) {

@@ -15,7 +15,7 @@ namespace saelab {
 namespace {
 
 std::string TestDir(const std::string& name) {
-  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  const std::string dir = ::testing::TempDir() + name;
   EXPECT_TRUE(MakeDirs(dir).ok());
   return dir;
 }

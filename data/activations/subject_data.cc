@@ -79,7 +79,7 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
       return absl::InvalidArgumentError(
           absl::StrCat("activations.hook_name: ", hook.status().message()));
     }
-    data.hook = *hook;
+    data.hook_location = *hook;
   }
 
   ASSIGN_OR_RETURN(TextDataset text, LoadTextDataset(config.data()));
@@ -99,7 +99,7 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
 
   clock = PhaseClock();
   ASSIGN_OR_RETURN(data.eval_rows,
-                   HookActivationRows(data.model, data.val_contexts, data.hook, config.drop_bos()));
+                   HookActivationRows(data.model, data.val_contexts, data.hook_location, config.drop_bos()));
   RecordPhase("eval_activations", clock.Seconds(), provenance);
 
   // The training stream: a store harvested once (and reused by every later
@@ -135,7 +135,7 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
                                                           config.shuffle_buffer_chunks());
   } else {
     auto streaming = std::make_unique<ModelActivationSource>(
-        data.model, data.train_contexts, data.hook, config.drop_bos(), data_seed);
+        data.model, data.train_contexts, data.hook_location, config.drop_bos(), data_seed);
     summary.set_train_rows(streaming->epoch_rows());
     data.source = std::move(streaming);
   }

@@ -10,7 +10,7 @@
 //                                    result->mutable_provenance()));
 //   TrainSae(sae_config, *data.source, seed, options);    // [batch, d_in] rows
 //   EvaluateReconstruction(*sae, data.eval_rows);         // [rows, d_in]
-//   data.model.Forward(data.val_contexts, hooks);         // splice at data.hook
+//   data.model.Forward(data.val_contexts, hooks);         // splice at data.hook_name
 #ifndef SAELAB_DATA_ACTIVATIONS_SUBJECT_DATA_H_
 #define SAELAB_DATA_ACTIVATIONS_SUBJECT_DATA_H_
 
@@ -39,7 +39,7 @@ struct SubjectData {
   BpeTokenizer tokenizer;
   // config.hook_name, parsed against the model once.
   std::string hook_name;
-  HookLocation hook;
+  HookLocation hook_location;
   // Packed contexts, each starting with <|endoftext|> as BOS:
   // [n, context_length] int64.
   torch::Tensor train_contexts;

@@ -7,7 +7,7 @@
 // Each reports tokens/s and GFLOP/s (means over iterations); a summary at
 // the end gives, from each benchmark's fastest iteration, tokens/s and
 // sgemm_fraction: achieved FLOP/s over the sgemm ceiling measured in the
-// same process (harness/sgemm_ceiling.h), and the harvest/forward ratio.
+// same process (harness/benchmark_main.h), and the harvest/forward ratio.
 // Batch-1 generation is bound by reading the weights (~500 MB per token),
 // not by FLOPs: its fraction is small by nature.
 //
@@ -40,7 +40,7 @@
 #include "data/subject_model/gpt2_config.h"
 #include "data/subject_model/gpt2_model.h"
 #include "data/subject_model/hooks.h"
-#include "harness/sgemm_ceiling.h"
+#include "harness/benchmark_main.h"
 #include "harness/status_macros.h"
 
 namespace saelab {
@@ -195,37 +195,28 @@ BENCHMARK(BM_GenerateGreedy)->UseRealTime()->Unit(benchmark::kMillisecond)->MinT
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::string blas = saelab::BlasLibraryInUse();
-  // The ceiling is measured before and after the benchmarks and the higher
-  // one is used: on a shared machine one measurement can land in a busy
-  // moment and inflate every fraction.
-  const double ceiling_before = saelab::MeasureSgemmGflops();
-  std::printf("BLAS library in use: %s\n", blas.c_str());
-  benchmark::AddCustomContext("blas", blas);
-  saelab::Model();  // build the 124M-parameter model before timing anything
-  benchmark::RunSpecifiedBenchmarks();
-  const double ceiling_after = saelab::MeasureSgemmGflops();
-  const double ceiling = std::max(ceiling_before, ceiling_after);
-  std::printf("\nsgemm ceiling (2048^3): %.1f GFLOP/s (before %.1f, after %.1f)\n", ceiling,
-              ceiling_before, ceiling_after);
-  double forward = 0, harvest = 0;
-  for (const saelab::Result& r : saelab::g_results) {
-    std::printf("%-38s %9.1f tokens/s %7.1f GFLOP/s  sgemm_fraction %.2f\n", r.name.c_str(),
-                r.tokens_per_s, r.gflops, r.gflops / ceiling);
-    if (r.name == "full forward") forward = r.tokens_per_s;
-    if (r.name == "harvest to blocks.6.hook_resid_post") harvest = r.tokens_per_s;
-  }
-  if (forward > 0 && harvest > 0) {
-    const saelab::Gpt2Config c = saelab::SmallConfig();
-    const double predicted =
-        (c.n_layer * saelab::BlockFlopsPerToken(c, saelab::kSeq) +
-         saelab::UnembedFlopsPerToken(c)) /
-        (saelab::kHarvestBlocks * saelab::BlockFlopsPerToken(c, saelab::kSeq));
-    std::printf("harvest to %s vs full forward: %.2fx tokens/s (FLOP count predicts %.2fx)\n",
-                saelab::kHarvestHookName, harvest / forward, predicted);
-  }
-  benchmark::Shutdown();
-  return 0;
+  saelab::BenchmarkMainOptions options;
+  options.setup = [](const saelab::BenchmarkBounds&) {
+    saelab::Model();  // build the 124M-parameter model before timing anything
+    return absl::OkStatus();
+  };
+  options.report = [](const saelab::BenchmarkBounds& bounds) {
+    double forward = 0, harvest = 0;
+    for (const saelab::Result& r : saelab::g_results) {
+      std::printf("%-38s %9.1f tokens/s %7.1f GFLOP/s  sgemm_fraction %.2f\n", r.name.c_str(),
+                  r.tokens_per_s, r.gflops, r.gflops / bounds.sgemm_gflops);
+      if (r.name == "full forward") forward = r.tokens_per_s;
+      if (r.name == "harvest to blocks.6.hook_resid_post") harvest = r.tokens_per_s;
+    }
+    if (forward > 0 && harvest > 0) {
+      const saelab::Gpt2Config c = saelab::SmallConfig();
+      const double predicted =
+          (c.n_layer * saelab::BlockFlopsPerToken(c, saelab::kSeq) +
+           saelab::UnembedFlopsPerToken(c)) /
+          (saelab::kHarvestBlocks * saelab::BlockFlopsPerToken(c, saelab::kSeq));
+      std::printf("harvest to %s vs full forward: %.2fx tokens/s (FLOP count predicts %.2fx)\n",
+                  saelab::kHarvestHookName, harvest / forward, predicted);
+    }
+  };
+  return saelab::RunBenchmarkMain(argc, argv, options);
 }

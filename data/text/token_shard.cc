@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iostream>
 #include <utility>
 
 #include <torch/torch.h>
@@ -10,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "harness/file_io.h"
+#include "harness/log.h"
 #include "harness/sealed_file.h"
 #include "harness/status_macros.h"
 
@@ -206,12 +206,12 @@ absl::StatusOr<TokenShard> OpenOrBuildTokenShard(
     } else if (existing->vocab_size() != vocab_size) {
       reason = absl::StrCat("vocab_size ", existing->vocab_size(), " != wanted ", vocab_size);
     } else {
-      std::cerr << "token shard " << path << ": reusing (" << existing->num_tokens() << " tokens, "
-                << existing->num_documents() << " documents)" << std::endl;
+      Log("token shard %s: reusing (%d tokens, %d documents)", path, existing->num_tokens(),
+          existing->num_documents());
       return existing;
     }
   }
-  std::cerr << "token shard " << path << ": building (" << reason << ")" << std::endl;
+  Log("token shard %s: building (%s)", path, reason);
   ASSIGN_OR_RETURN(std::vector<std::vector<int32_t>> documents, build());
   RETURN_IF_ERROR(WriteTokenShard(path, key, vocab_size, documents));
   return TokenShard::Open(path);

@@ -16,7 +16,7 @@ namespace saelab {
 namespace {
 
 std::string TestPath(const std::string& name) {
-  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  return ::testing::TempDir() + name;
 }
 
 // Random documents with lengths 0..max_len (empty documents included).

@@ -11,7 +11,7 @@
 namespace saelab::store_testing {
 
 std::string TestDir(const std::string& name) {
-  return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  return ::testing::TempDir() + name;
 }
 
 const Gpt2Model& TinyModel() {

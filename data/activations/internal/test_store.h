@@ -23,7 +23,7 @@ inline constexpr int64_t kContexts = 12, kLength = 8, kBegin = 1, kEnd = 11;
 // The tiny model's n_embd.
 inline constexpr int64_t kD = 16;
 
-// "$TEST_TMPDIR/<name>".
+// ::testing::TempDir() + name.
 std::string TestDir(const std::string& name);
 
 // 2 blocks, 2 heads, n_embd 16, vocabulary 64; random weights (seed 3).
