@@ -2,7 +2,8 @@
 
   /usr/bin/python3 results/plot_subject_sae.py --result RUN/result.pb --out_dir RUN
 
-NMSE and dead fraction vs L0, one line per sweep (group means over seeds,
+NMSE, dead fraction and delta loss (CE with the SAE spliced in minus clean
+CE, nats/token) vs L0, one line per sweep (group means over seeds,
 95% intervals as error bars), on the validation split's activations.
 
 Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
@@ -19,12 +20,12 @@ import plot_common  # noqa: E402
 def main():
     result, out_dir = plot_common.load_result(__doc__)
     data = result.activation_data
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for metric, ax in zip(("nmse", "dead_fraction"), axes):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for metric, ax in zip(("nmse", "dead_fraction", "delta_loss"), axes):
         plot_common.draw_series_vs_l0(ax, result, metric)
         ax.set_xscale("log")
         ax.set_xlabel("L0 (mean active latents per token, validation split)")
-        ax.set_ylabel(metric)
+        ax.set_ylabel("delta_loss (nats/token)" if metric == "delta_loss" else metric)
         ax.set_title("%s (d=%d), %d train / %d eval rows" %
                      (data.hook_name, data.d_in, data.train_rows, data.eval_rows), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
