@@ -40,8 +40,9 @@ absl::StatusOr<AblationSparsity> EvaluateAblationSparsity(
   }
   for (int64_t latent : only_latents) RETURN_IF_ERROR(CheckLatent(sae, latent));
   ASSIGN_OR_RETURN(HookLocation location, ParseHookName(hook_name, model.config().n_layer));
-  // Validates the hook width against the SAE before any forward pass.
-  RETURN_IF_ERROR(SpliceAt(model, hook_name, sae, ZeroAblation()).status());
+  // Also validates the hook width against the SAE before any forward pass.
+  ASSIGN_OR_RETURN(HookSet spliced,
+                   SpliceAt(model, hook_name, sae, SpliceReconstruction(sae, false)));
 
   torch::NoGradGuard no_grad;
   const torch::Tensor tokens =
@@ -84,8 +85,6 @@ absl::StatusOr<AblationSparsity> EvaluateAblationSparsity(
       auto [context_ids, inverse] = at::_unique(where.select(1, 0), /*sorted=*/true,
                                                 /*return_inverse=*/true);
       torch::Tensor batch = tokens.index_select(0, context_ids);
-      ASSIGN_OR_RETURN(HookSet spliced,
-                       SpliceAt(model, hook_name, sae, SpliceReconstruction(sae, false)));
       ASSIGN_OR_RETURN(HookSet ablated,
                        SpliceAt(model, hook_name, sae,
                                 EditLatent(sae, latent, LatentEdit::Zero(), /*keep_error=*/false)));
