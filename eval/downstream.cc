@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "eval/splice.h"
 #include "harness/status_macros.h"
+#include "sae/metrics.h"
 
 namespace saelab {
 namespace {
@@ -87,11 +88,11 @@ absl::StatusOr<DownstreamMetrics> EvaluateDownstream(const Gpt2Model& model,
                         : std::min<int64_t>(contexts.size(0), config.eval_contexts());
   torch::NoGradGuard no_grad;
   double loss_clean = 0, loss_spliced = 0, loss_zero = 0, loss_mean = 0;
-  double kl_sum = 0, kl_max = 0, sq_err = 0, cos_sum = 0, ratio_sum = 0, l0_sum = 0, l1_sum = 0;
-  int64_t loss_tokens = 0, rows = 0;
-  torch::Tensor x_sum = torch::zeros({sae.d_in()}, torch::kFloat64);
-  double x_sq_sum = 0;
-  torch::Tensor fire_counts = torch::zeros({sae.n_latents()}, torch::kInt64);
+  double kl_sum = 0, kl_max = 0, cos_sum = 0, ratio_sum = 0, l1_sum = 0;
+  int64_t loss_tokens = 0;
+  // Explained variance, L0 and firing counts: the same whole-set sums as
+  // the reconstruction eval (sae/metrics.h).
+  ReconstructionMetrics reconstruction(sae.d_in(), sae.n_latents());
   for (int64_t begin = 0; begin < n; begin += config.batch_contexts()) {
     torch::Tensor tokens = contexts.slice(0, begin, std::min(n, begin + config.batch_contexts()));
     ASSIGN_OR_RETURN(torch::Tensor clean_logits, model.Forward(tokens, capture));
@@ -111,23 +112,18 @@ absl::StatusOr<DownstreamMetrics> EvaluateDownstream(const Gpt2Model& model,
     torch::Tensor x = captured.slice(1, 1, captured.size(1)).reshape({-1, sae.d_in()});
     torch::Tensor f = sae.Encode(x);
     torch::Tensor x_hat = sae.Decode(f);
+    reconstruction.Add(x, x_hat, f);
     torch::Tensor x64 = x.to(torch::kFloat64), x_hat64 = x_hat.to(torch::kFloat64);
-    sq_err += (x64 - x_hat64).pow(2).sum().item<double>();
-    x_sum += x64.sum(0);
-    x_sq_sum += x64.pow(2).sum().item<double>();
     torch::Tensor x_norm = x64.norm(2, 1), x_hat_norm = x_hat64.norm(2, 1);
     cos_sum +=
         ((x64 * x_hat64).sum(1) / (x_norm * x_hat_norm).clamp_min(1e-30)).sum().item<double>();
     ratio_sum += (x_hat_norm / x_norm.clamp_min(1e-30)).sum().item<double>();
-    torch::Tensor active = f != 0;
-    l0_sum += active.sum().item<double>();
     l1_sum += f.abs().to(torch::kFloat64).sum().item<double>();
-    fire_counts += active.sum(0).to(torch::kInt64);
-    rows += x.size(0);
   }
 
   DownstreamMetrics m;
   m.loss_tokens = loss_tokens;
+  const int64_t rows = reconstruction.tokens();
   m.activation_tokens = rows;
   m.ce_clean = loss_clean / loss_tokens;
   m.ce_spliced = loss_spliced / loss_tokens;
@@ -137,19 +133,17 @@ absl::StatusOr<DownstreamMetrics> EvaluateDownstream(const Gpt2Model& model,
   m.loss_recovered = (m.ce_zero_ablation - m.ce_spliced) / (m.ce_zero_ablation - m.ce_clean);
   m.kl_mean = kl_sum / loss_tokens;
   m.kl_max = kl_max;
-  // sum||x - mean||^2 = sum||x||^2 - ||sum x||^2 / rows.
-  const double centred = x_sq_sum - x_sum.pow(2).sum().item<double>() / rows;
-  m.explained_variance = 1.0 - sq_err / centred;
+  m.explained_variance = reconstruction.ExplainedVariance();
   m.cosine_similarity = cos_sum / rows;
   m.l2_ratio = ratio_sum / rows;
-  m.l0 = l0_sum / rows;
+  m.l0 = reconstruction.L0();
   m.l1 = l1_sum / rows;
-  m.dead_fraction = (fire_counts == 0).sum().item<double>() / sae.n_latents();
-  m.dense_fraction =
-      (fire_counts.to(torch::kFloat64) > config.dense_threshold() * static_cast<double>(rows))
-          .sum()
-          .item<double>() /
-      sae.n_latents();
+  m.dead_fraction = reconstruction.DeadFraction();
+  m.dense_fraction = (reconstruction.fire_counts().to(torch::kFloat64) >
+                      config.dense_threshold() * static_cast<double>(rows))
+                         .sum()
+                         .item<double>() /
+                     sae.n_latents();
   return m;
 }
 
