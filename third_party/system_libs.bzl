@@ -58,6 +58,11 @@ cc_library(
     linkopts = ["-lcrypto"],
 )
 
+cc_library(
+    name = "liblinear",
+    linkopts = ["-llinear"],
+)
+
 # Header-only.
 cc_library(
     name = "nlohmann_json",

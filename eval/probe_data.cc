@@ -1,0 +1,452 @@
+#include "eval/probe_data.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "data/subject_model/hooks.h"
+#include "data/text/corpus.h"
+#include "harness/seed.h"
+#include "harness/status_macros.h"
+#include "re2/re2.h"
+
+namespace saelab {
+namespace {
+
+constexpr const char* kBinaryTasks[] = {"brown_noun",    "digit_token",     "capitalized_token",
+                                        "in_quotation",  "brown_fiction",   "fortunes_german",
+                                        "kjv_scripture"};
+constexpr const char* kMulticlassTasks[] = {"brown_genre", "fortunes_language"};
+
+// Brown's fiction categories (cats.txt); the other seven are non-fiction.
+bool IsFictionGenre(const std::string& genre) {
+  static const absl::flat_hash_set<std::string>* fiction = new absl::flat_hash_set<std::string>{
+      "fiction", "mystery", "science_fiction", "adventure", "romance", "humor"};
+  return fiction->contains(genre);
+}
+
+// A Brown word as it reads in text: `` and '' are quotation marks.
+std::string BrownWordText(const std::string& word) {
+  return word == "``" || word == "''" ? std::string("\"") : word;
+}
+
+// Brown documents tokenised word by word. token_labels from `label_of`:
+// called per (word index, token index within the word, token id).
+template <typename LabelFn>
+LabelledSequence BrownWordSequence(const Document& doc, const BpeTokenizer& tokenizer,
+                                   LabelFn label_of) {
+  LabelledSequence seq;
+  seq.document_id = doc.id;
+  for (size_t w = 0; w < doc.words.size(); ++w) {
+    const std::string text = (w == 0 ? "" : " ") + BrownWordText(doc.words[w]);
+    const std::vector<int32_t> ids = tokenizer.Encode(text);
+    for (size_t t = 0; t < ids.size(); ++t) {
+      seq.tokens.push_back(ids[t]);
+      seq.token_labels.push_back(label_of(w, t, ids.size(), ids[t]));
+    }
+  }
+  return seq;
+}
+
+LabelledSequence DocumentSequence(const Document& doc, const BpeTokenizer& tokenizer,
+                                  int64_t label) {
+  LabelledSequence seq;
+  seq.document_id = doc.id;
+  seq.tokens = tokenizer.Encode(doc.text);
+  seq.label = label;
+  return seq;
+}
+
+// Corpora loaded once per BuildProbeTaskTexts call.
+class CorpusCache {
+ public:
+  absl::StatusOr<const Corpus*> Get(const std::string& name) {
+    auto it = corpora_.find(name);
+    if (it == corpora_.end()) {
+      ASSIGN_OR_RETURN(Corpus corpus, LoadCorpus(name));
+      it = corpora_.emplace(name, std::make_unique<Corpus>(std::move(corpus))).first;
+    }
+    return it->second.get();
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<Corpus>> corpora_;
+};
+
+// Negatives for kjv_scripture: this many nlp-corpus sentences (the corpus has
+// 100000; the Brown documents are the other half of the negatives).
+constexpr size_t kNlpCorpusNegatives = 3000;
+
+absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokenizer& tokenizer,
+                                        CorpusCache& corpora) {
+  ProbeTaskText task;
+  task.name = name;
+  if (name == "brown_noun" || name == "digit_token" || name == "capitalized_token" ||
+      name == "in_quotation") {
+    ASSIGN_OR_RETURN(const Corpus* brown, corpora.Get("brown"));
+    static const RE2* digit = new RE2("[0-9]");
+    static const RE2* capitalized = new RE2("^ ?[A-Z]");
+    for (const Document& doc : brown->documents) {
+      if (name == "brown_noun") {
+        task.description = "Brown words tagged nn* (common nouns) vs other words, last token";
+        task.class_names = {"other word", "noun"};
+        task.sequences.push_back(BrownWordSequence(
+            doc, tokenizer, [&](size_t w, size_t t, size_t n, int32_t) -> int64_t {
+              if (t + 1 != n) return -1;
+              return absl::StartsWith(doc.pos_tags[w], "nn") ? 1 : 0;
+            }));
+      } else if (name == "digit_token" || name == "capitalized_token") {
+        const RE2& pattern = name == "digit_token" ? *digit : *capitalized;
+        task.description = name == "digit_token"
+                               ? "tokens whose text contains a digit [0-9] vs other tokens"
+                               : "tokens whose text is ^ ?[A-Z] (capitalised) vs other tokens";
+        task.class_names = {"other token", name == "digit_token" ? "digit" : "capitalized"};
+        task.sequences.push_back(BrownWordSequence(
+            doc, tokenizer, [&](size_t, size_t, size_t, int32_t id) -> int64_t {
+              const absl::string_view bytes = tokenizer.TokenBytes(id);
+              return RE2::PartialMatch(re2::StringPiece(bytes.data(), bytes.size()), pattern) ? 1
+                                                                                              : 0;
+            }));
+      } else {
+        task.description = "tokens of words between Brown's `` and '' vs other tokens";
+        task.class_names = {"outside quotes", "inside quotes"};
+        // Quote state per word: inside between `` and ''; the marks are not examples.
+        std::vector<int64_t> word_label(doc.words.size(), 0);
+        bool inside = false;
+        for (size_t w = 0; w < doc.words.size(); ++w) {
+          if (doc.words[w] == "``") {
+            inside = true;
+            word_label[w] = -1;
+          } else if (doc.words[w] == "''") {
+            inside = false;
+            word_label[w] = -1;
+          } else {
+            word_label[w] = inside ? 1 : 0;
+          }
+        }
+        task.sequences.push_back(BrownWordSequence(
+            doc, tokenizer,
+            [&](size_t w, size_t, size_t, int32_t) -> int64_t { return word_label[w]; }));
+      }
+    }
+    return task;
+  }
+  task.pooled = true;
+  if (name == "brown_fiction" || name == "brown_genre") {
+    ASSIGN_OR_RETURN(const Corpus* brown, corpora.Get("brown"));
+    std::vector<std::string> genres;
+    for (const Document& doc : brown->documents) genres.push_back(doc.labels.at("genre"));
+    std::sort(genres.begin(), genres.end());
+    genres.erase(std::unique(genres.begin(), genres.end()), genres.end());
+    if (name == "brown_fiction") {
+      task.description = "Brown documents of the fiction genres vs the non-fiction ones";
+      task.class_names = {"non-fiction", "fiction"};
+    } else {
+      task.description = "Brown's genre (cats.txt), 15 classes";
+      task.class_names = genres;
+    }
+    for (const Document& doc : brown->documents) {
+      const std::string& genre = doc.labels.at("genre");
+      const int64_t label =
+          name == "brown_fiction"
+              ? (IsFictionGenre(genre) ? 1 : 0)
+              : std::lower_bound(genres.begin(), genres.end(), genre) - genres.begin();
+      task.sequences.push_back(DocumentSequence(doc, tokenizer, label));
+    }
+    return task;
+  }
+  if (name == "fortunes_german" || name == "fortunes_language") {
+    ASSIGN_OR_RETURN(const Corpus* fortunes, corpora.Get("fortunes"));
+    std::vector<std::string> languages;
+    for (const Document& doc : fortunes->documents) languages.push_back(doc.labels.at("language"));
+    std::sort(languages.begin(), languages.end());
+    languages.erase(std::unique(languages.begin(), languages.end()), languages.end());
+    if (name == "fortunes_german") {
+      task.description = "German fortunes vs fortunes in the seven other languages";
+      task.class_names = {"other language", "german"};
+    } else {
+      task.description = "the fortune's language (ISO 639-1), 8 classes";
+      task.class_names = languages;
+    }
+    for (const Document& doc : fortunes->documents) {
+      const std::string& language = doc.labels.at("language");
+      const int64_t label =
+          name == "fortunes_german"
+              ? (language == "de" ? 1 : 0)
+              : std::lower_bound(languages.begin(), languages.end(), language) - languages.begin();
+      task.sequences.push_back(DocumentSequence(doc, tokenizer, label));
+    }
+    return task;
+  }
+  if (name == "kjv_scripture") {
+    task.description = "KJV chapters vs Brown documents and nlp-corpus sentences";
+    task.class_names = {"modern english", "scripture"};
+    ASSIGN_OR_RETURN(const Corpus* kjv, corpora.Get("kjv"));
+    ASSIGN_OR_RETURN(const Corpus* brown, corpora.Get("brown"));
+    ASSIGN_OR_RETURN(const Corpus* sentences, corpora.Get("nlp-corpus"));
+    for (const Document& doc : kjv->documents) {
+      task.sequences.push_back(DocumentSequence(doc, tokenizer, 1));
+    }
+    for (const Document& doc : brown->documents) {
+      task.sequences.push_back(DocumentSequence(doc, tokenizer, 0));
+    }
+    for (size_t i = 0; i < std::min(kNlpCorpusNegatives, sentences->documents.size()); ++i) {
+      task.sequences.push_back(DocumentSequence(sentences->documents[i], tokenizer, 0));
+    }
+    return task;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown probe task \"", name, "\"; known tasks: ",
+                   absl::StrJoin(BuiltinProbeTasks(/*include_multiclass=*/true), ", ")));
+}
+
+// A context to run: BOS + tokens, and where its examples sit.
+struct PendingContext {
+  std::vector<int64_t> tokens;         // BOS first
+  std::vector<int64_t> positions;      // example positions (token level), or all >= 1
+  std::vector<int64_t> labels;         // per position (token level) or one (document)
+};
+
+// Runs contexts (any lengths <= L) through the model to the hook, right-
+// padded with BOS (causal attention: padding never reaches earlier
+// positions), and returns the activation rows of each context's positions.
+absl::StatusOr<std::vector<torch::Tensor>> RunContexts(const Gpt2Model& model,
+                                                       HookLocation location,
+                                                       const std::vector<PendingContext>& contexts,
+                                                       int64_t bos, int64_t batch) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> out;
+  for (size_t begin = 0; begin < contexts.size(); begin += batch) {
+    const size_t end = std::min(contexts.size(), begin + static_cast<size_t>(batch));
+    size_t length = 0;
+    for (size_t c = begin; c < end; ++c) length = std::max(length, contexts[c].tokens.size());
+    torch::Tensor tokens =
+        torch::full({static_cast<int64_t>(end - begin), static_cast<int64_t>(length)}, bos,
+                    torch::kLong);
+    for (size_t c = begin; c < end; ++c) {
+      const auto& t = contexts[c].tokens;
+      tokens[c - begin].slice(0, 0, t.size()).copy_(torch::tensor(t, torch::kLong));
+    }
+    ASSIGN_OR_RETURN(torch::Tensor acts, model.RunToHook(tokens, location));  // [B, L, d]
+    for (size_t c = begin; c < end; ++c) {
+      out.push_back(acts[c - begin].index_select(
+          0, torch::tensor(contexts[c].positions, torch::kLong)));
+    }
+  }
+  return out;
+}
+
+// Seeded sample of at most `cap` indices of each class, in ascending order.
+std::vector<int64_t> SampleBalanced(const std::vector<int64_t>& labels, int64_t classes,
+                                    int64_t cap, uint64_t seed) {
+  std::vector<int64_t> chosen;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (int64_t c = 0; c < classes; ++c) {
+    std::vector<int64_t> members;
+    for (size_t i = 0; i < labels.size(); ++i) {
+      if (labels[i] == c) members.push_back(static_cast<int64_t>(i));
+    }
+    const torch::Tensor order =
+        torch::randperm(static_cast<int64_t>(members.size()), generator, torch::kLong);
+    for (int64_t i = 0; i < std::min<int64_t>(cap, order.numel()); ++i) {
+      chosen.push_back(members[order[i].item<int64_t>()]);
+    }
+  }
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+absl::StatusOr<ProbeDataset::Split> BuildSplit(const Gpt2Model& model, HookLocation location,
+                                               int64_t bos, const ProbeTaskText& task,
+                                               const std::vector<const LabelledSequence*>& docs,
+                                               const ProbeEvalConfig& config, int64_t cap,
+                                               const std::string& split_name, uint64_t seed) {
+  const int64_t classes = static_cast<int64_t>(task.class_names.size());
+  const int64_t body = config.context_length() - 1;
+  std::vector<PendingContext> contexts;
+  if (!task.pooled) {
+    // Pack documents in order into [BOS, body tokens] contexts until every
+    // class has `cap` candidates or the context budget is spent.
+    std::vector<int64_t> seen(classes, 0);
+    auto enough = [&] {
+      return std::all_of(seen.begin(), seen.end(), [&](int64_t s) { return s >= cap; });
+    };
+    for (const LabelledSequence* seq : docs) {
+      for (size_t begin = 0; begin < seq->tokens.size() && !enough() &&
+                             static_cast<int64_t>(contexts.size()) < config.max_contexts_per_split();
+           begin += body) {
+        PendingContext context;
+        context.tokens.push_back(bos);
+        const size_t end = std::min(seq->tokens.size(), begin + body);
+        for (size_t i = begin; i < end; ++i) {
+          context.tokens.push_back(seq->tokens[i]);
+          if (seq->token_labels[i] >= 0) {
+            context.positions.push_back(static_cast<int64_t>(i - begin + 1));
+            context.labels.push_back(seq->token_labels[i]);
+            ++seen[seq->token_labels[i]];
+          }
+        }
+        if (!context.positions.empty()) contexts.push_back(std::move(context));
+      }
+    }
+  } else {
+    for (const LabelledSequence* seq : docs) {
+      for (int64_t k = 0; k < config.contexts_per_document(); ++k) {
+        const size_t begin = static_cast<size_t>(k * body);
+        if (begin >= seq->tokens.size()) break;
+        PendingContext context;
+        context.tokens.push_back(bos);
+        const size_t end = std::min(seq->tokens.size(), begin + body);
+        for (size_t i = begin; i < end; ++i) {
+          context.tokens.push_back(seq->tokens[i]);
+          context.positions.push_back(static_cast<int64_t>(i - begin + 1));
+        }
+        context.labels.push_back(seq->label);
+        contexts.push_back(std::move(context));
+      }
+    }
+  }
+  // Candidate examples: (context, index into its positions) with labels.
+  std::vector<std::pair<int64_t, int64_t>> candidates;
+  std::vector<int64_t> candidate_labels;
+  for (size_t c = 0; c < contexts.size(); ++c) {
+    for (size_t i = 0; i < contexts[c].labels.size(); ++i) {
+      candidates.emplace_back(static_cast<int64_t>(c), static_cast<int64_t>(i));
+      candidate_labels.push_back(contexts[c].labels[i]);
+    }
+  }
+  const std::vector<int64_t> chosen = SampleBalanced(candidate_labels, classes, cap, seed);
+  for (int64_t c = 0; c < classes; ++c) {
+    if (std::none_of(chosen.begin(), chosen.end(),
+                     [&](int64_t i) { return candidate_labels[i] == c; })) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "probe task ", task.name, ": class \"", task.class_names[c], "\" has no example in the ",
+          split_name, " split (", chosen.size(),
+          " examples, all of other classes); a probe needs every class"));
+    }
+  }
+  // Run only the contexts that hold a chosen example.
+  std::vector<PendingContext> needed;
+  std::vector<int64_t> needed_index(contexts.size(), -1);
+  for (int64_t i : chosen) {
+    const int64_t c = candidates[i].first;
+    if (needed_index[c] < 0) {
+      needed_index[c] = static_cast<int64_t>(needed.size());
+      needed.push_back(contexts[c]);
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<torch::Tensor> rows,
+                   RunContexts(model, location, needed, bos, config.batch_contexts()));
+  std::vector<torch::Tensor> split_rows;
+  std::vector<int64_t> example_of_row, labels;
+  for (int64_t i : chosen) {
+    const auto [c, k] = candidates[i];
+    const torch::Tensor& context_rows = rows[needed_index[c]];
+    const torch::Tensor example = task.pooled ? context_rows : context_rows.slice(0, k, k + 1);
+    split_rows.push_back(example);
+    example_of_row.insert(example_of_row.end(), example.size(0),
+                          static_cast<int64_t>(labels.size()));
+    labels.push_back(candidate_labels[i]);
+  }
+  ProbeDataset::Split split;
+  split.rows = torch::cat(split_rows).contiguous();
+  split.example_of_row = torch::tensor(example_of_row, torch::kLong);
+  split.labels = torch::tensor(labels, torch::kLong);
+  return split;
+}
+
+}  // namespace
+
+torch::Tensor PoolByExample(const torch::Tensor& features, const ProbeDataset::Split& split) {
+  const int64_t n = split.examples();
+  if (features.size(0) == n) return features;  // one row per example
+  torch::Tensor sums = torch::zeros({n, features.size(1)}, features.options());
+  sums.index_add_(0, split.example_of_row, features);
+  const torch::Tensor counts =
+      torch::bincount(split.example_of_row, {}, n).to(features.scalar_type()).unsqueeze(1);
+  return sums / counts;
+}
+
+std::vector<std::string> BuiltinProbeTasks(bool include_multiclass) {
+  std::vector<std::string> names(std::begin(kBinaryTasks), std::end(kBinaryTasks));
+  if (include_multiclass) names.insert(names.end(), std::begin(kMulticlassTasks),
+                                       std::end(kMulticlassTasks));
+  return names;
+}
+
+absl::StatusOr<std::vector<ProbeTaskText>> BuildProbeTaskTexts(
+    const BpeTokenizer& tokenizer, const std::vector<std::string>& names) {
+  CorpusCache corpora;
+  std::vector<ProbeTaskText> tasks;
+  for (const std::string& name : names) {
+    ASSIGN_OR_RETURN(ProbeTaskText task, BuildTask(name, tokenizer, corpora));
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
+}
+
+absl::StatusOr<ProbeDataset> BuildProbeDataset(const Gpt2Model& model, const std::string& hook_name,
+                                               int64_t bos_token, const ProbeTaskText& task,
+                                               const ProbeEvalConfig& config, uint64_t seed) {
+  if (config.context_length() < 2 || config.context_length() > model.config().n_positions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("probe task ", task.name, ": context_length ", config.context_length(),
+                     " is outside [2, ", model.config().n_positions, "]"));
+  }
+  if (task.class_names.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("probe task ", task.name, " has ",
+                                                   task.class_names.size(),
+                                                   " class; a probe needs two or more"));
+  }
+  ASSIGN_OR_RETURN(HookLocation location, ParseHookName(hook_name, model.config().n_layer));
+  SplitFractions fractions;
+  fractions.val = 0;
+  fractions.test = config.test_fraction();
+  std::vector<const LabelledSequence*> train_docs, test_docs;
+  for (const LabelledSequence& seq : task.sequences) {
+    (SplitOf(seq.document_id, fractions) == Split::kTest ? test_docs : train_docs).push_back(&seq);
+  }
+  ProbeDataset dataset;
+  dataset.name = task.name;
+  dataset.description = task.description;
+  dataset.pooled = task.pooled;
+  dataset.class_names = task.class_names;
+  ASSIGN_OR_RETURN(dataset.train,
+                   BuildSplit(model, location, bos_token, task, train_docs, config,
+                              config.train_examples_per_class(), "train",
+                              DeriveSeed(seed, "train")));
+  ASSIGN_OR_RETURN(dataset.test,
+                   BuildSplit(model, location, bos_token, task, test_docs, config,
+                              config.test_examples_per_class(), "test", DeriveSeed(seed, "test")));
+  return dataset;
+}
+
+absl::StatusOr<std::vector<ProbeDataset>> BuildProbeDatasets(const Gpt2Model& model,
+                                                             const BpeTokenizer& tokenizer,
+                                                             const std::string& hook_name,
+                                                             const ProbeEvalConfig& config,
+                                                             uint64_t seed) {
+  std::vector<std::string> names(config.tasks().begin(), config.tasks().end());
+  if (names.empty()) names = BuiltinProbeTasks(/*include_multiclass=*/false);
+  if (!tokenizer.eos_id().has_value()) {
+    return absl::InvalidArgumentError("probe tasks: the tokenizer has no <|endoftext|> for BOS");
+  }
+  ASSIGN_OR_RETURN(std::vector<ProbeTaskText> texts, BuildProbeTaskTexts(tokenizer, names));
+  std::vector<ProbeDataset> datasets;
+  for (const ProbeTaskText& text : texts) {
+    ASSIGN_OR_RETURN(ProbeDataset dataset,
+                     BuildProbeDataset(model, hook_name, *tokenizer.eos_id(), text, config,
+                                       DeriveSeed(seed, text.name)));
+    datasets.push_back(std::move(dataset));
+  }
+  return datasets;
+}
+
+}  // namespace saelab
