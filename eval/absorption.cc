@@ -217,11 +217,13 @@ absl::StatusOr<AbsorptionScores> EvaluateAbsorption(Sae& sae, const FirstLetterD
         " training words and a test word (", data.words.size(), " words)"));
   }
   for (const LetterScores& l : scores.letters) {
+    if (l.probe_true_positives < config.min_true_positives()) continue;
     scores.mean_absorption_fraction += l.absorption_fraction;
     scores.mean_full_absorption_rate += l.full_absorption_rate;
+    ++scores.letters_scored;
   }
-  scores.mean_absorption_fraction /= static_cast<double>(scores.letters.size());
-  scores.mean_full_absorption_rate /= static_cast<double>(scores.letters.size());
+  scores.mean_absorption_fraction /= static_cast<double>(scores.letters_scored);  // 0/0: NaN
+  scores.mean_full_absorption_rate /= static_cast<double>(scores.letters_scored);
   return scores;
 }
 
@@ -230,6 +232,7 @@ void AbsorptionScores::WriteTo(SaeResult* result) const {
   r->set_mean_absorption_fraction(mean_absorption_fraction);
   r->set_mean_full_absorption_rate(mean_full_absorption_rate);
   r->set_probe_accuracy(probe_accuracy);
+  r->set_letters_scored(letters_scored);
   for (const LetterScores& l : letters) {
     LetterAbsorption* out = r->add_letters();
     out->set_letter(std::string(1, l.letter));

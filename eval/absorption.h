@@ -24,7 +24,7 @@
 //     the absorption fraction and whether it is a full absorption
 //     (WordAbsorption below; docs/metrics.md has the formulas).
 // The letter's scores are means over its words; the SAE's are means over
-// letters.
+// the letters with at least min_true_positives such words.
 #ifndef SAELAB_EVAL_ABSORPTION_H_
 #define SAELAB_EVAL_ABSORPTION_H_
 
@@ -80,8 +80,11 @@ struct LetterScores {
 };
 
 struct AbsorptionScores {
+  // Means over the letters with config.min_true_positives() recognised test
+  // words (NaN if there are none).
   double mean_absorption_fraction = 0;
   double mean_full_absorption_rate = 0;
+  int letters_scored = 0;
   double probe_accuracy = 0;
   std::vector<LetterScores> letters;
 

@@ -122,7 +122,14 @@ TEST(AbsorptionTest, FindsPlantedAbsorption) {
     EXPECT_EQ(scores->letters[l].full_absorption_rate, 0.0);
     EXPECT_EQ(scores->letters[l].absorption_fraction, 0.0);
   }
+  EXPECT_EQ(scores->letters_scored, 4);
   EXPECT_NEAR(scores->mean_full_absorption_rate, 4.0 / 19.0 / 4.0, 1e-12);
+  // A letter needs min_true_positives recognised words to count.
+  eval.set_min_true_positives(16);
+  const absl::StatusOr<AbsorptionScores> strict = EvaluateAbsorption(*sae, data, eval);
+  ASSERT_TRUE(strict.ok());
+  EXPECT_EQ(strict->letters_scored, 1);  // only 'a' (19); b, c, d have 15 each
+  EXPECT_NEAR(strict->mean_full_absorption_rate, 4.0 / 19.0, 1e-12);
   SaeResult result;
   scores->WriteTo(&result);
   EXPECT_EQ(result.absorption().letters_size(), 4);

@@ -467,6 +467,9 @@ DashboardOptions DashboardOptionsFromConfig(const DashboardConfig& config) {
   o.logit_tokens = config.logit_tokens();
   o.batch_contexts = config.batch_contexts();
   o.latents.assign(config.latents().begin(), config.latents().end());
+  if (o.latents.empty()) {
+    for (int64_t i = 0; i < config.first_latents(); ++i) o.latents.push_back(i);
+  }
   return o;
 }
 

@@ -300,9 +300,13 @@ TEST(DashboardTest, OptionsComeFromTheConfig) {
   config.set_top_contexts(4);
   config.add_latents(7);
   config.add_latents(1);
+  config.set_first_latents(3);  // explicit latents win
   from = DashboardOptionsFromConfig(config);
   EXPECT_EQ(from.top_contexts, 4);
   EXPECT_EQ(from.latents, (std::vector<int64_t>{7, 1}));
+  config.clear_latents();
+  from = DashboardOptionsFromConfig(config);
+  EXPECT_EQ(from.latents, (std::vector<int64_t>{0, 1, 2}));
 }
 
 TEST(DashboardTest, EscapersHandleMarkupQuotesAndBadUtf8) {

@@ -50,7 +50,7 @@ PerLatentProbes FitPerLatentProbes(const torch::Tensor& train_features,
       return MeanCrossEntropy(x * w_ + b_, y) + 0.5 * l2 * w_ * w_;
     };
     torch::Tensor loss = loss_of(w, b);
-    for (int iteration = 0; iteration < 50; ++iteration) {
+    for (int iteration = 0; iteration < 40; ++iteration) {
       const torch::Tensor p = torch::sigmoid(x * w + b);
       const torch::Tensor r = p - y;
       const torch::Tensor s = p * (1 - p);
@@ -81,7 +81,9 @@ PerLatentProbes FitPerLatentProbes(const torch::Tensor& train_features,
       w = torch::where(accept, new_w, w);
       b = torch::where(accept, new_b, b);
       loss = torch::where(accept, new_loss, loss);
-      if (moved < 1e-10) break;
+      // Newton converges quadratically: a step this small leaves an error
+      // of its square.
+      if (moved < 1e-7) break;
     }
     const torch::Tensor w_units = w * inverse;  // back to the columns' units
     weights.push_back(w_units);

@@ -37,16 +37,26 @@ std::string BrownWordText(const std::string& word) {
   return word == "``" || word == "''" ? std::string("\"") : word;
 }
 
+// A Brown document's words tokenised one by one: [word][token].
+using WordTokens = std::vector<std::vector<int32_t>>;
+
+WordTokens TokenizeWords(const Document& doc, const BpeTokenizer& tokenizer) {
+  WordTokens words(doc.words.size());
+  for (size_t w = 0; w < doc.words.size(); ++w) {
+    words[w] = tokenizer.Encode((w == 0 ? "" : " ") + BrownWordText(doc.words[w]));
+  }
+  return words;
+}
+
 // Brown documents tokenised word by word. token_labels from `label_of`:
 // called per (word index, token index within the word, token id).
 template <typename LabelFn>
-LabelledSequence BrownWordSequence(const Document& doc, const BpeTokenizer& tokenizer,
+LabelledSequence BrownWordSequence(const Document& doc, const WordTokens& words,
                                    LabelFn label_of) {
   LabelledSequence seq;
   seq.document_id = doc.id;
-  for (size_t w = 0; w < doc.words.size(); ++w) {
-    const std::string text = (w == 0 ? "" : " ") + BrownWordText(doc.words[w]);
-    const std::vector<int32_t> ids = tokenizer.Encode(text);
+  for (size_t w = 0; w < words.size(); ++w) {
+    const std::vector<int32_t>& ids = words[w];
     for (size_t t = 0; t < ids.size(); ++t) {
       seq.tokens.push_back(ids[t]);
       seq.token_labels.push_back(label_of(w, t, ids.size(), ids[t]));
@@ -55,18 +65,44 @@ LabelledSequence BrownWordSequence(const Document& doc, const BpeTokenizer& toke
   return seq;
 }
 
+// Bytes of text read per token wanted: BPE tokens of these corpora average
+// under 5 bytes; 16 leaves room for long tokens of any language.
+constexpr size_t kBytesPerToken = 16;
+
+// A document's first `max_tokens` tokens (all if max_tokens < 0). Only a
+// prefix of the text is tokenised, cut at whitespace so no word is split.
 LabelledSequence DocumentSequence(const Document& doc, const BpeTokenizer& tokenizer,
-                                  int64_t label) {
+                                  int64_t label, int64_t max_tokens) {
   LabelledSequence seq;
   seq.document_id = doc.id;
-  seq.tokens = tokenizer.Encode(doc.text);
+  absl::string_view text = doc.text;
+  if (max_tokens >= 0 && text.size() > kBytesPerToken * static_cast<size_t>(max_tokens)) {
+    text = text.substr(0, kBytesPerToken * static_cast<size_t>(max_tokens));
+    const size_t space = text.find_last_of(" \n");
+    if (space != absl::string_view::npos && space > 0) text = text.substr(0, space);
+  }
+  seq.tokens = tokenizer.Encode(text);
+  if (max_tokens >= 0 && static_cast<int64_t>(seq.tokens.size()) > max_tokens) {
+    seq.tokens.resize(max_tokens);
+  }
   seq.label = label;
   return seq;
 }
 
-// Corpora loaded once per BuildProbeTaskTexts call.
+// Corpora loaded (and Brown tokenised word by word) once per
+// BuildProbeTaskTexts call: the four Brown token tasks share the work.
 class CorpusCache {
  public:
+  absl::StatusOr<const std::vector<WordTokens>*> BrownWords(const BpeTokenizer& tokenizer) {
+    if (brown_words_.empty()) {
+      ASSIGN_OR_RETURN(const Corpus* brown, Get("brown"));
+      for (const Document& doc : brown->documents) {
+        brown_words_.push_back(TokenizeWords(doc, tokenizer));
+      }
+    }
+    return &brown_words_;
+  }
+
   absl::StatusOr<const Corpus*> Get(const std::string& name) {
     auto it = corpora_.find(name);
     if (it == corpora_.end()) {
@@ -78,6 +114,7 @@ class CorpusCache {
 
  private:
   std::map<std::string, std::unique_ptr<Corpus>> corpora_;
+  std::vector<WordTokens> brown_words_;
 };
 
 // Negatives for kjv_scripture: this many nlp-corpus sentences (the corpus has
@@ -85,20 +122,23 @@ class CorpusCache {
 constexpr size_t kNlpCorpusNegatives = 3000;
 
 absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokenizer& tokenizer,
-                                        CorpusCache& corpora) {
+                                        int64_t max_document_tokens, CorpusCache& corpora) {
   ProbeTaskText task;
   task.name = name;
   if (name == "brown_noun" || name == "digit_token" || name == "capitalized_token" ||
       name == "in_quotation") {
     ASSIGN_OR_RETURN(const Corpus* brown, corpora.Get("brown"));
+    ASSIGN_OR_RETURN(const std::vector<WordTokens>* brown_words, corpora.BrownWords(tokenizer));
     static const RE2* digit = new RE2("[0-9]");
     static const RE2* capitalized = new RE2("^ ?[A-Z]");
-    for (const Document& doc : brown->documents) {
+    for (size_t d = 0; d < brown->documents.size(); ++d) {
+      const Document& doc = brown->documents[d];
+      const WordTokens& words = (*brown_words)[d];
       if (name == "brown_noun") {
         task.description = "Brown words tagged nn* (common nouns) vs other words, last token";
         task.class_names = {"other word", "noun"};
         task.sequences.push_back(BrownWordSequence(
-            doc, tokenizer, [&](size_t w, size_t t, size_t n, int32_t) -> int64_t {
+            doc, words, [&](size_t w, size_t t, size_t n, int32_t) -> int64_t {
               if (t + 1 != n) return -1;
               return absl::StartsWith(doc.pos_tags[w], "nn") ? 1 : 0;
             }));
@@ -109,7 +149,7 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
                                : "tokens whose text is ^ ?[A-Z] (capitalised) vs other tokens";
         task.class_names = {"other token", name == "digit_token" ? "digit" : "capitalized"};
         task.sequences.push_back(BrownWordSequence(
-            doc, tokenizer, [&](size_t, size_t, size_t, int32_t id) -> int64_t {
+            doc, words, [&](size_t, size_t, size_t, int32_t id) -> int64_t {
               const absl::string_view bytes = tokenizer.TokenBytes(id);
               return RE2::PartialMatch(re2::StringPiece(bytes.data(), bytes.size()), pattern) ? 1
                                                                                               : 0;
@@ -132,7 +172,7 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
           }
         }
         task.sequences.push_back(BrownWordSequence(
-            doc, tokenizer,
+            doc, words,
             [&](size_t w, size_t, size_t, int32_t) -> int64_t { return word_label[w]; }));
       }
     }
@@ -158,7 +198,7 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
           name == "brown_fiction"
               ? (IsFictionGenre(genre) ? 1 : 0)
               : std::lower_bound(genres.begin(), genres.end(), genre) - genres.begin();
-      task.sequences.push_back(DocumentSequence(doc, tokenizer, label));
+      task.sequences.push_back(DocumentSequence(doc, tokenizer, label, max_document_tokens));
     }
     return task;
   }
@@ -181,7 +221,7 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
           name == "fortunes_german"
               ? (language == "de" ? 1 : 0)
               : std::lower_bound(languages.begin(), languages.end(), language) - languages.begin();
-      task.sequences.push_back(DocumentSequence(doc, tokenizer, label));
+      task.sequences.push_back(DocumentSequence(doc, tokenizer, label, max_document_tokens));
     }
     return task;
   }
@@ -192,13 +232,14 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
     ASSIGN_OR_RETURN(const Corpus* brown, corpora.Get("brown"));
     ASSIGN_OR_RETURN(const Corpus* sentences, corpora.Get("nlp-corpus"));
     for (const Document& doc : kjv->documents) {
-      task.sequences.push_back(DocumentSequence(doc, tokenizer, 1));
+      task.sequences.push_back(DocumentSequence(doc, tokenizer, 1, max_document_tokens));
     }
     for (const Document& doc : brown->documents) {
-      task.sequences.push_back(DocumentSequence(doc, tokenizer, 0));
+      task.sequences.push_back(DocumentSequence(doc, tokenizer, 0, max_document_tokens));
     }
     for (size_t i = 0; i < std::min(kNlpCorpusNegatives, sentences->documents.size()); ++i) {
-      task.sequences.push_back(DocumentSequence(sentences->documents[i], tokenizer, 0));
+      task.sequences.push_back(
+          DocumentSequence(sentences->documents[i], tokenizer, 0, max_document_tokens));
     }
     return task;
   }
@@ -382,11 +423,12 @@ std::vector<std::string> BuiltinProbeTasks(bool include_multiclass) {
 }
 
 absl::StatusOr<std::vector<ProbeTaskText>> BuildProbeTaskTexts(
-    const BpeTokenizer& tokenizer, const std::vector<std::string>& names) {
+    const BpeTokenizer& tokenizer, const std::vector<std::string>& names,
+    int64_t max_document_tokens) {
   CorpusCache corpora;
   std::vector<ProbeTaskText> tasks;
   for (const std::string& name : names) {
-    ASSIGN_OR_RETURN(ProbeTaskText task, BuildTask(name, tokenizer, corpora));
+    ASSIGN_OR_RETURN(ProbeTaskText task, BuildTask(name, tokenizer, max_document_tokens, corpora));
     tasks.push_back(std::move(task));
   }
   return tasks;
@@ -438,7 +480,11 @@ absl::StatusOr<std::vector<ProbeDataset>> BuildProbeDatasets(const Gpt2Model& mo
   if (!tokenizer.eos_id().has_value()) {
     return absl::InvalidArgumentError("probe tasks: the tokenizer has no <|endoftext|> for BOS");
   }
-  ASSIGN_OR_RETURN(std::vector<ProbeTaskText> texts, BuildProbeTaskTexts(tokenizer, names));
+  // Document-level tasks read at most contexts_per_document contexts.
+  ASSIGN_OR_RETURN(std::vector<ProbeTaskText> texts,
+                   BuildProbeTaskTexts(tokenizer, names,
+                                       config.contexts_per_document() *
+                                           (config.context_length() - 1)));
   std::vector<ProbeDataset> datasets;
   for (const ProbeTaskText& text : texts) {
     ASSIGN_OR_RETURN(ProbeDataset dataset,

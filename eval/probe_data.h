@@ -84,9 +84,12 @@ struct ProbeTaskText {
 std::vector<std::string> BuiltinProbeTasks(bool include_multiclass);
 
 // Reads the corpora and builds the labelled sequences of the named built-in
-// tasks. InvalidArgument naming an unknown task (and listing the known ones).
+// tasks; document-level sequences keep their first `max_document_tokens`
+// tokens (-1: all). InvalidArgument naming an unknown task (and listing the
+// known ones).
 absl::StatusOr<std::vector<ProbeTaskText>> BuildProbeTaskTexts(
-    const BpeTokenizer& tokenizer, const std::vector<std::string>& names);
+    const BpeTokenizer& tokenizer, const std::vector<std::string>& names,
+    int64_t max_document_tokens = -1);
 
 // Runs `task`'s sequences through the model to the hook and samples the
 // examples: token level, packed contexts [BOS, tokens...] of

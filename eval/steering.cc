@@ -32,7 +32,7 @@ const std::vector<std::string>& DefaultPrompts() {
 
 std::vector<double> ClampMultiples(const SteeringEvalConfig& config) {
   std::vector<double> multiples(config.clamp_multiples().begin(), config.clamp_multiples().end());
-  if (multiples.empty()) multiples = {0, 1, 2, 5, 10};
+  if (multiples.empty()) multiples = {0, 1, 2, 3, 5};
   return multiples;
 }
 

@@ -85,8 +85,8 @@ struct SteeringScores {
 };
 
 // Generates from config.prompts() (or built-in neutral prompts) with the
-// latent clamped to each of config.clamp_multiples() (default 0, 1, 2, 5,
-// 10) times latent.max_activation. Errors: a latent out of range
+// latent clamped to each of config.clamp_multiples() (default 0, 1, 2, 3,
+// 5) times latent.max_activation. Errors: a latent out of range
 // (CheckLatent), an invalid pattern (naming it), an unknown hook, a wrong
 // d_in, generation errors (prompt + max_new_tokens beyond the context).
 absl::StatusOr<SteeringScores> SteerLatent(const Gpt2Model& model, const BpeTokenizer& tokenizer,
