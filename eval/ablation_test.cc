@@ -3,9 +3,8 @@
 #include <cmath>
 #include <memory>
 
+#include "eval/internal/test_models.h"
 #include "gtest/gtest.h"
-#include "sae/factory.h"
-#include "sae/sae_config.pb.h"
 
 namespace saelab {
 namespace {
@@ -13,25 +12,10 @@ namespace {
 constexpr int64_t kVocab = 40, kEmbd = 16, kLength = 10, kContexts = 5;
 constexpr char kHook[] = "blocks.0.hook_resid_mid";
 
-Gpt2Model TinyModel() {
-  Gpt2Config config;
-  config.n_layer = 1;
-  config.n_head = 2;
-  config.n_embd = kEmbd;
-  config.n_positions = 16;
-  config.vocab_size = kVocab;
-  return *Gpt2Model::RandomInit(config, 3);
-}
+Gpt2Model TinyModel() { return TinyGpt2(kVocab, kEmbd, /*positions=*/16, /*seed=*/3); }
 
 // A ReLU-L1 SAE (dense decode) with random tied weights: many latents fire.
-std::unique_ptr<Sae> TinySae() {
-  SaeConfig config;
-  config.set_name("tiny");
-  config.set_n_latents(32);
-  config.mutable_relu_l1();
-  EXPECT_TRUE(ResolveSaeConfig(kEmbd, &config).ok());
-  return *CreateSae(config, kEmbd, 4);
-}
+std::unique_ptr<Sae> TinySae() { return RandomReluSae(kEmbd, 32, 4); }
 
 torch::Tensor Contexts() {
   torch::manual_seed(6);

@@ -3,9 +3,8 @@
 #include <torch/torch.h>
 
 #include "absl/strings/match.h"
+#include "eval/internal/test_models.h"
 #include "gtest/gtest.h"
-#include "sae/factory.h"
-#include "sae/sae_config.pb.h"
 
 namespace saelab {
 namespace {
@@ -83,16 +82,9 @@ TEST(AbsorptionTest, FindsPlantedAbsorption) {
   data.is_test = torch::zeros({static_cast<int64_t>(test.size())}, torch::kBool);
   for (size_t i = 0; i < test.size(); ++i) data.is_test[i] = static_cast<bool>(test[i]);
 
-  SaeConfig config;
-  config.set_name("planted");
-  config.set_n_latents(kLatents);
-  config.mutable_relu_l1();
-  ASSERT_TRUE(ResolveSaeConfig(kDim, &config).ok());
-  std::unique_ptr<Sae> sae = *CreateSae(config, kDim, 1);
+  std::unique_ptr<Sae> sae = PlantableReluSae(kDim, kLatents, 1);
   {
     torch::NoGradGuard no_grad;
-    sae->b_enc.zero_();
-    sae->b_dec.zero_();
     sae->W_enc.zero_();
     sae->W_dec.zero_();
     for (int64_t l = 0; l < kLetters; ++l) {

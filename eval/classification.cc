@@ -17,14 +17,7 @@ std::vector<std::string> ClassificationTasks(const ClassificationEvalConfig& con
 
 absl::StatusOr<ClassificationScores> EvaluateClassification(
     Sae& sae, const ProbeDataset& task, const ClassificationEvalConfig& config) {
-  for (const auto* split : {&task.train, &task.test}) {
-    if (split->rows.dim() != 2 || split->rows.size(1) != sae.d_in()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "classification task ", task.name, ": activation rows are ",
-          split->rows.dim() == 2 ? absl::StrCat(split->rows.size(1), " wide") : "not a matrix",
-          " but the SAE's d_in is ", sae.d_in()));
-    }
-  }
+  RETURN_IF_ERROR(CheckRowsWidth(task, sae.d_in(), "classification"));
   torch::NoGradGuard no_grad;
   ClassificationScores scores;
   scores.task = task.name;

@@ -3,9 +3,8 @@
 #include <torch/torch.h>
 
 #include "absl/strings/match.h"
+#include "eval/internal/test_models.h"
 #include "gtest/gtest.h"
-#include "sae/factory.h"
-#include "sae/sae_config.pb.h"
 
 namespace saelab {
 namespace {
@@ -35,16 +34,8 @@ ProbeDataset ThreeClassTask(int64_t train_examples, int64_t test_examples) {
 }
 
 std::unique_ptr<Sae> PlantedSae() {
-  SaeConfig config;
-  config.set_name("planted");
-  config.set_n_latents(kLatents);
-  config.mutable_relu_l1();
-  EXPECT_TRUE(ResolveSaeConfig(kDim, &config).ok());
-  std::unique_ptr<Sae> sae = *CreateSae(config, kDim, 2);
+  std::unique_ptr<Sae> sae = PlantableReluSae(kDim, kLatents, 2);
   torch::NoGradGuard no_grad;
-  sae->set_input_scale(1.0);
-  sae->b_dec.zero_();
-  sae->b_enc.zero_();
   sae->W_enc.slice(0, 0, kClasses).zero_();
   for (int64_t c = 0; c < kClasses; ++c) {
     sae->W_enc.select(1, c).zero_();

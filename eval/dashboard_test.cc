@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "data/subject_model/gpt2_model.h"
 #include "data/text/bpe_tokenizer.h"
+#include "eval/internal/test_models.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
 #include "sae/factory.h"
@@ -52,15 +53,7 @@ BpeTokenizer TinyTokenizer() {
   return *std::move(tokenizer);
 }
 
-Gpt2Model TinyModel(int64_t vocab) {
-  Gpt2Config config;
-  config.n_layer = 1;
-  config.n_head = 2;
-  config.n_embd = kEmbd;
-  config.n_positions = 32;
-  config.vocab_size = vocab;
-  return *Gpt2Model::RandomInit(config, 3);
-}
+Gpt2Model TinyModel(int64_t vocab) { return TinyGpt2(vocab, kEmbd, /*positions=*/32, /*seed=*/3); }
 
 // A ReLU-L1 SAE with random tied weights (many latents fire) and an input
 // scale of 2, so that a logit effect that forgets the scale is caught.

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "eval/splice.h"
+#include "eval/internal/test_models.h"
 #include "gtest/gtest.h"
 #include "sae/factory.h"
 #include "sae/sae_config.pb.h"
@@ -14,17 +15,7 @@ namespace {
 constexpr int64_t kVocab = 50, kEmbd = 16, kLength = 12, kContexts = 6;
 
 // A 1-layer, 16-wide GPT-2 with GPT-2's random init (LayerNorm biases 0).
-Gpt2Model TinyModel() {
-  Gpt2Config config;
-  config.n_layer = 1;
-  config.n_head = 2;
-  config.n_embd = kEmbd;
-  config.n_positions = 32;
-  config.vocab_size = kVocab;
-  absl::StatusOr<Gpt2Model> model = Gpt2Model::RandomInit(config, 5);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return *std::move(model);
-}
+Gpt2Model TinyModel() { return TinyGpt2(kVocab, kEmbd, /*positions=*/32, /*seed=*/5); }
 
 std::unique_ptr<Sae> TinySae(int64_t d_in = kEmbd) {
   SaeConfig config;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -179,51 +180,44 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
     return task;
   }
   task.pooled = true;
-  if (name == "brown_fiction" || name == "brown_genre") {
-    ASSIGN_OR_RETURN(const Corpus* brown, corpora.Get("brown"));
-    std::vector<std::string> genres;
-    for (const Document& doc : brown->documents) genres.push_back(doc.labels.at("genre"));
-    std::sort(genres.begin(), genres.end());
-    genres.erase(std::unique(genres.begin(), genres.end()), genres.end());
-    if (name == "brown_fiction") {
-      task.description = "Brown documents of the fiction genres vs the non-fiction ones";
-      task.class_names = {"non-fiction", "fiction"};
-    } else {
-      task.description = "Brown's genre (cats.txt), 15 classes";
-      task.class_names = genres;
-    }
-    for (const Document& doc : brown->documents) {
-      const std::string& genre = doc.labels.at("genre");
+  // Document-level tasks over one label of one corpus: a one-vs-rest binary
+  // task (`positive` says which values are positive) or every value a class.
+  auto label_task = [&](const char* corpus, const char* key, bool binary,
+                        const std::function<bool(const std::string&)>& positive)
+      -> absl::StatusOr<ProbeTaskText> {
+    ASSIGN_OR_RETURN(const Corpus* source, corpora.Get(corpus));
+    std::vector<std::string> values;
+    for (const Document& doc : source->documents) values.push_back(doc.labels.at(key));
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
+    if (!binary) task.class_names = values;
+    for (const Document& doc : source->documents) {
+      const std::string& value = doc.labels.at(key);
       const int64_t label =
-          name == "brown_fiction"
-              ? (IsFictionGenre(genre) ? 1 : 0)
-              : std::lower_bound(genres.begin(), genres.end(), genre) - genres.begin();
+          binary ? (positive(value) ? 1 : 0)
+                 : std::lower_bound(values.begin(), values.end(), value) - values.begin();
       task.sequences.push_back(DocumentSequence(doc, tokenizer, label, max_document_tokens));
     }
     return task;
+  };
+  if (name == "brown_fiction") {
+    task.description = "Brown documents of the fiction genres vs the non-fiction ones";
+    task.class_names = {"non-fiction", "fiction"};
+    return label_task("brown", "genre", true, IsFictionGenre);
   }
-  if (name == "fortunes_german" || name == "fortunes_language") {
-    ASSIGN_OR_RETURN(const Corpus* fortunes, corpora.Get("fortunes"));
-    std::vector<std::string> languages;
-    for (const Document& doc : fortunes->documents) languages.push_back(doc.labels.at("language"));
-    std::sort(languages.begin(), languages.end());
-    languages.erase(std::unique(languages.begin(), languages.end()), languages.end());
-    if (name == "fortunes_german") {
-      task.description = "German fortunes vs fortunes in the seven other languages";
-      task.class_names = {"other language", "german"};
-    } else {
-      task.description = "the fortune's language (ISO 639-1), 8 classes";
-      task.class_names = languages;
-    }
-    for (const Document& doc : fortunes->documents) {
-      const std::string& language = doc.labels.at("language");
-      const int64_t label =
-          name == "fortunes_german"
-              ? (language == "de" ? 1 : 0)
-              : std::lower_bound(languages.begin(), languages.end(), language) - languages.begin();
-      task.sequences.push_back(DocumentSequence(doc, tokenizer, label, max_document_tokens));
-    }
-    return task;
+  if (name == "brown_genre") {
+    task.description = "Brown's genre (cats.txt), 15 classes";
+    return label_task("brown", "genre", false, {});
+  }
+  if (name == "fortunes_german") {
+    task.description = "German fortunes vs fortunes in the seven other languages";
+    task.class_names = {"other language", "german"};
+    return label_task("fortunes", "language", true,
+                      [](const std::string& language) { return language == "de"; });
+  }
+  if (name == "fortunes_language") {
+    task.description = "the fortune's language (ISO 639-1), 8 classes";
+    return label_task("fortunes", "language", false, {});
   }
   if (name == "kjv_scripture") {
     task.description = "KJV chapters vs Brown documents and nlp-corpus sentences";
@@ -413,6 +407,19 @@ torch::Tensor PoolByExample(const torch::Tensor& features, const ProbeDataset::S
   const torch::Tensor counts =
       torch::bincount(split.example_of_row, {}, n).to(features.scalar_type()).unsqueeze(1);
   return sums / counts;
+}
+
+absl::Status CheckRowsWidth(const ProbeDataset& task, int64_t d_in,
+                            absl::string_view evaluation) {
+  for (const ProbeDataset::Split* split : {&task.train, &task.test}) {
+    if (split->rows.dim() != 2 || split->rows.size(1) != d_in) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          evaluation, " task ", task.name, ": activation rows are ",
+          split->rows.dim() == 2 ? absl::StrCat(split->rows.size(1), " wide") : "not a matrix",
+          " but the SAE's d_in is ", d_in));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::string> BuiltinProbeTasks(bool include_multiclass) {

@@ -64,6 +64,11 @@ struct ProbeDataset {
 // over each example's rows (the rows themselves for token-level sets).
 torch::Tensor PoolByExample(const torch::Tensor& features, const ProbeDataset::Split& split);
 
+// OkStatus if both splits' rows are [R, d_in]; else InvalidArgument
+// "<evaluation> task <name>: activation rows are W wide but the SAE's d_in
+// is D".
+absl::Status CheckRowsWidth(const ProbeDataset& task, int64_t d_in, absl::string_view evaluation);
+
 // One token sequence of a task with its labels, before it meets the model.
 struct LabelledSequence {
   std::string document_id;           // decides the train/test split

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "data/text/corpus.h"
+#include "eval/internal/test_models.h"
 #include "gtest/gtest.h"
 
 namespace saelab {
@@ -15,15 +16,7 @@ namespace {
 constexpr int64_t kVocab = 30, kEmbd = 8, kBos = 29;
 constexpr char kHook[] = "blocks.0.hook_resid_post";
 
-Gpt2Model TinyModel() {
-  Gpt2Config config;
-  config.n_layer = 1;
-  config.n_head = 2;
-  config.n_embd = kEmbd;
-  config.n_positions = 16;
-  config.vocab_size = kVocab;
-  return *Gpt2Model::RandomInit(config, 5);
-}
+Gpt2Model TinyModel() { return TinyGpt2(kVocab, kEmbd, /*positions=*/16, /*seed=*/5); }
 
 // Token level: token t is labelled t % 2 when t < 20, else not an example.
 ProbeTaskText ParityTask(int documents) {

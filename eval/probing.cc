@@ -44,14 +44,8 @@ absl::Status CheckBinary(const ProbeDataset& task, int64_t d_in) {
           split->examples(), " examples are \"", task.class_names[positives == 0 ? 0 : 1],
           "\"); a probe needs both"));
     }
-    if (split->rows.dim() != 2 || split->rows.size(1) != d_in) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "probe task ", task.name, ": activation rows are ",
-          split->rows.dim() == 2 ? absl::StrCat(split->rows.size(1), " wide") : "not a matrix",
-          " but the SAE's d_in is ", d_in));
-    }
   }
-  return absl::OkStatus();
+  return CheckRowsWidth(task, d_in, "probe");
 }
 
 }  // namespace

@@ -3,9 +3,8 @@
 #include <torch/torch.h>
 
 #include "absl/strings/match.h"
+#include "eval/internal/test_models.h"
 #include "gtest/gtest.h"
-#include "sae/factory.h"
-#include "sae/sae_config.pb.h"
 
 namespace saelab {
 namespace {
@@ -15,15 +14,8 @@ constexpr int64_t kDim = 16, kLatents = 32, kPlanted = 5;
 // A ReLU SAE whose latent kPlanted reads the direction u exactly
 // (f_5 = relu(x . u)); the other latents read random directions.
 std::unique_ptr<Sae> PlantedSae(const torch::Tensor& u) {
-  SaeConfig config;
-  config.set_name("planted");
-  config.set_n_latents(kLatents);
-  config.mutable_relu_l1();
-  EXPECT_TRUE(ResolveSaeConfig(kDim, &config).ok());
-  std::unique_ptr<Sae> sae = *CreateSae(config, kDim, 9);
+  std::unique_ptr<Sae> sae = PlantableReluSae(kDim, kLatents, 9);
   torch::NoGradGuard no_grad;
-  sae->b_dec.zero_();
-  sae->b_enc.zero_();
   sae->W_enc.select(1, kPlanted).copy_(u);
   return sae;
 }

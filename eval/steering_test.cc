@@ -3,9 +3,8 @@
 #include <torch/torch.h>
 
 #include "absl/strings/match.h"
+#include "eval/internal/test_models.h"
 #include "gtest/gtest.h"
-#include "sae/factory.h"
-#include "sae/sae_config.pb.h"
 
 namespace saelab {
 namespace {
@@ -17,19 +16,11 @@ constexpr char kLastHook[] = "blocks.3.hook_resid_post";
 // never fires by itself (encoder 0) and decodes to `direction`; latent 1
 // has a zero decoder row.
 std::unique_ptr<Sae> HandSae(const torch::Tensor& direction) {
-  SaeConfig config;
-  config.set_name("hand");
-  config.set_n_latents(2);
-  config.mutable_relu_l1();
-  EXPECT_TRUE(ResolveSaeConfig(direction.numel(), &config).ok());
-  std::unique_ptr<Sae> sae = *CreateSae(config, direction.numel(), 1);
+  std::unique_ptr<Sae> sae = PlantableReluSae(direction.numel(), 2, 1);
   torch::NoGradGuard no_grad;
   sae->W_enc.zero_();
-  sae->b_enc.zero_();
-  sae->b_dec.zero_();
   sae->W_dec.zero_();
   sae->W_dec[0].copy_(direction);
-  sae->set_input_scale(1.0);
   return sae;
 }
 
@@ -138,18 +129,10 @@ TEST(SteeringTest, FinderPicksTheLatentThatFiresOnScripture) {
   const double lowest_unto = score.index({is_unto}).min().item<double>();
   const double highest_other = score.index({is_unto.logical_not()}).max().item<double>();
   ASSERT_LT(highest_other, lowest_unto) << "wte[unto] does not separate the token here";
-  SaeConfig config;
-  config.set_name("finder");
-  config.set_n_latents(3);
-  config.mutable_relu_l1();
-  ASSERT_TRUE(ResolveSaeConfig(128, &config).ok());
-  std::unique_ptr<Sae> sae = *CreateSae(config, 128, 1);
+  std::unique_ptr<Sae> sae = PlantableReluSae(128, 3, 1);
   {
     torch::NoGradGuard no_grad;
-    sae->set_input_scale(1.0);
-    sae->b_dec.zero_();
     sae->W_enc.zero_();
-    sae->b_enc.zero_();
     // Latent 0: fires on every token (a dense latent); latent 2: never.
     sae->b_enc[0] = 1.0;
     sae->W_enc.select(1, 1).copy_(e);
