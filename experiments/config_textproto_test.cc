@@ -124,5 +124,39 @@ TEST(TextprotoTest, CorruptBinaryProtoIsDataLossNamingTheFile) {
   EXPECT_NE(std::string(status.message()).find("corrupt.pb"), std::string::npos);
 }
 
+// An evaluation runs when its field is present; the as-run config must not
+// switch on the ones the user left out.
+TEST(TextprotoTest, FillDefaultsLeavesEvaluationSwitchesAlone) {
+  ExperimentConfig config;
+  ASSERT_TRUE(ParseTextProto(R"pb(
+    name: "evals"
+    subject_sae { probe_eval { sparse_k: 1 } }
+  )pb", "evals.textproto", &config).ok());
+  FillDefaults(&config);
+  const SubjectSaeConfig& subject = config.subject_sae();
+  EXPECT_TRUE(subject.has_probe_eval());
+  EXPECT_TRUE(subject.probe_eval().has_train_examples_per_class());  // filled
+  EXPECT_FALSE(subject.has_ablation_eval());
+  EXPECT_FALSE(subject.has_absorption_eval());
+  EXPECT_FALSE(subject.has_steering_eval());
+  EXPECT_FALSE(subject.has_classification_eval());
+  EXPECT_FALSE(subject.has_dashboard());
+  // Core metrics run by default: their config is filled in.
+  EXPECT_TRUE(subject.has_downstream_eval());
+}
+
+// Every shipped experiment config parses.
+TEST(TextprotoTest, ShippedConfigsParse) {
+  for (const char* path :
+       {"experiments/quickstart.textproto", "experiments/subject_sae.textproto",
+        "experiments/synthetic_recovery.textproto",
+        "experiments/synthetic_recovery_matched_l0.textproto",
+        "experiments/train_subject_lm.textproto"}) {
+    ExperimentConfig config;
+    const absl::Status status = ParseTextProtoFile(path, &config);
+    EXPECT_TRUE(status.ok()) << status;
+  }
+}
+
 }  // namespace
 }  // namespace saelab

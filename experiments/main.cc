@@ -14,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "experiments/runner.h"
+#include "experiments/summary.h"
 #include "harness/runtime_env.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the ExperimentConfig textproto to run.");
@@ -43,6 +44,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", outcome.status().ToString().c_str());
     return 1;
   }
+  std::fprintf(stderr, "\n%s\n", saelab::FormatSummaryTable(outcome->result).c_str());
   std::fprintf(stderr, "results: %s/result.textproto\n", outcome->run_dir.c_str());
+  for (const saelab::SaeResult& sae : outcome->result.saes()) {
+    if (sae.has_dashboard()) {
+      std::fprintf(stderr, "dashboards: %s/dashboards/index.html\n", outcome->run_dir.c_str());
+      break;
+    }
+  }
   return 0;
 }
