@@ -7,6 +7,38 @@
 
 namespace saelab {
 
+absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text, absl::string_view context,
+                                         int max_depth) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return absl::InvalidArgumentError(absl::StrCat(context, ": not valid JSON: nested deeper than ",
+                                                       max_depth, " levels at byte ", i));
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  try {
+    return nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(context, ": not valid JSON: ", e.what()));
+  }
+}
+
 absl::Status KeyError(const std::string& path, const std::string& key, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": key '", key, "' ", what));
 }

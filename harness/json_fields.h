@@ -1,6 +1,8 @@
-// Typed reads of JSON config fields (HF config.json, SAELens/sparsify
-// cfg.json) with errors that name the file and the key.
+// The one guarded reader for untrusted JSON (safetensors headers, HF
+// config.json and vocab.json, SAELens/sparsify cfg.json), and typed reads of
+// its fields with errors that name the file and the key.
 //
+//   ASSIGN_OR_RETURN(nlohmann::json cfg, ParseJson(text, path));
 //   ASSIGN_OR_RETURN(int64_t d_in, RequiredPositiveInteger(cfg, path, "d_in"));
 //   // error: "<path>: key 'd_in' is missing" / "... must be >= 1, got 0"
 #ifndef SAELAB_HARNESS_JSON_FIELDS_H_
@@ -15,6 +17,17 @@
 #include "nlohmann/json.hpp"
 
 namespace saelab {
+
+// Deeper nesting than any config or header saelab reads needs.
+inline constexpr int kMaxJsonDepth = 256;
+
+// `text` as JSON, or InvalidArgument "<context>: not valid JSON: <why>".
+// Nesting deeper than max_depth is refused before the JSON library sees the
+// text ("... nested deeper than 256 levels at byte N"): the library recurses
+// on nested values, and a crafted file ~100,000 levels deep overflowed the
+// stack (a crash, not an error). The scan is linear and skips strings.
+absl::StatusOr<nlohmann::json> ParseJson(absl::string_view text, absl::string_view context,
+                                         int max_depth = kMaxJsonDepth);
 
 // InvalidArgument "<path>: key '<key>' <what>".
 absl::Status KeyError(const std::string& path, const std::string& key, absl::string_view what);

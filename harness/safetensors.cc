@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "harness/file_io.h"
+#include "harness/json_fields.h"
 #include "harness/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -184,12 +185,8 @@ absl::StatusOr<SafetensorsContents> ParseSafetensors(absl::string_view bytes,
   const absl::string_view header_bytes = bytes.substr(sizeof(header_len), header_len);
   const absl::string_view data = bytes.substr(sizeof(header_len) + header_len);
 
-  Json header;
-  try {
-    header = Json::parse(header_bytes.begin(), header_bytes.end());
-  } catch (const Json::exception& e) {
-    return invalid("header is not valid JSON: ", e.what());
-  }
+  ASSIGN_OR_RETURN(Json header,
+                   ParseJson(header_bytes, absl::StrCat(name_for_errors, ": header")));
   if (!header.is_object()) {
     return invalid("header is a JSON ", header.type_name(), ", not an object");
   }

@@ -204,7 +204,7 @@ TEST(SafetensorsTest, HeaderLongerThanTheFileIsAnError) {
 
 TEST(SafetensorsTest, HeaderThatIsNotJsonIsAnError) {
   ExpectReadError("not_json.safetensors", HandBuilt("{\"x\": [", ""),
-                  absl::StatusCode::kInvalidArgument, "header is not valid JSON");
+                  absl::StatusCode::kInvalidArgument, "header: not valid JSON");
 }
 
 TEST(SafetensorsTest, HeaderThatIsNotAnObjectIsAnError) {

@@ -83,12 +83,7 @@ absl::Status ValidateGpt2Config(const Gpt2Config& config, const std::string& nam
 absl::StatusOr<Gpt2Config> ParseGpt2ConfigJson(absl::string_view text,
                                                const std::string& path_for_errors) {
   const std::string& path = path_for_errors;
-  Json json;
-  try {
-    json = Json::parse(text.begin(), text.end());
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON: ", e.what()));
-  }
+  ASSIGN_OR_RETURN(Json json, ParseJson(text, path));
   if (!json.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
   }

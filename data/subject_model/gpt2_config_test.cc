@@ -41,6 +41,16 @@ constexpr char kGpt2SmallConfig[] = R"({
   "vocab_size": 50257
 })";
 
+TEST(Gpt2ConfigTest, DeeplyNestedConfigIsAnErrorNotACrash) {
+  const std::string text = "{\"n_embd\": " + std::string(100000, '[') + "}";
+  const absl::StatusOr<Gpt2Config> config = ParseGpt2ConfigJson(text, "model/config.json");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(config.status().message().find("model/config.json: not valid JSON: nested deeper"),
+            std::string::npos)
+      << config.status();
+}
+
 TEST(Gpt2ConfigTest, ReadsTheTransformersGpt2SmallConfig) {
   absl::StatusOr<Gpt2Config> config = ParseGpt2ConfigJson(kGpt2SmallConfig, "gpt2/config.json");
   ASSERT_TRUE(config.ok()) << config.status();

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "harness/file_io.h"
 #include "harness/sha256.h"
+#include "harness/json_fields.h"
 #include "harness/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "re2/re2.h"
@@ -515,13 +516,7 @@ absl::StatusOr<BpeTokenizer> BpeTokenizer::FromFiles(const std::string& vocab_js
   ASSIGN_OR_RETURN(std::string merges_text, ReadFile(merges_txt_path));
 
   // vocab.json -> tokens by id.
-  nlohmann::json vocab;
-  try {
-    vocab = nlohmann::json::parse(vocab_text);
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(vocab_json_path, ": malformed JSON: ", e.what()));
-  }
+  ASSIGN_OR_RETURN(nlohmann::json vocab, ParseJson(vocab_text, vocab_json_path));
   if (!vocab.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(vocab_json_path, ": expected a JSON object {\"token\": id, ...}"));

@@ -340,7 +340,15 @@ TEST(BpeTokenizerBadInputTest, MalformedJsonNamesFileAndPosition) {
   absl::Status status = LoadTiny("malformed", "{\"a\": 0,\n \"b\": }", Tiny().merges_txt);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), AllOf(HasSubstr("malformed/vocab.json"),
-                                      HasSubstr("malformed JSON"), HasSubstr("line 2")));
+                                      HasSubstr("not valid JSON"), HasSubstr("line 2")));
+}
+
+TEST(BpeTokenizerBadInputTest, DeeplyNestedVocabIsAnErrorNotACrash) {
+  absl::Status status =
+      LoadTiny("deep", "{\"a\": " + std::string(100000, '[') + "}", Tiny().merges_txt);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("deep/vocab.json"), HasSubstr("nested deeper than 256 levels")));
 }
 
 TEST(BpeTokenizerBadInputTest, MergeOfUnknownTokenNamesFileAndLine) {

@@ -501,6 +501,11 @@ TEST(SaeLensTest, FeaturesSaelabCannotRunAreRefusedByKey) {
   absl::StatusOr<std::unique_ptr<Sae>> sae = ImportSaeLens(dir);
   EXPECT_EQ(sae.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(sae.status().message(), AllOf(HasSubstr(path), HasSubstr("not valid JSON")));
+  // Nested 100,000 deep: an error, not a crash.
+  ASSERT_TRUE(AtomicWriteFile(path, "{\"architecture\": " + std::string(100000, '[') + "}").ok());
+  sae = ImportSaeLens(dir);
+  EXPECT_EQ(sae.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(sae.status().message(), AllOf(HasSubstr(path), HasSubstr("nested deeper than")));
 }
 
 TEST(SaeLensTest, BatchTopKTrainingFormIsRefusedWithAHint) {

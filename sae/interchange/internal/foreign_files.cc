@@ -59,12 +59,7 @@ std::string ShapeString(c10::IntArrayRef shape) {
 
 absl::StatusOr<Json> ReadJsonObject(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  Json json;
-  try {
-    json = Json::parse(text);
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON: ", e.what()));
-  }
+  ASSIGN_OR_RETURN(Json json, ParseJson(text, path));
   if (!json.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
   }
