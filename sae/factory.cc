@@ -1,6 +1,10 @@
 #include "sae/factory.h"
 
+#include <cmath>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "re2/re2.h"
 #include "harness/textproto.h"
 #include "sae/batch_topk.h"
 #include "sae/gated.h"
@@ -87,7 +91,23 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
   if (architecture == nullptr) return Invalid(*config, NoArchitectureMessage());
   if (d_in < 1) return Invalid(*config, absl::StrCat("d_in must be >= 1, got ", d_in));
   if (n < 1) return Invalid(*config, absl::StrCat("n_latents must be >= 1, got ", n));
+  // The name becomes a directory under the run directory: letters, digits
+  // and . _ - only, not starting with a dot (so never "..").
+  static const RE2* safe_name = new RE2("[A-Za-z0-9_-][A-Za-z0-9._-]*");
+  if (!config->name().empty() && !RE2::FullMatch(config->name(), *safe_name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SAE name '", absl::CHexEscape(config->name()),
+        "' may use only letters, digits, '.', '_' and '-' and must not start with '.'"));
+  }
   TrainerConfig* trainer = config->mutable_trainer();
+  if (trainer->checkpoint_every_steps() < 0) {
+    return Invalid(*config, absl::StrCat("trainer.checkpoint_every_steps must be >= 0, got ",
+                                         trainer->checkpoint_every_steps()));
+  }
+  if (trainer->log_every_steps() < 0) {
+    return Invalid(*config, absl::StrCat("trainer.log_every_steps must be >= 0, got ",
+                                         trainer->log_every_steps()));
+  }
   if (trainer->batch_size() < 1) {
     return Invalid(*config, absl::StrCat("trainer.batch_size must be >= 1, got ", trainer->batch_size()));
   }
@@ -98,7 +118,9 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
   if (trainer->lr_decay_fraction() < 0 || trainer->lr_decay_fraction() > 1) {
     return Invalid(*config, "trainer.lr_decay_fraction must be in [0, 1]");
   }
-  if (trainer->grad_clip_norm() < 0) return Invalid(*config, "trainer.grad_clip_norm must be >= 0");
+  if (!(trainer->grad_clip_norm() >= 0) || std::isinf(trainer->grad_clip_norm())) {
+    return Invalid(*config, "trainer.grad_clip_norm must be finite and >= 0");
+  }
   if (trainer->has_adam_eps() && !(trainer->adam_eps() > 0)) {
     return Invalid(*config, "trainer.adam_eps must be > 0");
   }
@@ -114,7 +136,9 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
   if (absl::Status own = architecture->resolve(d_in, config); !own.ok()) {
     return Invalid(*config, own.message());
   }
-  if (!(trainer->lr() > 0)) return Invalid(*config, "trainer.lr must be > 0");
+  if (!(trainer->lr() > 0) || std::isinf(trainer->lr())) {
+    return Invalid(*config, absl::StrCat("trainer.lr must be finite and > 0, got ", trainer->lr()));
+  }
   return absl::OkStatus();
 }
 

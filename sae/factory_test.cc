@@ -6,9 +6,11 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
+#include "harness/textproto.h"
 #include "sae/architecture.h"
 
 namespace saelab {
@@ -46,6 +48,33 @@ void ExpectInvalid(SaeConfig config, int64_t d_in, const std::string& field) {
   absl::Status status = ResolveSaeConfig(d_in, &config);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_THAT(std::string(status.message()), AllOf(HasSubstr("'" + name + "'"), HasSubstr(field)));
+}
+
+TEST(FactoryTest, UnsafeNamesAndOutOfRangeKnobsAreRefused) {
+  auto resolve = [](const std::string& text) {
+    SaeConfig config;
+    EXPECT_TRUE(ParseTextProto(text, "sae.textproto", &config).ok()) << text;
+    return ResolveSaeConfig(16, &config);
+  };
+  // The name is a directory under the run directory.
+  for (const char* name : {"../../../x", "a/b", ".hidden", "bad\\xff"}) {
+    const absl::Status status =
+        resolve(absl::StrCat("name: \"", name, "\" n_latents: 32 topk { k: 4 }"));
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_NE(status.message().find("may use only letters, digits"), std::string::npos)
+        << status;
+  }
+  EXPECT_TRUE(resolve("name: \"topk_k4.v2-a\" n_latents: 32 topk { k: 4 }").ok());
+  const absl::Status negative = resolve(
+      "name: \"t\" n_latents: 32 topk { k: 4 } trainer { checkpoint_every_steps: -5 }");
+  EXPECT_NE(negative.message().find("trainer.checkpoint_every_steps must be >= 0, got -5"),
+            std::string::npos)
+      << negative;
+  const absl::Status infinite =
+      resolve("name: \"t\" n_latents: 32 topk { k: 4 } trainer { lr: inf }");
+  EXPECT_NE(infinite.message().find("trainer.lr must be finite and > 0, got inf"),
+            std::string::npos)
+      << infinite;
 }
 
 TEST(FactoryTest, TopKLearningRateIs2e4OverSqrtOfLatentsOver2To14) {
