@@ -1,6 +1,7 @@
 #include "sae/trainer.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -47,6 +48,18 @@ absl::Status LoadState(const std::string& path, Sae& sae, torch::optim::Adam& ad
   return absl::OkStatus();
 }
 
+// One NaN or Inf in the activations turns every weight NaN within a step;
+// refuse it where it enters, naming the place.
+absl::Status CheckFinite(const torch::Tensor& x, const std::string& where) {
+  const torch::Tensor bad = torch::isfinite(x).logical_not();
+  if (!bad.any().item<bool>()) return absl::OkStatus();
+  const torch::Tensor first = bad.nonzero()[0];  // [row, column]
+  const int64_t row = first[0].item<int64_t>(), column = first[1].item<int64_t>();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "activation source returned a non-finite value (", x[row][column].item<float>(), ") in ",
+      where, " at row ", row, ", column ", column, "; the activations must be finite"));
+}
+
 absl::Status CheckBatch(const torch::Tensor& x, int64_t batch_size, int64_t d_in, int64_t step) {
   if (x.dim() != 2 || x.size(0) != batch_size || x.size(1) != d_in ||
       x.scalar_type() != torch::kFloat32) {
@@ -55,7 +68,8 @@ absl::Status CheckBatch(const torch::Tensor& x, int64_t batch_size, int64_t d_in
                      absl::StrJoin(x.sizes(), ", "), "] ", c10::toString(x.scalar_type()),
                      " at step ", step, "; expected [", batch_size, ", ", d_in, "] Float"));
   }
-  return absl::OkStatus();
+  return CheckFinite(x, step < 0 ? std::string("the initialisation sample")
+                                 : absl::StrCat("the batch of step ", step));
 }
 
 }  // namespace
@@ -128,6 +142,17 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     info.dead_mask = loop.tokens_since_fired >= trainer.dead_after_tokens();
 
     TrainOutput out = sae->TrainForward(batch * sae->input_scale(), info);
+    // A non-finite loss (finite but huge activations, a too large learning
+    // rate) would poison every weight: stop before the update; the last
+    // checkpoint on disk stays as it was.
+    const double loss = out.loss.item<double>();
+    if (!std::isfinite(loss)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "SAE '", config.name(), "': the training loss is ", loss, " at step ", step, " of ",
+          total_steps, " (batch max |x| ", batch.abs().max().item<float>(), ", lr ",
+          LearningRateAt(trainer, step, total_steps),
+          "); nothing after the last checkpoint was written"));
+    }
     adam.zero_grad();
     out.loss.backward();
     sae->BeforeOptimizerStep();
@@ -148,7 +173,7 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     loop.next_step = step + 1;
     ++steps_this_call;
     result.last_terms = out.terms;
-    result.last_terms["loss"] = out.loss.item<double>();
+    result.last_terms["loss"] = loss;
     if (step % std::max<int64_t>(1, trainer.log_every_steps()) == 0 || step + 1 == total_steps) {
       progress.Update((step + 1) * batch_size,
                       absl::StrFormat("loss %.5g", result.last_terms["loss"]));

@@ -53,6 +53,60 @@ void ExpectSameTensors(Sae& a, Sae& b) {
   }
 }
 
+// The synthetic source with one value replaced in the batch of one step.
+class PoisonedSource : public ActivationSource {
+ public:
+  PoisonedSource(int64_t step, float value) : step_(step), value_(value), inner_(Source()) {}
+  int64_t d_in() const override { return inner_->d_in(); }
+  absl::StatusOr<torch::Tensor> TrainBatch(int64_t step, int64_t batch_size) override {
+    absl::StatusOr<torch::Tensor> batch = inner_->TrainBatch(step, batch_size);
+    if (batch.ok() && step == step_) (*batch)[7][2] = value_;
+    return batch;
+  }
+  absl::StatusOr<torch::Tensor> InitSample(int64_t tokens) override {
+    return inner_->InitSample(tokens);
+  }
+
+ private:
+  int64_t step_;
+  float value_;
+  std::unique_ptr<SyntheticFeatureSource> inner_;
+};
+
+TEST(TrainerTest, NonFiniteActivationsOrLossStopTrainingWithAClearError) {
+  const std::string dir = TempDir() + "/poisoned";
+  TrainOptions options;
+  options.dir = dir;
+  PoisonedSource nan(/*step=*/23, std::nanf(""));
+  absl::StatusOr<TrainResult> result = TrainSae(TopKConfigForTest(), nan, 1, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(result.status().message(),
+            "activation source returned a non-finite value (nan) in the batch of step 23 at row "
+            "7, column 2; the activations must be finite");
+  // A finite but huge value overflows the loss: stopped before the update,
+  // and the checkpoint of step 20 is what the directory holds.
+  PoisonedSource huge(/*step=*/25, 3e38f);
+  result = TrainSae(TopKConfigForTest(), huge, 1, options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(result.status().message().find("SAE 'topk_test': the training loss is nan at step 25"),
+            std::string::npos)
+      << result.status();
+  // Resuming with clean data finishes from the step-20 checkpoint exactly as
+  // an uninterrupted run does.
+  auto clean = Source();
+  result = TrainSae(TopKConfigForTest(), *clean, 1, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->resumed);
+  auto reference_source = Source();
+  TrainOptions fresh;
+  fresh.dir = TempDir() + "/unpoisoned";
+  absl::StatusOr<TrainResult> reference = TrainSae(TopKConfigForTest(), *reference_source, 1, fresh);
+  ASSERT_TRUE(reference.ok());
+  ExpectSameTensors(*result->sae, *reference->sae);
+}
+
 TEST(TrainerTest, SameSeedGivesBitIdenticalSaes) {
   for (const SaeConfig& config : {TopKConfigForTest(), ReluL1ConfigForTest()}) {
     auto source = Source();
