@@ -132,12 +132,23 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
     ASSIGN_OR_RETURN(const std::vector<WordTokens>* brown_words, corpora.BrownWords(tokenizer));
     static const RE2* digit = new RE2("[0-9]");
     static const RE2* capitalized = new RE2("^ ?[A-Z]");
+    if (name == "brown_noun") {
+      task.description = "Brown words tagged nn* (common nouns) vs other words, last token";
+      task.class_names = {"other word", "noun"};
+    } else if (name == "digit_token") {
+      task.description = "tokens whose text contains a digit [0-9] vs other tokens";
+      task.class_names = {"other token", "digit"};
+    } else if (name == "capitalized_token") {
+      task.description = "tokens whose text is ^ ?[A-Z] (capitalised) vs other tokens";
+      task.class_names = {"other token", "capitalized"};
+    } else {
+      task.description = "tokens of words between Brown's `` and '' vs other tokens";
+      task.class_names = {"outside quotes", "inside quotes"};
+    }
     for (size_t d = 0; d < brown->documents.size(); ++d) {
       const Document& doc = brown->documents[d];
       const WordTokens& words = (*brown_words)[d];
       if (name == "brown_noun") {
-        task.description = "Brown words tagged nn* (common nouns) vs other words, last token";
-        task.class_names = {"other word", "noun"};
         task.sequences.push_back(BrownWordSequence(
             doc, words, [&](size_t w, size_t t, size_t n, int32_t) -> int64_t {
               if (t + 1 != n) return -1;
@@ -145,10 +156,6 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
             }));
       } else if (name == "digit_token" || name == "capitalized_token") {
         const RE2& pattern = name == "digit_token" ? *digit : *capitalized;
-        task.description = name == "digit_token"
-                               ? "tokens whose text contains a digit [0-9] vs other tokens"
-                               : "tokens whose text is ^ ?[A-Z] (capitalised) vs other tokens";
-        task.class_names = {"other token", name == "digit_token" ? "digit" : "capitalized"};
         task.sequences.push_back(BrownWordSequence(
             doc, words, [&](size_t, size_t, size_t, int32_t id) -> int64_t {
               const absl::string_view bytes = tokenizer.TokenBytes(id);
@@ -156,8 +163,6 @@ absl::StatusOr<ProbeTaskText> BuildTask(const std::string& name, const BpeTokeni
                                                                                               : 0;
             }));
       } else {
-        task.description = "tokens of words between Brown's `` and '' vs other tokens";
-        task.class_names = {"outside quotes", "inside quotes"};
         // Quote state per word: inside between `` and ''; the marks are not examples.
         std::vector<int64_t> word_label(doc.words.size(), 0);
         bool inside = false;
