@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "experiments/analysis.h"
 #include "experiments/experiment_config.pb.h"
 #include "experiments/registry.h"
 #include "harness/file_io.h"
@@ -77,6 +78,7 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   const google::protobuf::Message& experiment_config = ExperimentMessage(config);
   result.set_experiment(experiment->name);
   RETURN_IF_ERROR(experiment->run(experiment_config, run.path, &seeds, &result));
+  CheckClaims(config.claims(), &result);
   RecordSeeds(seeds, result.mutable_provenance());
   RecordPhase("total", total_clock.Seconds(), result.mutable_provenance());
   RETURN_IF_ERROR(WriteBinaryProtoFile(run.path + "/result.pb", result));

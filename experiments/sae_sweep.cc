@@ -5,8 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "eval/reconstruction.h"
 #include "harness/log.h"
+#include "harness/proto_path.h"
 #include "harness/provenance.h"
 #include "harness/statistics.h"
 #include "harness/status_macros.h"
@@ -36,29 +38,58 @@ absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep) {
     return absl::InvalidArgumentError(
         absl::StrCat("sweep '", base.name(), "': seeds must be >= 1"));
   }
+  // The grid's product first, each cell a base for the sparsity values.
+  std::vector<SweepPoint> cells = {SweepPoint{base, 0, {}}};
+  for (const FieldValues& axis : sweep.grid()) {
+    if (axis.values().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("sweep '", base.name(), "': grid field '",
+                                                     axis.field(), "' lists no values"));
+    }
+    const std::string leaf = axis.field().substr(axis.field().rfind('.') + 1);
+    std::vector<SweepPoint> next;
+    for (const SweepPoint& cell : cells) {
+      for (double value : axis.values()) {
+        SweepPoint point = cell;
+        absl::Status set = SetNumericField(&point.config, axis.field(), value);
+        if (!set.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("sweep '", base.name(), "': ", set.message()));
+        }
+        // %g writes 1e+06; '+' is not allowed in an SAE name.
+        point.config.set_name(absl::StrCat(point.config.name(), "_", leaf, "_",
+                                           absl::StrReplaceAll(absl::StrFormat("%g", value),
+                                                               {{"+", ""}})));
+        point.grid_values[axis.field()] = value;
+        next.push_back(point);
+      }
+    }
+    cells = std::move(next);
+  }
   std::vector<SweepPoint> points;
-  for (double value : sweep.sparsity()) {
-    SweepPoint point;
-    point.config = base;
-    SetSparsityKnob(&point.config, value);
-    point.config.set_name(absl::StrCat(base.name(), "_", KnobLabel(base, value)));
-    points.push_back(point);
+  for (const SweepPoint& cell : cells) {
+    for (double value : sweep.sparsity()) {
+      SweepPoint point = cell;
+      SetSparsityKnob(&point.config, value);
+      point.config.set_name(absl::StrCat(cell.config.name(), "_", KnobLabel(base, value)));
+      points.push_back(point);
+    }
+    for (double target : sweep.target_l0()) {
+      SweepPoint point = cell;
+      point.config.set_name(absl::StrFormat("%s_l0_%g", cell.config.name(), target));
+      point.target_l0 = target;
+      points.push_back(point);
+    }
+    if (sweep.sparsity().empty() && sweep.target_l0().empty()) points.push_back(cell);
   }
-  for (double target : sweep.target_l0()) {
-    SweepPoint point;
-    point.config = base;
-    point.config.set_name(absl::StrFormat("%s_l0_%g", base.name(), target));
-    point.target_l0 = target;
-    points.push_back(point);
-  }
-  if (points.empty()) points.push_back(SweepPoint{base, 0});
   return points;
 }
 
 namespace {
 
-void FillHyperparameters(const SaeConfig& resolved, SaeResult* result) {
+void FillHyperparameters(const SaeConfig& resolved, const SweepPoint& point, SaeResult* result) {
   auto& hyper = *result->mutable_hyperparameters();
+  for (const auto& [field, value] : point.grid_values) hyper[field] = value;
+  if (point.target_l0 > 0) hyper["target_l0"] = point.target_l0;
   hyper["n_latents"] = resolved.n_latents();
   hyper["lr"] = resolved.trainer().lr();
   hyper["batch_size"] = resolved.trainer().batch_size();
@@ -109,11 +140,17 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
   sae_result->set_architecture(sae.architecture());
   sae_result->set_seed(seed);
   metrics.WriteTo(sae_result);
-  FillHyperparameters(trained.config, sae_result);
+  FillHyperparameters(trained.config, point, sae_result);
+  sae_result->set_sweep(sweep.base().name());
   sae_result->set_train_tokens(trained.config.trainer().total_tokens() /
                                trained.config.trainer().batch_size() *
                                trained.config.trainer().batch_size());
   sae_result->set_train_wall_seconds(trained.wall_seconds);
+  // Training compute, as Gao et al. count it: 6 flops per parameter of the
+  // encoder and decoder matrices per token (forward 2, backward 4).
+  (*sae_result->mutable_metrics())["train_flops"] =
+      6.0 * static_cast<double>(eval_set.size(1)) * static_cast<double>(sae.n_latents()) *
+      static_cast<double>(sae_result->train_tokens());
   sae_result->set_checkpoint(checkpoint);
   RecordPhase(absl::StrCat("eval/", config.name()), eval_clock.Seconds(), provenance);
   Log("%-28s l0 %7.3f  nmse %.4f  fvu %.4f  dead %.3f%s", config.name().c_str(), metrics.L0(),
@@ -140,6 +177,8 @@ void SummarizeGroups(ExperimentResult* result) {
     SaeGroupSummary* summary = result->add_groups();
     summary->set_group(name);
     summary->set_architecture(members.front()->architecture());
+    summary->set_sweep(members.front()->sweep());
+    summary->set_hook_name(members.front()->hook_name());
     std::map<std::string, std::vector<double>> values;
     std::map<std::string, std::vector<double>> hypers;
     for (const SaeResult* sae : members) {

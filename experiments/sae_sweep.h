@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -32,13 +33,16 @@ namespace saelab {
 
 // One SAE config of a sweep before seeds: a fixed knob or a target L0.
 struct SweepPoint {
-  SaeConfig config;      // named "<base>_<knob>" or "<base>_l0_<target>"
+  SaeConfig config;      // named "<base>[_<field>_<value>...]_<knob>" or "..._l0_<target>"
   double target_l0 = 0;  // > 0: matched-L0 search
+  // The grid's value of each swept field path, recorded as hyperparameters.
+  std::map<std::string, double> grid_values;
 };
 
-// One point per sparsity value and per target L0; the base alone if the
-// sweep lists neither. InvalidArgument for a base without name or
-// architecture, or seeds < 1.
+// The product of the grid's axes (in order), each cell with one point per
+// sparsity value and per target L0, or alone if the sweep lists neither.
+// InvalidArgument for a base without name or architecture, seeds < 1, or a
+// grid axis that is empty or names no numeric field (harness/proto_path.h).
 absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep);
 
 struct TrainedSae {

@@ -1,6 +1,11 @@
 #include "experiments/subject_sae.h"
 
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "data/activations/subject_data.h"
+#include "experiments/analysis.h"
 #include "experiments/registry.h"
 #include "experiments/sae_sweep.h"
 #include "experiments/subject_evaluations.h"
@@ -9,20 +14,37 @@
 #include "harness/status_macros.h"
 
 namespace saelab {
+namespace {
 
-absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& run_dir,
-                           SeedTree* seeds, ExperimentResult* result) {
-  ASSIGN_OR_RETURN(SubjectData data,
-                   OpenSubjectData(config.activations(), seeds->Derive("data/train_stream"),
-                                   result->mutable_provenance()));
-  *result->mutable_activation_data() = data.summary;
+// The sweeps at one hook: its own data (store), evaluations and SAEs.
+// With `prefix_names`, SAE and series names start with "<hook>.".
+absl::Status RunAtHook(const SubjectSaeConfig& config, const std::string& hook,
+                       bool prefix_names, const std::string& run_dir, SeedTree* seeds,
+                       ExperimentResult* result) {
+  SubjectActivationsConfig activations = config.activations();
+  activations.set_hook_name(hook);
+  // One training stream seed for every hook: the same shuffle of contexts.
+  ASSIGN_OR_RETURN(SubjectData data, OpenSubjectData(activations,
+                                                     seeds->Derive("data/train_stream"),
+                                                     result->mutable_provenance()));
+  if (!result->has_activation_data()) *result->mutable_activation_data() = data.summary;
   const double train_rows = static_cast<double>(data.summary.train_rows());
   ASSIGN_OR_RETURN(std::unique_ptr<SubjectEvaluations> evaluations,
                    SubjectEvaluations::Create(config, data, run_dir, seeds, result));
+  google::protobuf::RepeatedPtrField<SaeSweep> sweeps = config.sweeps();
+  if (prefix_names) {
+    for (SaeSweep& sweep : sweeps) {
+      sweep.mutable_base()->set_name(absl::StrCat(hook, ".", sweep.base().name()));
+    }
+  }
   absl::Status evaluation_status;
   RETURN_IF_ERROR(RunSweeps(
-      config.sweeps(), *data.source, data.eval_rows, config.reconstruction_eval(), run_dir,
+      sweeps, *data.source, data.eval_rows, config.reconstruction_eval(), run_dir,
       {"nmse", "dead_fraction", "delta_loss"}, seeds, result, [&](TrainedSae& trained) {
+        trained.result->set_hook_name(hook);
+        if (prefix_names) {  // the sweep as configured, the hook beside it
+          trained.result->set_sweep(trained.result->sweep().substr(hook.size() + 1));
+        }
         auto& metrics = *trained.result->mutable_metrics();
         // Training tokens relative to one pass over the training rows.
         metrics["epochs"] = static_cast<double>(trained.result->train_tokens()) / train_rows;
@@ -30,6 +52,22 @@ absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& ru
       }));
   RETURN_IF_ERROR(evaluation_status);
   return evaluations->Finish();
+}
+
+}  // namespace
+
+absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& run_dir,
+                           SeedTree* seeds, ExperimentResult* result) {
+  if (config.hooks().empty()) {
+    RETURN_IF_ERROR(
+        RunAtHook(config, config.activations().hook_name(), false, run_dir, seeds, result));
+  } else {
+    for (const std::string& hook : config.hooks()) {
+      Log("hook %s", hook.c_str());
+      RETURN_IF_ERROR(RunAtHook(config, hook, true, run_dir, seeds, result));
+    }
+  }
+  return FitPowerLaws(config.fits(), seeds->Derive("fits"), result);
 }
 
 SAELAB_REGISTER_EXPERIMENT(subject_sae, SubjectSaeConfig, RunSubjectSae,

@@ -44,7 +44,8 @@ def draw_series_vs_l0(ax, result, metric):
 
 
 def save(fig, result, out_dir, file_name):
-    """Titles the figure with the run's commit and config hash, saves it."""
+    """Titles the figure with the run's commit and config hash, saves it as
+    PNG and, beside it, as SVG."""
     provenance = result.provenance
     fig.suptitle("%s  (commit %s%s, config %s)" % (
         result.name, provenance.git_commit[:10], "+dirty" if provenance.git_dirty else "",
@@ -52,4 +53,10 @@ def save(fig, result, out_dir, file_name):
     fig.tight_layout()
     out = os.path.join(out_dir, file_name)
     fig.savefig(out, dpi=120)
+    fig.savefig(os.path.splitext(out)[0] + ".svg")
     print("plot:", out)
+
+
+def hook_label(hook_name):
+    """"blocks.1.hook_resid_post" -> "1.resid_post"."""
+    return hook_name.replace("blocks.", "").replace("hook_", "")

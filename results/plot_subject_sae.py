@@ -6,7 +6,9 @@ NMSE, dead fraction and delta loss (CE with the SAE spliced in minus clean
 CE, nats/token) vs L0, one line per sweep (group means over seeds,
 95% intervals as error bars), on the validation split's activations.
 
-Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
+Then, when the result has them: the power-law fits on log-log axes
+(plot_scaling.py), bars over seeds (plot_seeds.py) and bars per hook
+(plot_sites.py). Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
 sets it).
 """
 import matplotlib
@@ -15,6 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import plot_common  # noqa: E402
+import plot_scaling  # noqa: E402
+import plot_seeds  # noqa: E402
+import plot_sites  # noqa: E402
 
 
 def main():
@@ -31,6 +36,9 @@ def main():
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     plot_common.save(fig, result, out_dir, "subject_sae.png")
+    plot_scaling.draw(result, out_dir)
+    plot_seeds.draw(result, out_dir)
+    plot_sites.draw(result, out_dir)
 
 
 if __name__ == "__main__":
