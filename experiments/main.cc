@@ -2,6 +2,7 @@
 //
 //   ./bazelw run //experiments:synthetic_recovery
 //   ./bazelw run //experiments:synthetic_recovery -- --run_dir=/tmp/r --noplot
+//   ./bazelw run //experiments:frontier_paper -- --model_dir=/data/gpt2
 //   bazel-bin/experiments/synthetic_recovery --config=my.textproto
 //
 // The BUILD target passes the experiment's textproto as --config.
@@ -22,6 +23,9 @@ ABSL_FLAG(std::string, run_dir, "",
           "Run directory; an existing one with the same config is resumed. "
           "Default: results/runs/<name>/<UTC time>-<config hash>.");
 ABSL_FLAG(bool, plot, true, "Draw the experiment's plot into the run directory.");
+ABSL_FLAG(std::string, model_dir, "",
+          "Subject model directory (HF GPT-2 layout) replacing the config's "
+          "subject_sae.activations.model_dir, e.g. your GPT-2 for the *_paper configs.");
 ABSL_FLAG(int, threads, 0, "Intra-op threads for LibTorch (0: its default, the core count).");
 
 int main(int argc, char** argv) {
@@ -33,6 +37,7 @@ int main(int argc, char** argv) {
   options.config_path = absl::GetFlag(FLAGS_config);
   options.run_dir = absl::GetFlag(FLAGS_run_dir);
   options.plot = absl::GetFlag(FLAGS_plot);
+  options.model_dir = absl::GetFlag(FLAGS_model_dir);
   options.argc = argc;
   options.argv = argv;
   if (options.config_path.empty()) {
@@ -45,6 +50,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "\n%s\n", saelab::FormatSummaryTable(outcome->result).c_str());
+  const std::string claims = saelab::FormatClaims(outcome->result);
+  if (!claims.empty()) std::fprintf(stderr, "%s\n", claims.c_str());
   std::fprintf(stderr, "results: %s/result.textproto\n", outcome->run_dir.c_str());
   for (const saelab::SaeResult& sae : outcome->result.saes()) {
     if (sae.has_dashboard()) {

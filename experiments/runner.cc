@@ -53,6 +53,13 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   ExperimentConfig config;
   RETURN_IF_ERROR(ParseTextProtoFile(options.config_path, &config));
   FillDefaults(&config);
+  if (!options.model_dir.empty()) {
+    if (!config.has_subject_sae()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          options.config_path, ": --model_dir given, but this experiment reads no subject model"));
+    }
+    config.mutable_subject_sae()->mutable_activations()->set_model_dir(options.model_dir);
+  }
   if (config.name().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(options.config_path, ": `name` is required"));
   }

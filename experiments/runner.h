@@ -21,6 +21,10 @@ struct RunnerOptions {
   std::string run_dir;
   // Draw the plot (if the experiment has one and its config asks for it).
   bool plot = true;
+  // Replaces subject_sae.activations.model_dir before the config is hashed
+  // and recorded (the *_paper configs take the user's GPT-2 directory so).
+  // InvalidArgument for an experiment without a subject model.
+  std::string model_dir;
   // argv, recorded in provenance; argv[0] also locates runfiles.
   int argc = 0;
   char** argv = nullptr;

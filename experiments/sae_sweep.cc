@@ -90,6 +90,7 @@ void FillHyperparameters(const SaeConfig& resolved, const SweepPoint& point, Sae
   auto& hyper = *result->mutable_hyperparameters();
   for (const auto& [field, value] : point.grid_values) hyper[field] = value;
   if (point.target_l0 > 0) hyper["target_l0"] = point.target_l0;
+  if (point.matched_target_l0 > 0) hyper["target_l0"] = point.matched_target_l0;
   hyper["n_latents"] = resolved.n_latents();
   hyper["lr"] = resolved.trainer().lr();
   hyper["batch_size"] = resolved.trainer().batch_size();
@@ -127,6 +128,7 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
     TrainOptions options;
     options.dir = dir;
     ASSIGN_OR_RETURN(trained, TrainSae(config, source, seed, options));
+    if (point.matched_target_l0 > 0) sae_result->set_target_l0(point.matched_target_l0);
   }
   RecordPhase(absl::StrCat("train/", config.name()), trained.wall_seconds, provenance);
 
@@ -229,9 +231,19 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
     std::vector<std::string> groups;
     for (const SweepPoint& point : points) {
       groups.push_back(point.config.name());
+      SweepPoint seed_point = point;
       for (int s = 0; s < sweep.seeds(); ++s) {
-        ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(point, sweep, s, source, eval_set,
-                                                              eval_config, run_dir, seeds, result));
+        ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(seed_point, sweep, s, source,
+                                                              eval_set, eval_config, run_dir,
+                                                              seeds, result));
+        if (s == 0 && point.target_l0 > 0 && !sweep.search_every_seed()) {
+          // The other seeds train at the knob this seed's search found.
+          const auto& hyper = trained.result->hyperparameters();
+          SetSparsityKnob(&seed_point.config,
+                          hyper.at(SparsityKnobIsK(point.config) ? "k" : "sparsity_coefficient"));
+          seed_point.target_l0 = 0;
+          seed_point.matched_target_l0 = point.target_l0;
+        }
         if (after_each) after_each(trained);
       }
     }

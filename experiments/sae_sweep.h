@@ -35,6 +35,10 @@ namespace saelab {
 struct SweepPoint {
   SaeConfig config;      // named "<base>[_<field>_<value>...]_<knob>" or "..._l0_<target>"
   double target_l0 = 0;  // > 0: matched-L0 search
+  // > 0: trained at the knob an earlier seed's search found for this
+  // target L0 (SaeSweep.search_every_seed false); recorded as the
+  // SAE's target_l0.
+  double matched_target_l0 = 0;
   // The grid's value of each swept field path, recorded as hyperparameters.
   std::map<std::string, double> grid_values;
 };

@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "data/activations/synthetic_features.h"
+#include "absl/strings/str_cat.h"
 #include "harness/textproto.h"
 
 namespace saelab {
@@ -94,6 +98,57 @@ TEST(ExpandSweepTest, BadGridAxesAreRefusedNamingTheSweepAndField) {
     EXPECT_EQ(points.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(points.status().message().find("sweep 's'"), std::string::npos)
         << points.status();
+  }
+}
+
+// A matched-L0 sweep of 2 seeds on synthetic data (d 16, 64 features, 2
+// active): with search_every_seed false, seed 1 trains at the lambda seed
+// 0's search found, without a search of its own; with true, it searches.
+TEST(RunSweepsTest, LaterSeedsReuseTheFirstSeedsMatchedKnobWhenAsked) {
+  SyntheticDataConfig data;
+  data.set_d(16);
+  data.set_n_features(64);
+  data.set_mean_active_features(2);
+  data.set_eval_tokens(2048);
+  absl::StatusOr<std::unique_ptr<SyntheticFeatureSource>> source =
+      SyntheticFeatureSource::Create(data, 1);
+  ASSERT_TRUE(source.ok()) << source.status();
+  for (bool every_seed : {false, true}) {
+    google::protobuf::RepeatedPtrField<SaeSweep> sweeps;
+    *sweeps.Add() = Parse(R"pb(
+      base {
+        name: "l1"
+        n_latents: 64
+        relu_l1 {}
+        trainer { batch_size: 256 total_tokens: 16384 lr: 3e-3 init_sample_tokens: 1024 }
+      }
+      target_l0: 3
+      seeds: 2
+      matched_l0 { tolerance: 0.2 max_trainings: 8 coefficient_low: 0.1 coefficient_high: 10 }
+    )pb");
+    sweeps.Mutable(0)->set_search_every_seed(every_seed);
+    const std::string run_dir =
+        absl::StrCat(std::getenv("TEST_TMPDIR"), "/every_seed_", every_seed);
+    ExperimentResult result;
+    SeedTree seeds(3);
+    ReconstructionEvalConfig eval;
+    ASSERT_TRUE(RunSweeps(sweeps, **source, (*source)->EvalSet(), eval, run_dir, {"nmse"}, &seeds,
+                          &result)
+                    .ok());
+    ASSERT_EQ(result.saes_size(), 2);
+    const SaeResult& first = result.saes(0);
+    const SaeResult& second = result.saes(1);
+    EXPECT_GT(first.l0_search_size(), 0);
+    EXPECT_EQ(second.target_l0(), 3);
+    EXPECT_EQ(second.hyperparameters().at("target_l0"), 3);
+    EXPECT_EQ(second.group(), first.group());
+    if (every_seed) {
+      EXPECT_GT(second.l0_search_size(), 0);
+    } else {
+      EXPECT_EQ(second.l0_search_size(), 0);
+      EXPECT_EQ(second.hyperparameters().at("sparsity_coefficient"),
+                first.hyperparameters().at("sparsity_coefficient"));
+    }
   }
 }
 

@@ -19,7 +19,13 @@ namespace saelab {
 // l0, nmse, mmcs, delta_loss, loss_recovered, kl_mean, probe_loss,
 // sparse_probe_top1_accuracy, absorption_fraction, steering_concept_rate.
 // A missing value prints as "-". Empty string for a result without SAEs.
+// When some group has more than one seed, one row per group instead, each
+// cell "mean ±h" with h the half-width of the 95% t-interval.
 std::string FormatSummaryTable(const ExperimentResult& result);
+
+// "paper claims: H of N held" and one line per claim (yes/NO, id, paper,
+// saelab's figure); empty for a result without claims.
+std::string FormatClaims(const ExperimentResult& result);
 
 }  // namespace saelab
 

@@ -180,6 +180,13 @@ absl::StatusOr<MatchedL0Result> TrainAtTargetL0(const SaeConfig& base, double ta
     bool has_a = false, has_b = false;
     same_side = 0;
     while (static_cast<int>(result.path.size()) < budget) {
+      // A lambda already trained in full (the step was clamped to the
+      // widened bracket, the L0 does not respond to lambda) would give the
+      // same SAE again: stop with the closest full run.
+      if (std::any_of(fulls.begin(), fulls.end(),
+                      [&](const Try& f) { return f.knob == lambda; })) {
+        break;
+      }
       ASSIGN_OR_RETURN(Try t, TrainTry(base, lambda, true, target_l0, search, source, eval_x, seed,
                                        dir, &result));
       if (Within(t.l0, target_l0, tol)) break;
