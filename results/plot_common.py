@@ -3,7 +3,7 @@ sweep series drawn against L0, and saving the figure with its provenance.
 
     result, out_dir = plot_common.load_result(__doc__)
     plot_common.draw_series_vs_l0(ax, result, "nmse")
-    plot_common.save(fig, result, out_dir, "subject_sae.png")
+    plot_common.save(fig, result, out_dir, result.name + ".png")
 
 Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
 sets it).

@@ -1,4 +1,4 @@
-"""Plots a subject_sae result into subject_sae.png.
+"""Plots a subject_sae result into <name>.png (and .svg).
 
   /usr/bin/python3 results/plot_subject_sae.py --result RUN/result.pb --out_dir RUN
 
@@ -29,13 +29,15 @@ def main():
     for metric, ax in zip(("nmse", "dead_fraction", "delta_loss"), axes):
         plot_common.draw_series_vs_l0(ax, result, metric)
         ax.set_xscale("log")
+        if metric != "dead_fraction":  # log-log, as Gao et al.'s frontiers
+            ax.set_yscale("log")
         ax.set_xlabel("L0 (mean active latents per token, validation split)")
         ax.set_ylabel("delta_loss (nats/token)" if metric == "delta_loss" else metric)
         ax.set_title("%s (d=%d), %d train / %d eval rows" %
                      (data.hook_name, data.d_in, data.train_rows, data.eval_rows), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    plot_common.save(fig, result, out_dir, "subject_sae.png")
+    plot_common.save(fig, result, out_dir, result.name + ".png")
     plot_scaling.draw(result, out_dir)
     plot_seeds.draw(result, out_dir)
     plot_sites.draw(result, out_dir)
