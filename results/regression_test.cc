@@ -26,10 +26,15 @@ namespace {
 
 class RegressionTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    // The baselines were run with 2 intra-op threads (the development
-    // machine's cores); reductions split by thread count.
-    at::set_num_threads(2);
+  // Reductions split by thread count, so a rerun uses the intra-op thread
+  // count the baseline recorded (LibTorch's default here was 1 on 2 cores;
+  // another machine's default would give other bits).
+  static void UseBaselineThreads(const std::string& baseline) {
+    absl::StatusOr<ExperimentResult> result =
+        ReadRunResult(absl::StrCat("results/baselines/", baseline));
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_GT(result->provenance().torch_threads(), 0);
+    at::set_num_threads(result->provenance().torch_threads());
   }
 
   static RegressionGates Gates() {
@@ -91,6 +96,7 @@ TEST_F(RegressionTest, EveryBaselineReproducesWithinItsTolerances) {
   const RegressionGates gates = Gates();
   ASSERT_GT(gates.gates_size(), 0);
   for (const RegressionGate& gate : gates.gates()) {
+    UseBaselineThreads(gate.baseline());
     const std::string tmp = std::getenv("TEST_TMPDIR");
     ExperimentResult now = Run(ConfigFor(gate.baseline(), "rerun"),
                                absl::StrCat(tmp, "/", gate.baseline(), "_rerun"));
@@ -105,6 +111,7 @@ TEST_F(RegressionTest, EveryBaselineReproducesWithinItsTolerances) {
 TEST_F(RegressionTest, WorsenedSaesFailTheGateWithAReadableTable) {
   const RegressionGate gate = Gates().gates(0);
   ASSERT_EQ(gate.baseline(), "quickstart");
+  UseBaselineThreads(gate.baseline());
   const std::string tmp = std::getenv("TEST_TMPDIR");
   // 1. An eighth of the training tokens, the probes off (faster).
   auto shorten = [](ExperimentConfig& config) {
