@@ -20,6 +20,11 @@
 namespace saelab {
 namespace {
 
+// The hyperparameter the sparsity knob is recorded under.
+const char* KnobHyperparameter(const SaeConfig& config) {
+  return SparsityKnobIsK(config) ? "k" : "sparsity_coefficient";
+}
+
 std::string KnobLabel(const SaeConfig& config, double value) {
   return SparsityKnobIsK(config) ? absl::StrCat("k", std::llround(value))
                                  : absl::StrFormat("l1_%g", value);
@@ -95,7 +100,7 @@ void FillHyperparameters(const SaeConfig& resolved, const SweepPoint& point, Sae
   hyper["lr"] = resolved.trainer().lr();
   hyper["batch_size"] = resolved.trainer().batch_size();
   hyper["total_tokens"] = resolved.trainer().total_tokens();
-  hyper[SparsityKnobIsK(resolved) ? "k" : "sparsity_coefficient"] = SparsityKnob(resolved);
+  hyper[KnobHyperparameter(resolved)] = SparsityKnob(resolved);
 }
 
 }  // namespace
@@ -238,9 +243,8 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
                                                               seeds, result));
         if (s == 0 && point.target_l0 > 0 && !sweep.search_every_seed()) {
           // The other seeds train at the knob this seed's search found.
-          const auto& hyper = trained.result->hyperparameters();
           SetSparsityKnob(&seed_point.config,
-                          hyper.at(SparsityKnobIsK(point.config) ? "k" : "sparsity_coefficient"));
+                          trained.result->hyperparameters().at(KnobHyperparameter(point.config)));
           seed_point.target_l0 = 0;
           seed_point.matched_target_l0 = point.target_l0;
         }

@@ -1,12 +1,41 @@
 #include "experiments/summary.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace saelab {
+
+namespace {
+
+// A left-aligned name column, then one right-aligned column per header, each
+// `widths[j]` wide (in bytes, as printf pads); a missing cell prints "-".
+std::string RenderTable(const std::string& name_header, const std::vector<std::string>& names,
+                        const std::vector<std::string>& headers, const std::vector<int>& widths,
+                        const std::vector<std::vector<std::optional<std::string>>>& cells) {
+  size_t name_width = name_header.size();
+  for (const std::string& name : names) name_width = std::max(name_width, name.size());
+  const int nw = static_cast<int>(name_width);
+  std::string out = absl::StrFormat("%-*s", nw, name_header);
+  for (size_t j = 0; j < headers.size(); ++j) {
+    absl::StrAppend(&out, absl::StrFormat("  %*s", widths[j], headers[j]));
+  }
+  absl::StrAppend(&out, "\n");
+  for (size_t i = 0; i < names.size(); ++i) {
+    absl::StrAppend(&out, absl::StrFormat("%-*s", nw, names[i]));
+    for (size_t j = 0; j < headers.size(); ++j) {
+      absl::StrAppend(&out, absl::StrFormat("  %*s", widths[j], cells[i][j].value_or("-")));
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string FormatSummaryTable(const ExperimentResult& result) {
   if (result.saes().empty()) return "";
@@ -27,6 +56,8 @@ std::string FormatSummaryTable(const ExperimentResult& result) {
       columns.push_back(column);
     }
   }
+  std::vector<std::string> names;
+  std::vector<std::vector<std::optional<std::string>>> cells;
   // Seeds: one row per group, each cell "mean ±half-width of the 95% interval".
   const bool by_group = std::any_of(
       result.groups().begin(), result.groups().end(), [](const SaeGroupSummary& g) {
@@ -34,48 +65,41 @@ std::string FormatSummaryTable(const ExperimentResult& result) {
                            [](const auto& m) { return m.second.n() > 1; });
       });
   if (by_group) {
-    size_t width = 5;  // "group"
-    for (const SaeGroupSummary& g : result.groups()) width = std::max(width, g.group().size());
-    std::string out = absl::StrFormat("%-*s", static_cast<int>(width), "group");
-    for (const std::string& column : columns) {
-      absl::StrAppend(&out, absl::StrFormat("  %18s", column.substr(0, 18)));
-    }
-    absl::StrAppend(&out, "\n");
+    std::vector<std::string> headers;
+    for (const std::string& column : columns) headers.push_back(column.substr(0, 18));
     for (const SaeGroupSummary& g : result.groups()) {
-      absl::StrAppend(&out, absl::StrFormat("%-*s", static_cast<int>(width), g.group()));
+      names.push_back(g.group());
+      cells.emplace_back();
       for (const std::string& column : columns) {
         const auto it = g.metrics().find(column);
-        absl::StrAppend(&out, it == g.metrics().end()
-                                  ? absl::StrFormat("  %18s", "-")
-                                  : absl::StrFormat("  %18s", absl::StrFormat(
-                                                                  "%.4f ±%.4f", it->second.mean(),
-                                                                  (it->second.ci95_high() -
-                                                                   it->second.ci95_low()) / 2)));
+        if (it == g.metrics().end()) {
+          cells.back().push_back(std::nullopt);
+        } else {
+          cells.back().push_back(absl::StrFormat("%.4f ±%.4f", it->second.mean(),
+                                                 (it->second.ci95_high() - it->second.ci95_low()) /
+                                                     2));
+        }
       }
-      absl::StrAppend(&out, "\n");
     }
-    return out;
+    return RenderTable("group", names, headers, std::vector<int>(columns.size(), 18), cells);
   }
-  size_t name_width = 3;  // "sae"
-  for (const SaeResult& sae : result.saes()) name_width = std::max(name_width, sae.name().size());
-  std::string out = absl::StrFormat("%-*s", static_cast<int>(name_width), "sae");
+  std::vector<int> widths;
   for (const std::string& column : columns) {
-    absl::StrAppend(&out, absl::StrFormat("  %*s", static_cast<int>(std::max<size_t>(8, column.size())),
-                                          column));
+    widths.push_back(static_cast<int>(std::max<size_t>(8, column.size())));
   }
-  absl::StrAppend(&out, "\n");
   for (const SaeResult& sae : result.saes()) {
-    absl::StrAppend(&out, absl::StrFormat("%-*s", static_cast<int>(name_width), sae.name()));
+    names.push_back(sae.name());
+    cells.emplace_back();
     for (const std::string& column : columns) {
-      const int width = static_cast<int>(std::max<size_t>(8, column.size()));
       const auto it = sae.metrics().find(column);
-      absl::StrAppend(&out, it == sae.metrics().end()
-                                ? absl::StrFormat("  %*s", width, "-")
-                                : absl::StrFormat("  %*.4f", width, it->second));
+      if (it == sae.metrics().end()) {
+        cells.back().push_back(std::nullopt);
+      } else {
+        cells.back().push_back(absl::StrFormat("%.4f", it->second));
+      }
     }
-    absl::StrAppend(&out, "\n");
   }
-  return out;
+  return RenderTable("sae", names, columns, widths, cells);
 }
 
 std::string FormatClaims(const ExperimentResult& result) {

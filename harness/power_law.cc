@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "harness/statistics.h"
 
 namespace saelab {
 namespace {
@@ -136,11 +137,7 @@ absl::StatusOr<PowerLawFit> FitPowerLaw(const std::vector<double>& x,
       return;
     }
     std::sort(draws.begin(), draws.end());
-    double mean = 0, ss = 0;
-    for (double d : draws) mean += d;
-    mean /= draws.size();
-    for (double d : draws) ss += (d - mean) * (d - mean);
-    out->set_sd(draws.size() > 1 ? std::sqrt(ss / (draws.size() - 1)) : 0);
+    out->set_sd(Summarize(draws).sd());
     // Percentiles by the nearest rank.
     auto at = [&](double q) {
       size_t i = static_cast<size_t>(std::ceil(q * draws.size()));

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "harness/file_io.h"
+#include "harness/status_macros.h"
 #include "harness/textproto.h"
 
 namespace saelab {
@@ -67,9 +68,8 @@ absl::StatusOr<std::string> ReplicationMarkdown(const std::string& baselines_dir
   std::vector<BaselineClaims> baselines;
   for (const std::string& name : names) {
     BaselineClaims b{name, {}};
-    absl::Status status =
-        ParseTextProtoFile(absl::StrCat(baselines_dir, "/", name, "/result.textproto"), &b.result);
-    if (!status.ok()) return status;
+    RETURN_IF_ERROR(
+        ParseTextProtoFile(absl::StrCat(baselines_dir, "/", name, "/result.textproto"), &b.result));
     baselines.push_back(std::move(b));
   }
   return FormatReplication(baselines);

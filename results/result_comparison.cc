@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "harness/file_io.h"
+#include "harness/status_macros.h"
 #include "harness/textproto.h"
 
 namespace saelab {
@@ -35,13 +36,11 @@ std::optional<double> Metric(const SaeResult* sae, const std::string& metric) {
 absl::StatusOr<ExperimentResult> ReadRunResult(const std::string& dir) {
   ExperimentResult result;
   if (PathExists(dir + "/result.pb")) {
-    absl::Status status = ReadBinaryProtoFile(dir + "/result.pb", &result);
-    if (!status.ok()) return status;
+    RETURN_IF_ERROR(ReadBinaryProtoFile(dir + "/result.pb", &result));
     return result;
   }
   if (PathExists(dir + "/result.textproto")) {
-    absl::Status status = ParseTextProtoFile(dir + "/result.textproto", &result);
-    if (!status.ok()) return status;
+    RETURN_IF_ERROR(ParseTextProtoFile(dir + "/result.textproto", &result));
     return result;
   }
   return absl::NotFoundError(
@@ -50,8 +49,7 @@ absl::StatusOr<ExperimentResult> ReadRunResult(const std::string& dir) {
 
 absl::StatusOr<ExperimentConfig> ReadRunConfig(const std::string& dir) {
   ExperimentConfig config;
-  absl::Status status = ParseTextProtoFile(dir + "/config.textproto", &config);
-  if (!status.ok()) return status;
+  RETURN_IF_ERROR(ParseTextProtoFile(dir + "/config.textproto", &config));
   return config;
 }
 
