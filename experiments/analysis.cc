@@ -41,18 +41,19 @@ std::vector<std::pair<double, double>> LowerEnvelope(std::vector<std::pair<doubl
   return kept;
 }
 
-// (l0, metric) of a sweep's groups by increasing L0.
+// (x, metric) of a sweep's groups by increasing x (L0 unless said).
 std::vector<std::pair<double, double>> SweepCurve(const ExperimentResult& result,
                                                   const std::string& sweep,
                                                   const std::string& hook,
-                                                  const std::string& metric) {
+                                                  const std::string& metric,
+                                                  const std::string& x_key) {
   std::vector<std::pair<double, double>> curve;
   for (const SaeGroupSummary& g : result.groups()) {
     if (g.sweep() != sweep || (!hook.empty() && g.hook_name() != hook)) continue;
-    auto l0 = g.metrics().find("l0");
+    double x = 0;
     auto y = g.metrics().find(metric);
-    if (l0 == g.metrics().end() || y == g.metrics().end()) continue;
-    curve.emplace_back(l0->second.mean(), y->second.mean());
+    if (!GroupValue(g, x_key, &x) || y == g.metrics().end()) continue;
+    curve.emplace_back(x, y->second.mean());
   }
   std::sort(curve.begin(), curve.end());
   return curve;
@@ -75,8 +76,10 @@ double Interpolate(const std::vector<std::pair<double, double>>& curve, double l
 
 void CheckOrdering(const SweepOrdering& check, ClaimOutcome* outcome,
                    const ExperimentResult& result) {
-  const auto better = SweepCurve(result, check.better(), check.better_hook(), check.metric());
-  const auto worse = SweepCurve(result, check.worse(), check.worse_hook(), check.metric());
+  const auto better =
+      SweepCurve(result, check.better(), check.better_hook(), check.metric(), check.x());
+  const auto worse = SweepCurve(result, check.worse(), check.worse_hook(), check.metric(), check.x());
+  const std::string x_name = check.x() == "l0" ? "L0" : check.x();
   if (better.empty() || worse.empty()) {
     outcome->set_held(false);
     outcome->set_saelab_value(absl::StrCat("not measured: no groups with ", check.metric(),
@@ -90,7 +93,7 @@ void CheckOrdering(const SweepOrdering& check, ClaimOutcome* outcome,
   if (lo > hi * 1.05) {
     outcome->set_held(false);
     outcome->set_saelab_value(absl::StrFormat(
-        "not measured: L0 ranges do not overlap (%s %.3g-%.3g, %s %.3g-%.3g)", check.better(),
+        "not measured: %s ranges do not overlap (%s %.3g-%.3g, %s %.3g-%.3g)", x_name, check.better(),
         better.front().first, better.back().first, check.worse(), worse.front().first,
         worse.back().first));
     return;
@@ -104,7 +107,7 @@ void CheckOrdering(const SweepOrdering& check, ClaimOutcome* outcome,
                                                                 (points - 1));
     const double b = Interpolate(better, l0), w = Interpolate(worse, l0);
     held = held && (check.higher_is_better() ? b > w : b < w);
-    parts.push_back(absl::StrFormat("L0 %.3g: %.4g vs %.4g", l0, b, w));
+    parts.push_back(absl::StrFormat("%s %.3g: %.4g vs %.4g", x_name, l0, b, w));
   }
   outcome->set_held(held);
   auto side = [](const std::string& sweep, const std::string& hook) {
@@ -135,6 +138,101 @@ void CheckFitParameter(const FitParameterRange& check, ClaimOutcome* outcome,
   outcome->set_saelab_value(
       absl::StrCat("not measured: no fit '", check.fit(), "' with parameter '",
                    check.parameter(), "'"));
+}
+
+// Ranks 1..n (ties share their mean rank).
+std::vector<double> Ranks(const std::vector<double>& v) {
+  std::vector<size_t> order(v.size());
+  for (size_t i = 0; i < v.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> ranks(v.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (size_t t = i; t <= j; ++t) ranks[order[t]] = (i + j) / 2.0 + 1;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+// Spearman's rho: the Pearson correlation of the ranks; NaN when either
+// side is constant.
+double SpearmanCorrelation(const std::vector<double>& x, const std::vector<double>& y) {
+  const std::vector<double> rx = Ranks(x), ry = Ranks(y);
+  const double n = static_cast<double>(x.size());
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < x.size(); ++i) mx += rx[i] / n, my += ry[i] / n;
+  double sxy = 0, sxx = 0, syy = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sxy += (rx[i] - mx) * (ry[i] - my);
+    sxx += (rx[i] - mx) * (rx[i] - mx);
+    syy += (ry[i] - my) * (ry[i] - my);
+  }
+  return sxy / std::sqrt(sxx * syy);
+}
+
+void CheckTrend(const SweepTrend& check, ClaimOutcome* outcome, const ExperimentResult& result) {
+  std::vector<std::pair<double, double>> points;
+  for (const SaeGroupSummary& g : result.groups()) {
+    if (g.sweep() != check.sweep() || (!check.hook().empty() && g.hook_name() != check.hook())) {
+      continue;
+    }
+    double x = 0, y = 0;
+    if (GroupValue(g, check.x(), &x) && GroupValue(g, check.metric(), &y) && std::isfinite(y)) {
+      points.emplace_back(x, y);
+    }
+  }
+  if (points.size() < 3) {
+    outcome->set_held(false);
+    outcome->set_saelab_value(absl::StrCat("not measured: fewer than 3 groups of sweep '",
+                                           check.sweep(), "' have ", check.x(), " and a finite ",
+                                           check.metric()));
+    return;
+  }
+  std::sort(points.begin(), points.end());
+  std::vector<double> xs, ys;
+  std::vector<std::string> parts;
+  for (const auto& [x, y] : points) {
+    xs.push_back(x), ys.push_back(y);
+    parts.push_back(absl::StrFormat("%.3g: %.4g", x, y));
+  }
+  const double rho = SpearmanCorrelation(xs, ys);
+  outcome->set_held(check.increasing() ? rho >= check.min_correlation()
+                                       : rho <= -check.min_correlation());
+  outcome->set_saelab_value(absl::StrFormat("%s vs %s in %s: Spearman rho %.2f (%s)",
+                                            check.metric(), check.x(), check.sweep(), rho,
+                                            absl::StrJoin(parts, ", ")));
+}
+
+void CheckComparison(const MetricComparison& check, ClaimOutcome* outcome,
+                     const ExperimentResult& result) {
+  bool held = true;
+  std::vector<std::string> parts;
+  for (const SaeGroupSummary& g : result.groups()) {
+    if (!check.sweep().empty() && g.sweep() != check.sweep()) continue;
+    double a = 0, b = check.value();
+    if (!GroupValue(g, check.metric(), &a) ||
+        (!check.other_metric().empty() && !GroupValue(g, check.other_metric(), &b))) {
+      continue;
+    }
+    held = held && (check.higher_is_better() ? a > b + check.margin() : a < b - check.margin());
+    parts.push_back(absl::StrFormat("%s %.4g vs %.4g", g.group(), a, b));
+  }
+  if (parts.empty()) {
+    outcome->set_held(false);
+    outcome->set_saelab_value(absl::StrCat("not measured: no group", 
+                                           check.sweep().empty() ? "" : " of sweep '" + check.sweep() + "'",
+                                           " has ", check.metric(),
+                                           check.other_metric().empty() ? "" : " and " + check.other_metric()));
+    return;
+  }
+  outcome->set_held(held);
+  outcome->set_saelab_value(absl::StrCat(check.metric(), " vs ",
+                                         check.other_metric().empty()
+                                             ? absl::StrFormat("%g", check.value())
+                                             : check.other_metric(),
+                                         ": ",
+                                         absl::StrJoin(parts, "; ")));
 }
 
 }  // namespace
@@ -188,6 +286,12 @@ void CheckClaims(const google::protobuf::RepeatedPtrField<PaperClaim>& claims,
         break;
       case PaperClaim::kFitParameter:
         CheckFitParameter(claim.fit_parameter(), outcome, *result);
+        break;
+      case PaperClaim::kTrend:
+        CheckTrend(claim.trend(), outcome, *result);
+        break;
+      case PaperClaim::kComparison:
+        CheckComparison(claim.comparison(), outcome, *result);
         break;
       case PaperClaim::CHECK_NOT_SET:
         outcome->set_held(false);

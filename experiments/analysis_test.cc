@@ -64,6 +64,73 @@ TEST(CheckClaimsTest, UncheckableClaimsAreRecordedAsNotHeldWithTheReason) {
   }
 }
 
+// Spearman's rho by hand: L0 8, 16, 32, 64 with nmse 0.30, 0.20, 0.25, 0.10
+// rank as (4, 2, 3, 1) against (1, 2, 3, 4): d^2 = 9 + 0 + 0 + 9 = 18,
+// rho = 1 - 6 * 18 / (4 * 15) = -0.8.
+TEST(CheckClaimsTest, TrendIsTheSpearmanCorrelationOfTheSweepsMeans) {
+  ExperimentResult result;
+  AddGroup(&result, "topk", 1024, 32, 0.25);
+  AddGroup(&result, "topk", 1024, 8, 0.30);
+  AddGroup(&result, "topk", 1024, 64, 0.10);
+  AddGroup(&result, "topk", 1024, 16, 0.20);
+  AddGroup(&result, "relu_l1", 1024, 16, 0.99);  // another sweep: ignored
+  google::protobuf::RepeatedPtrField<PaperClaim> claims;
+  *claims.Add() = Claim(R"pb(trend { sweep: "topk" metric: "nmse" increasing: false })pb");
+  *claims.Add() = Claim(R"pb(trend { sweep: "topk" metric: "nmse" increasing: false
+                                     min_correlation: 0.9 })pb");
+  *claims.Add() = Claim(R"pb(trend { sweep: "topk" metric: "nmse" })pb");
+  *claims.Add() = Claim(R"pb(trend { sweep: "relu_l1" metric: "nmse" })pb");
+  CheckClaims(claims, &result);
+  EXPECT_TRUE(result.claims(0).held());
+  EXPECT_FALSE(result.claims(1).held());
+  EXPECT_FALSE(result.claims(2).held());
+  EXPECT_EQ(result.claims(0).saelab_value(),
+            "nmse vs l0 in topk: Spearman rho -0.80 (8: 0.3, 16: 0.2, 32: 0.25, 64: 0.1)");
+  EXPECT_FALSE(result.claims(3).held());
+  EXPECT_EQ(result.claims(3).saelab_value().rfind("not measured", 0), 0u);
+}
+
+TEST(CheckClaimsTest, ComparisonMustHoldInEveryGroupWithTheMargin) {
+  ExperimentResult result;
+  AddGroup(&result, "topk", 1024, 8, 0.30);
+  AddGroup(&result, "topk", 1024, 16, 0.20);
+  // l0 exceeds nmse by 7.7 and 15.8: above a margin of 5, not of 10.
+  google::protobuf::RepeatedPtrField<PaperClaim> claims;
+  *claims.Add() = Claim(R"pb(comparison { metric: "l0" other_metric: "nmse" margin: 5 })pb");
+  *claims.Add() = Claim(R"pb(comparison { metric: "l0" other_metric: "nmse" margin: 10 })pb");
+  *claims.Add() = Claim(R"pb(comparison { metric: "nmse" other_metric: "l0"
+                                          higher_is_better: false margin: 5 })pb");
+  *claims.Add() = Claim(R"pb(comparison { metric: "probe_loss" other_metric: "nmse" })pb");
+  CheckClaims(claims, &result);
+  EXPECT_TRUE(result.claims(0).held());
+  EXPECT_FALSE(result.claims(1).held());
+  EXPECT_TRUE(result.claims(2).held());
+  EXPECT_EQ(result.claims(0).saelab_value(),
+            "l0 vs nmse: topk_1024_8 8 vs 0.3; topk_1024_16 16 vs 0.2");
+  EXPECT_FALSE(result.claims(3).held());
+}
+
+// Sweeps at one L0 but several n compare at equal n (dead_latents).
+TEST(CheckClaimsTest, OrderingAtEqualDictionarySizeAndComparisonWithAConstant) {
+  ExperimentResult result;
+  AddGroup(&result, "auxk", 512, 16, 0.01);
+  AddGroup(&result, "auxk", 2048, 16, 0.02);
+  AddGroup(&result, "no_auxk", 512, 16, 0.05);
+  AddGroup(&result, "no_auxk", 2048, 16, 0.30);
+  google::protobuf::RepeatedPtrField<PaperClaim> claims;
+  *claims.Add() = Claim(R"pb(ordering { metric: "nmse" better: "auxk" worse: "no_auxk"
+                                        x: "n_latents" points: 2 })pb");
+  *claims.Add() = Claim(R"pb(comparison { metric: "nmse" value: 0.04 higher_is_better: false
+                                          sweep: "auxk" })pb");
+  *claims.Add() = Claim(R"pb(comparison { metric: "nmse" value: 0.04 higher_is_better: false })pb");
+  CheckClaims(claims, &result);
+  EXPECT_TRUE(result.claims(0).held());
+  EXPECT_EQ(result.claims(0).saelab_value(),
+            "nmse auxk vs no_auxk: n_latents 512: 0.01 vs 0.05; n_latents 2.05e+03: 0.02 vs 0.3");
+  EXPECT_TRUE(result.claims(1).held());
+  EXPECT_FALSE(result.claims(2).held());
+}
+
 TEST(FitPowerLawsTest, FitsTheSelectedGroupsAndChecksTheExponent) {
   ExperimentResult result;
   for (double n : {512, 1024, 2048, 4096, 8192}) {

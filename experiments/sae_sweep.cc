@@ -159,6 +159,12 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
       6.0 * static_cast<double>(eval_set.size(1)) * static_cast<double>(sae.n_latents()) *
       static_cast<double>(sae_result->train_tokens());
   sae_result->set_checkpoint(checkpoint);
+  for (const TrainingCurvePoint& point : trained.curve) {
+    TrainingCurveSample* out = sae_result->add_training_curve();
+    out->set_tokens(point.tokens);
+    out->set_loss(point.loss);
+    out->set_dead_fraction(point.dead_fraction);
+  }
   RecordPhase(absl::StrCat("eval/", config.name()), eval_clock.Seconds(), provenance);
   Log("%-28s l0 %7.3f  nmse %.4f  fvu %.4f  dead %.3f%s", config.name().c_str(), metrics.L0(),
       metrics.Nmse(), metrics.Fvu(), metrics.DeadFraction(),

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "data/activations/subject_data.h"
 #include "experiments/analysis.h"
+#include "experiments/feature_splitting.h"
 #include "experiments/registry.h"
 #include "experiments/sae_sweep.h"
 #include "experiments/subject_evaluations.h"
@@ -37,6 +38,11 @@ absl::Status RunAtHook(const SubjectSaeConfig& config, const std::string& hook,
       sweep.mutable_base()->set_name(absl::StrCat(hook, ".", sweep.base().name()));
     }
   }
+  const std::string splitting_sweep =
+      !config.has_feature_splitting() ? ""
+      : config.feature_splitting().sweep().empty() ? sweeps[0].base().name()
+                                                   : config.feature_splitting().sweep();
+  std::vector<SplittingSae> splitting;
   absl::Status evaluation_status;
   RETURN_IF_ERROR(RunSweeps(
       sweeps, *data.source, data.eval_rows, config.reconstruction_eval(), run_dir,
@@ -49,8 +55,20 @@ absl::Status RunAtHook(const SubjectSaeConfig& config, const std::string& hook,
         // Training tokens relative to one pass over the training rows.
         metrics["epochs"] = static_cast<double>(trained.result->train_tokens()) / train_rows;
         if (evaluation_status.ok()) evaluation_status = evaluations->Evaluate(trained);
+        if (trained.result->sweep() == splitting_sweep && trained.result->seed_index() == 0) {
+          splitting.push_back({std::move(trained.sae), trained.result});
+        }
       }));
   RETURN_IF_ERROR(evaluation_status);
+  if (config.has_feature_splitting()) {
+    PhaseClock clock;
+    RETURN_IF_ERROR(AnalyzeFeatureSplitting(config.feature_splitting(), splitting, data.eval_rows,
+                                            data.val_contexts, data.tokenizer,
+                                            seeds->Derive("feature_splitting"),
+                                            result->mutable_feature_splitting()));
+    SummarizeGroups(result);  // again, with the split_* metrics
+    RecordPhase("feature_splitting", clock.Seconds(), result->mutable_provenance());
+  }
   return evaluations->Finish();
 }
 
@@ -58,6 +76,13 @@ absl::Status RunAtHook(const SubjectSaeConfig& config, const std::string& hook,
 
 absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& run_dir,
                            SeedTree* seeds, ExperimentResult* result) {
+  if (config.has_feature_splitting() && !config.hooks().empty()) {
+    return absl::InvalidArgumentError(
+        "feature_splitting compares the dictionaries of one hook; leave `hooks` empty");
+  }
+  if (config.sweeps().empty()) {
+    return absl::InvalidArgumentError("subject_sae needs at least one sweep");
+  }
   if (config.hooks().empty()) {
     RETURN_IF_ERROR(
         RunAtHook(config, config.activations().hook_name(), false, run_dir, seeds, result));

@@ -7,8 +7,10 @@ CE, nats/token) vs L0, one line per sweep (group means over seeds,
 95% intervals as error bars), on the validation split's activations.
 
 Then, when the result has them: the power-law fits on log-log axes
-(plot_scaling.py), bars over seeds (plot_seeds.py) and bars per hook
-(plot_sites.py). Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
+(plot_scaling.py), bars over seeds (plot_seeds.py), bars per hook
+(plot_sites.py), the evaluations vs L0 (plot_evaluations.py), dead
+fraction over training (plot_training_curves.py) and the feature-splitting
+map (plot_feature_splitting.py). Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
 sets it).
 """
 import matplotlib
@@ -17,9 +19,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import plot_common  # noqa: E402
+import plot_evaluations  # noqa: E402
+import plot_feature_splitting  # noqa: E402
 import plot_scaling  # noqa: E402
 import plot_seeds  # noqa: E402
 import plot_sites  # noqa: E402
+import plot_training_curves  # noqa: E402
 
 
 def main():
@@ -41,6 +46,9 @@ def main():
     plot_scaling.draw(result, out_dir)
     plot_seeds.draw(result, out_dir)
     plot_sites.draw(result, out_dir)
+    plot_evaluations.draw(result, out_dir)
+    plot_training_curves.draw(result, out_dir)
+    plot_feature_splitting.draw(result, out_dir)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "re2/re2.h"
+#include "harness/seed.h"
 #include "harness/textproto.h"
 #include "sae/batch_topk.h"
 #include "sae/gated.h"
@@ -146,7 +147,10 @@ absl::StatusOr<std::unique_ptr<Sae>> CreateSae(const SaeConfig& config, int64_t 
                                                uint64_t seed) {
   const SaeArchitecture* architecture = FindArchitecture(config);
   if (architecture == nullptr) return Invalid(config, NoArchitectureMessage());
-  return architecture->create(config, d_in, seed);
+  std::unique_ptr<Sae> sae = architecture->create(config, d_in, seed);
+  // A stream apart from the decoder's (seed), so that TIED and RANDOM share W_dec.
+  if (config.encoder_init() == SaeConfig::RANDOM) sae->UntieEncoder(DeriveSeed(seed, "encoder_init"));
+  return sae;
 }
 
 }  // namespace saelab

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "harness/textproto.h"
 #include "sae/architecture.h"
+#include "sae/sae.h"
 
 namespace saelab {
 namespace {
@@ -292,6 +293,28 @@ TEST(FactoryTest, SameSeedGivesBitwiseEqualInitAndDifferentSeedDiffers) {
     EXPECT_TRUE(AllTensorsEqual(*a, *b)) << ArchitectureName(config);
     EXPECT_FALSE(torch::equal(a->W_dec, c->W_dec)) << ArchitectureName(config);
     EXPECT_FALSE(torch::equal(a->W_enc, c->W_enc)) << ArchitectureName(config);
+  }
+}
+
+// Gao et al. 2024 initialise the encoder as the decoder's transpose; the
+// untied init keeps the decoder (same seed) and each encoder column's norm,
+// with directions unrelated to the decoder's.
+TEST(FactoryTest, RandomEncoderInitKeepsTheDecoderAndNormsButNotTheDirections) {
+  for (SaeConfig config : {TopK(256, 8), ReluL1(256)}) {
+    SaeConfig tied = Resolved(config, 64);
+    config.set_encoder_init(SaeConfig::RANDOM);
+    SaeConfig untied = Resolved(config, 64);
+    auto a = CreateSae(tied, 64, /*seed=*/7);
+    auto b = CreateSae(untied, 64, /*seed=*/7);
+    ASSERT_TRUE(a.ok() && b.ok());
+    const torch::Tensor dec = (*a)->W_dec, enc_tied = (*a)->W_enc, enc = (*b)->W_enc;
+    EXPECT_TRUE(torch::equal(dec, (*b)->W_dec)) << config.name();
+    EXPECT_TRUE(torch::equal(enc_tied, dec.t())) << config.name();
+    EXPECT_TRUE(torch::allclose(enc.norm(2, {0}), dec.norm(2, {1}), 1e-5, 1e-7)) << config.name();
+    // Independent directions in 64 dimensions: |cos| averages sqrt(2/(pi*64)) = 0.1.
+    const torch::Tensor cos = (enc.t() * dec).sum(1) / (enc.norm(2, {0}) * dec.norm(2, {1}));
+    EXPECT_LT(cos.abs().mean().item<double>(), 0.15) << config.name();
+    EXPECT_GT(cos.abs().mean().item<double>(), 0.05) << config.name();
   }
 }
 

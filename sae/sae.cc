@@ -64,6 +64,14 @@ void Sae::RegisterTiedParameters(uint64_t seed, double decoder_row_norm) {
   b_dec = register_parameter("b_dec", torch::zeros({d_in_}));
 }
 
+void Sae::UntieEncoder(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  torch::Tensor directions = at::randn({d_in_, n_latents_}, generator, torch::kFloat32);
+  W_enc.copy_(directions / directions.norm(2, {0}, /*keepdim=*/true) *
+              W_enc.norm(2, {0}, /*keepdim=*/true));
+}
+
 void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad) {
   torch::NoGradGuard no_grad;
   torch::Tensor parallel = (grad * weight).sum(1, /*keepdim=*/true);  // [n, 1]

@@ -134,6 +134,12 @@ class Sae : public torch::nn::Module {
   torch::Tensor W_dec;  // [n_latents, d_in]
   torch::Tensor b_dec;  // [d_in]
 
+  // Replaces W_enc with independent random directions (isotropic Gaussian
+  // from `seed`), each column keeping the norm it had: the untied init
+  // (SaeConfig.encoder_init RANDOM) against which Gao et al. measured the
+  // tied one. Call before training.
+  void UntieEncoder(uint64_t seed);
+
  protected:
   // The loss inputs of a training step: x, the four shared parameters,
   // every other registered parameter (in `extra`, by name) and info's dead

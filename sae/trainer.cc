@@ -21,23 +21,53 @@ namespace saelab {
 namespace {
 
 constexpr char kStateFile[] = "/train_state.safetensors";
+constexpr char kCurveFile[] = "/training_curve.safetensors";
 
 struct LoopState {
   int64_t next_step = 0;
   torch::Tensor tokens_since_fired;  // [n_latents] int64
+  std::vector<TrainingCurvePoint> curve;
 };
+
+// The curve as one [points, 3] float64 tensor (tokens, loss, dead fraction):
+// tokens stay exact below 2^53.
+torch::Tensor CurveTensor(const std::vector<TrainingCurvePoint>& curve) {
+  torch::Tensor t = torch::empty({static_cast<int64_t>(curve.size()), 3}, torch::kFloat64);
+  auto a = t.accessor<double, 2>();
+  for (size_t i = 0; i < curve.size(); ++i) {
+    a[i][0] = static_cast<double>(curve[i].tokens);
+    a[i][1] = curve[i].loss;
+    a[i][2] = curve[i].dead_fraction;
+  }
+  return t;
+}
+
+std::vector<TrainingCurvePoint> CurveFromTensor(const torch::Tensor& t) {
+  std::vector<TrainingCurvePoint> curve(t.size(0));
+  auto a = t.accessor<double, 2>();
+  for (int64_t i = 0; i < t.size(0); ++i) {
+    curve[i] = {static_cast<int64_t>(a[i][0]), a[i][1], a[i][2]};
+  }
+  return curve;
+}
+
+// Steps before `next_step` that have a curve point (every log_every-th).
+int64_t CurvePointsBefore(int64_t next_step, int64_t log_every) {
+  return (next_step + log_every - 1) / log_every;
+}
 
 absl::Status SaveState(const std::string& path, Sae& sae, torch::optim::Adam& adam,
                        const LoopState& loop, const std::string& config_sha256) {
   TrainState state;
   state.loop["tokens_since_fired"] = loop.tokens_since_fired;
   state.loop["next_step"] = torch::tensor(loop.next_step, torch::kInt64);
+  state.loop["curve"] = CurveTensor(loop.curve);
   return SaveTrainState<torch::optim::AdamParamState>(path, config_sha256, sae.NamedTensors(),
                                                       "sae.", adam, "adam.", state);
 }
 
 absl::Status LoadState(const std::string& path, Sae& sae, torch::optim::Adam& adam, LoopState* loop,
-                       const std::string& config_sha256) {
+                       const std::string& config_sha256, int64_t log_every) {
   ASSIGN_OR_RETURN(TrainState state,
                    LoadTrainState<torch::optim::AdamParamState>(
                        path, config_sha256, "SAE", sae.NamedTensors(), "sae.", &adam, "adam."));
@@ -45,6 +75,10 @@ absl::Status LoadState(const std::string& path, Sae& sae, torch::optim::Adam& ad
                    state.Loop(path, "tokens_since_fired", {sae.n_latents()}, torch::kInt64));
   ASSIGN_OR_RETURN(torch::Tensor next, state.Loop(path, "next_step", {}, torch::kInt64));
   loop->next_step = next.item<int64_t>();
+  ASSIGN_OR_RETURN(torch::Tensor curve,
+                   state.Loop(path, "curve", {CurvePointsBefore(loop->next_step, log_every), 3},
+                              torch::kFloat64));
+  loop->curve = CurveFromTensor(curve);
   return absl::OkStatus();
 }
 
@@ -85,6 +119,7 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
   RETURN_IF_ERROR(ResolveSaeConfig(d_in, &config));
   const TrainerConfig& trainer = config.trainer();
   const std::string config_sha256 = ProtoSha256(config);
+  const int64_t log_every = std::max<int64_t>(1, trainer.log_every_steps());
 
   TrainResult result;
   result.config = config;
@@ -98,6 +133,16 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     result.loaded_from_disk = true;
     result.finished = true;
     result.steps = trainer.total_tokens() / trainer.batch_size();
+    if (PathExists(options.dir + kCurveFile)) {
+      ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(options.dir + kCurveFile));
+      auto it = contents.tensors.find("curve");
+      if (it == contents.tensors.end() || it->second.dim() != 2 || it->second.size(1) != 3 ||
+          it->second.scalar_type() != torch::kFloat64) {
+        return absl::DataLossError(absl::StrCat(options.dir, kCurveFile,
+                                                ": expected one float64 tensor 'curve' [points, 3]"));
+      }
+      result.curve = CurveFromTensor(it->second);
+    }
     return result;
   }
 
@@ -111,7 +156,7 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
 
   const std::string state_path = options.dir.empty() ? "" : options.dir + kStateFile;
   if (!state_path.empty() && PathExists(state_path)) {
-    RETURN_IF_ERROR(LoadState(state_path, *sae, adam, &loop, config_sha256));
+    RETURN_IF_ERROR(LoadState(state_path, *sae, adam, &loop, config_sha256, log_every));
     result.resumed = true;
   } else {
     ASSIGN_OR_RETURN(torch::Tensor sample, source.InitSample(trainer.init_sample_tokens()));
@@ -174,7 +219,11 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     ++steps_this_call;
     result.last_terms = out.terms;
     result.last_terms["loss"] = loss;
-    if (step % std::max<int64_t>(1, trainer.log_every_steps()) == 0 || step + 1 == total_steps) {
+    if (step % log_every == 0 || step + 1 == total_steps) {
+      loop.curve.push_back(
+          {(step + 1) * batch_size, loss,
+           (loop.tokens_since_fired >= trainer.dead_after_tokens()).to(torch::kFloat64).mean()
+               .item<double>()});
       progress.Update((step + 1) * batch_size,
                       absl::StrFormat("loss %.5g", result.last_terms["loss"]));
     }
@@ -185,10 +234,13 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
   }
   progress.Finish(absl::StrFormat("loss %.5g", result.last_terms["loss"]));
   if (!options.dir.empty()) {
+    // The curve first: a kill between the two leaves a train state to resume.
+    RETURN_IF_ERROR(WriteSafetensors(options.dir + kCurveFile, {{"curve", CurveTensor(loop.curve)}}));
     RETURN_IF_ERROR(SaveSae(options.dir, *sae, config));
     // The final SAE supersedes the training state.
     std::remove(state_path.c_str());
   }
+  result.curve = std::move(loop.curve);
   result.sae = std::move(sae);
   result.steps = total_steps;
   result.finished = true;

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "sae/sae_config.pb.h"
@@ -41,6 +42,14 @@ struct TrainOptions {
   std::string label;
 };
 
+// The training state after `tokens` tokens, recorded at every progress line.
+struct TrainingCurvePoint {
+  int64_t tokens = 0;
+  double loss = 0;
+  // Fraction of latents not fired for trainer.dead_after_tokens tokens.
+  double dead_fraction = 0;
+};
+
 struct TrainResult {
   std::unique_ptr<Sae> sae;
   // The resolved config the SAE was trained with.
@@ -55,6 +64,11 @@ struct TrainResult {
   double wall_seconds = 0;
   // Loss terms of the last step.
   std::map<std::string, double> last_terms;
+  // A point at each step with a progress line (step % log_every_steps == 0)
+  // and at the last step; kept in the train state across a resume and in
+  // <dir>/training_curve.safetensors beside the final SAE (so a loaded SAE
+  // has it too; empty for SAEs saved before the curve existed).
+  std::vector<TrainingCurvePoint> curve;
 };
 
 // Trains `config` (resolved here with ResolveSaeConfig) on `source`.

@@ -174,6 +174,73 @@ TEST(TrainerTest, RerunLoadsTheFinishedSaeInsteadOfTraining) {
   ExpectSameTensors(*first->sae, *second->sae);
 }
 
+// A curve point at each progress line (every log_every_steps-th step) and
+// the last step, the same whether the run was killed and resumed or loaded
+// finished from disk.
+TEST(TrainerTest, TrainingCurveSurvivesKillResumeAndReload) {
+  auto source = Source();
+  SaeConfig config = TopKConfigForTest();
+  config.mutable_trainer()->set_log_every_steps(7);  // steps 0, 7, ..., 56 and 59
+  std::string straight = TempDir() + "/curve_straight";
+  std::string killed = TempDir() + "/curve_killed";
+  auto a = TrainSae(config, *source, 9, {straight});
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->curve.size(), 10u);
+  for (size_t i = 0; i + 1 < a->curve.size(); ++i) EXPECT_EQ(a->curve[i].tokens, 128 * (7 * i + 1));
+  EXPECT_EQ(a->curve.back().tokens, 128 * 60);
+  EXPECT_EQ(a->curve.back().loss, a->last_terms.at("loss"));
+  TrainOptions kill;
+  kill.dir = killed;
+  kill.stop_after_steps = 33;  // checkpoint at 30: points 0..28 kept, 35 lost
+  ASSERT_TRUE(TrainSae(config, *source, 9, kill).ok());
+  auto resumed = TrainSae(config, *source, 9, {killed});
+  auto loaded = TrainSae(config, *source, 9, {straight});
+  ASSERT_TRUE(resumed.ok() && loaded.ok()) << resumed.status() << loaded.status();
+  ASSERT_TRUE(resumed->resumed && loaded->loaded_from_disk);
+  for (const TrainResult* other : {&*resumed, &*loaded}) {
+    ASSERT_EQ(other->curve.size(), a->curve.size());
+    for (size_t i = 0; i < a->curve.size(); ++i) {
+      EXPECT_EQ(other->curve[i].tokens, a->curve[i].tokens);
+      EXPECT_EQ(other->curve[i].loss, a->curve[i].loss);
+      EXPECT_EQ(other->curve[i].dead_fraction, a->curve[i].dead_fraction);
+    }
+  }
+}
+
+// The curve's dead fraction against the definition, recomputed here: with a
+// learning rate of 1e-12 the weights stay put, so the trained SAE fires on
+// each step's batch as the training one did; a latent is dead once it has
+// not fired for dead_after_tokens (5 batches).
+TEST(TrainerTest, TrainingCurveDeadFractionMatchesTheDefinition) {
+  auto source = Source();
+  SaeConfig config = TopKConfigForTest();
+  // Batches of 8 tokens: 24 firings per step among 64 latents, so some go
+  // unused for 5 steps.
+  constexpr int64_t kBatch = 8;
+  TrainerConfig* trainer = config.mutable_trainer();
+  trainer->set_batch_size(kBatch);
+  trainer->set_total_tokens(kBatch * 60);
+  trainer->set_dead_after_tokens(kBatch * 5);
+  trainer->set_lr(1e-12);
+  trainer->set_log_every_steps(1);
+  auto trained = TrainSae(config, *source, 2);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  ASSERT_EQ(trained->curve.size(), 60u);
+  torch::NoGradGuard no_grad;
+  torch::Tensor since = torch::zeros({64}, torch::kInt64);
+  double most_dead = 0;
+  for (int64_t step = 0; step < 60; ++step) {
+    auto batch = source->TrainBatch(step, kBatch);
+    ASSERT_TRUE(batch.ok());
+    torch::Tensor fired = (trained->sae->Encode(*batch) != 0).any(0);
+    since.add_(kBatch).masked_fill_(fired, 0);
+    const double dead = (since >= kBatch * 5).to(torch::kFloat64).mean().item<double>();
+    EXPECT_EQ(trained->curve[step].dead_fraction, dead) << "step " << step;
+    most_dead = std::max(most_dead, dead);
+  }
+  EXPECT_GT(most_dead, 0.1);  
+}
+
 TEST(TrainerTest, ACheckpointOfAnotherConfigIsRefused) {
   auto source = Source();
   std::string dir = TempDir() + "/mismatch";
