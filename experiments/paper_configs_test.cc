@@ -84,6 +84,7 @@ TEST_P(PaperConfigsTest, StartsOnAStandInOfGpt2SmallsShape) {
   s.clear_probe_eval();
   s.clear_ablation_eval();
   s.clear_absorption_eval();
+  s.clear_feature_splitting();  // needs two dictionary sizes
   s.clear_fits();  // one point cannot be fitted
   config.clear_claims();
   const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name, ".textproto");
@@ -108,7 +109,7 @@ TEST_P(PaperConfigsTest, StartsOnAStandInOfGpt2SmallsShape) {
 
 INSTANTIATE_TEST_SUITE_P(Paper, PaperConfigsTest,
                          ::testing::Values("frontier", "l1_vs_topk", "downstream_loss", "scaling",
-                                           "layers"));
+                                           "layers", "dead_latents", "feature_splitting"));
 
 TEST(PaperConfigsModelDirTest, ModelDirIsRefusedForAnExperimentWithoutASubjectModel) {
   RunnerOptions options;
