@@ -214,18 +214,23 @@ void AddSweepSeries(
   for (const SaeGroupSummary& g : result->groups()) by_group[g.group()] = &g;
   for (const auto& [sweep_name, groups] : sweep_groups) {
     for (const std::string& metric : metrics) {
-      Series* series = result->add_series();
-      series->set_name(absl::StrCat(sweep_name, ": ", metric, " vs l0"));
-      series->set_x_label("l0");
-      series->set_y_label(metric);
+      Series series;
+      series.set_name(absl::StrCat(sweep_name, ": ", metric, " vs l0"));
+      series.set_x_label("l0");
+      series.set_y_label(metric);
       for (const std::string& group : groups) {
         const SaeGroupSummary& g = *by_group.at(group);
-        const MetricStats& y = g.metrics().at(metric);
-        series->add_x(g.metrics().at("l0").mean());
-        series->add_y(y.mean());
-        series->add_y_low(y.ci95_low());
-        series->add_y_high(y.ci95_high());
+        // A metric an experiment did not measure (delta_loss with the
+        // downstream evaluation off) has no series.
+        auto y = g.metrics().find(metric);
+        auto l0 = g.metrics().find("l0");
+        if (y == g.metrics().end() || l0 == g.metrics().end()) continue;
+        series.add_x(l0->second.mean());
+        series.add_y(y->second.mean());
+        series.add_y_low(y->second.ci95_low());
+        series.add_y_high(y->second.ci95_high());
       }
+      if (series.x_size() > 0) *result->add_series() = std::move(series);
     }
   }
 }

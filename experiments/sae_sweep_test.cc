@@ -104,6 +104,23 @@ TEST(ExpandSweepTest, BadGridAxesAreRefusedNamingTheSweepAndField) {
 // A matched-L0 sweep of 2 seeds on synthetic data (d 16, 64 features, 2
 // active): with search_every_seed false, seed 1 trains at the lambda seed
 // 0's search found, without a search of its own; with true, it searches.
+// An experiment without the spliced evaluation has no delta_loss: no
+// series for it, and no crash (commit 346b8c5 aborted here).
+TEST(AddSweepSeriesTest, AMetricNoGroupHasGetsNoSeries) {
+  ExperimentResult result;
+  for (double l0 : {8.0, 16.0}) {
+    SaeGroupSummary* g = result.add_groups();
+    g->set_group(absl::StrCat("topk_", l0));
+    (*g->mutable_metrics())["l0"].set_mean(l0);
+    (*g->mutable_metrics())["nmse"].set_mean(1 / l0);
+  }
+  AddSweepSeries({{"topk", {"topk_8", "topk_16"}}}, {"nmse", "delta_loss"}, &result);
+  ASSERT_EQ(result.series_size(), 1);
+  EXPECT_EQ(result.series(0).name(), "topk: nmse vs l0");
+  EXPECT_EQ(result.series(0).y_size(), 2);
+  EXPECT_EQ(result.series(0).y(1), 1 / 16.0);
+}
+
 TEST(RunSweepsTest, LaterSeedsReuseTheFirstSeedsMatchedKnobWhenAsked) {
   SyntheticDataConfig data;
   data.set_d(16);
