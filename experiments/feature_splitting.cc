@@ -212,6 +212,25 @@ absl::Status AnalyzeFeatureSplitting(const FeatureSplittingConfig& config,
       TopContexts(small, parent_latents, eval_rows, val_contexts, tokenizer, config, parent_members);
       TopContexts(large, child_latents, eval_rows, val_contexts, tokenizer, config, child_members);
     }
+    Log("feature splitting %s -> %s: mean max cosine %.3f, matched %.3f, agreement %.3f, "
+        "%lld families of mean size %.2f",
+        pair->small().c_str(), pair->large().c_str(), pair->mean_max_cosine(),
+        pair->fraction_matched(), pair->nearest_agreement(),
+        static_cast<long long>(pair->split_families()), pair->mean_family_size());
+    // The three largest families, one context per member, for the log.
+    for (int f = 0; f < std::min(3, pair->families_size()); ++f) {
+      const SplitFamily& family = pair->families(f);
+      auto first_context = [](const FamilyMember& m) {
+        return m.top_contexts().empty() ? std::string("-") : m.top_contexts(0);
+      };
+      Log("  family of %s latent %lld: %s", pair->small().c_str(),
+          static_cast<long long>(family.parent().latent()), first_context(family.parent()).c_str());
+      for (const FamilyMember& child : family.children()) {
+        Log("    %s latent %-6lld cos %.2f  corr %.2f  %s", pair->large().c_str(),
+            static_cast<long long>(child.latent()), child.cosine(), child.correlation(),
+            first_context(child).c_str());
+      }
+    }
     // The larger SAE's metrics against the next smaller dictionary.
     if (l == s + 1) {
       auto& metrics = *saes[l].result->mutable_metrics();
@@ -220,11 +239,6 @@ absl::Status AnalyzeFeatureSplitting(const FeatureSplittingConfig& config,
       metrics["split_nearest_agreement"] = pair->nearest_agreement();
       metrics["split_families"] = static_cast<double>(pair->split_families());
     }
-    Log("feature splitting %s -> %s: mean max cosine %.3f, matched %.3f, agreement %.3f, "
-        "%lld families of mean size %.2f",
-        pair->small().c_str(), pair->large().c_str(), pair->mean_max_cosine(),
-        pair->fraction_matched(), pair->nearest_agreement(),
-        static_cast<long long>(pair->split_families()), pair->mean_family_size());
   }
 
   // The map: every family member plus a seeded sample of live latents.
