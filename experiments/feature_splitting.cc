@@ -212,10 +212,24 @@ absl::Status AnalyzeFeatureSplitting(const FeatureSplittingConfig& config,
       TopContexts(small, parent_latents, eval_rows, val_contexts, tokenizer, config, parent_members);
       TopContexts(large, child_latents, eval_rows, val_contexts, tokenizer, config, child_members);
     }
-    Log("feature splitting %s -> %s: mean max cosine %.3f, matched %.3f, agreement %.3f, "
-        "%lld families of mean size %.2f",
+    // The chance level of mean_max_cosine: as many random unit directions
+    // as the large dictionary has live latents, against the same small one.
+    double random_mean_max_cosine = 0;
+    {
+      auto generator = at::detail::createCPUGenerator(seed + l);
+      torch::Tensor random = at::randn({std::max<int64_t>(1, static_cast<int64_t>(live_count)),
+                                        eval_rows.size(1)},
+                                       generator, torch::kFloat64);
+      random = random / random.norm(2, {1}, /*keepdim=*/true);
+      random_mean_max_cosine = std::get<0>(
+          random.mm(UnitDirections(small).t()).masked_fill(small_dead, -2).max(1))
+                                   .mean()
+                                   .item<double>();
+    }
+    Log("feature splitting %s -> %s: mean max cosine %.3f (random directions %.3f), matched "
+        "%.3f, agreement %.3f, %lld families of mean size %.2f",
         pair->small().c_str(), pair->large().c_str(), pair->mean_max_cosine(),
-        pair->fraction_matched(), pair->nearest_agreement(),
+        random_mean_max_cosine, pair->fraction_matched(), pair->nearest_agreement(),
         static_cast<long long>(pair->split_families()), pair->mean_family_size());
     // The three largest families, one context per member, for the log.
     for (int f = 0; f < std::min(3, pair->families_size()); ++f) {
@@ -238,6 +252,7 @@ absl::Status AnalyzeFeatureSplitting(const FeatureSplittingConfig& config,
       metrics["split_fraction_matched"] = pair->fraction_matched();
       metrics["split_nearest_agreement"] = pair->nearest_agreement();
       metrics["split_families"] = static_cast<double>(pair->split_families());
+      metrics["split_random_mean_max_cosine"] = random_mean_max_cosine;
     }
   }
 

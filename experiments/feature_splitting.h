@@ -39,7 +39,9 @@ struct SplittingSae {
   std::unique_ptr<Sae> sae;
   // Its entry in the result: the name, and where the pair metrics of the
   // larger SAE of each consecutive pair go (split_mean_max_cosine,
-  // split_fraction_matched, split_nearest_agreement, split_families).
+  // split_fraction_matched, split_nearest_agreement, split_families, and
+  // split_random_mean_max_cosine: the mean max cosine that random unit
+  // directions reach against the same smaller dictionary, the chance level).
   SaeResult* result = nullptr;
 };
 

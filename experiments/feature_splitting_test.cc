@@ -143,6 +143,11 @@ TEST(FeatureSplittingTest, FamiliesCosinesCorrelationsAndContextsAgainstDirectCo
   EXPECT_EQ(marked, 4);
   // The larger SAE carries the pair's metrics.
   EXPECT_EQ(large_result.metrics().at("split_families"), 2);
+  // Chance level: the mean over 7 random unit vectors in R^8 of their
+  // largest coordinate along e0..e3 (about 0.45 in expectation).
+  const double chance = large_result.metrics().at("split_random_mean_max_cosine");
+  EXPECT_GT(chance, 0.25);
+  EXPECT_LT(chance, 0.7);
 }
 
 TEST(FeatureSplittingTest, OneDictionarySizeIsRefused) {
