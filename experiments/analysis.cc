@@ -204,7 +204,7 @@ void CheckTrend(const SweepTrend& check, ClaimOutcome* outcome, const Experiment
                                             absl::StrJoin(parts, ", ")));
 }
 
-void CheckComparison(const MetricComparison& check, ClaimOutcome* outcome,
+void CheckComparison(const GroupComparison& check, ClaimOutcome* outcome,
                      const ExperimentResult& result) {
   bool held = true;
   std::vector<std::string> parts;
