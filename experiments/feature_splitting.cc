@@ -128,6 +128,9 @@ absl::Status AnalyzeFeatureSplitting(const FeatureSplittingConfig& config,
   for (size_t i = 0; i + 1 < saes.size(); ++i) {
     if (!(i == 0 && i + 1 == saes.size() - 1)) pairs.emplace_back(i, i + 1);
   }
+  // Unit decoder directions, once per dictionary (pairs, chance level, map).
+  std::vector<torch::Tensor> unit_directions;
+  for (const SplittingSae& entry : saes) unit_directions.push_back(UnitDirections(*entry.sae));
   // Family members per SAE (for the map and the contexts).
   std::vector<std::set<int64_t>> mapped(saes.size());
   std::vector<torch::Tensor> live(saes.size());
@@ -140,7 +143,7 @@ absl::Status AnalyzeFeatureSplitting(const FeatureSplittingConfig& config,
     const torch::Tensor small_dead = live[s].logical_not().unsqueeze(0);  // [1, ns]
     // [nl, ns], dead small latents never chosen.
     const torch::Tensor cosine =
-        UnitDirections(large).mm(UnitDirections(small).t()).masked_fill(small_dead, -2);
+        unit_directions[l].mm(unit_directions[s].t()).masked_fill(small_dead, -2);
     const torch::Tensor correlation =
         stats.correlation.t().nan_to_num(-2).masked_fill(small_dead, -2);
     auto [max_cosine, nearest_cosine] = cosine.max(1);
@@ -222,7 +225,7 @@ absl::Status AnalyzeFeatureSplitting(const FeatureSplittingConfig& config,
                                        generator, torch::kFloat64);
       random = random / random.norm(2, {1}, /*keepdim=*/true);
       random_mean_max_cosine = std::get<0>(
-          random.mm(UnitDirections(small).t()).masked_fill(small_dead, -2).max(1))
+          random.mm(unit_directions[s].t()).masked_fill(small_dead, -2).max(1))
                                    .mean()
                                    .item<double>();
     }
@@ -281,7 +284,7 @@ absl::Status AnalyzeFeatureSplitting(const FeatureSplittingConfig& config,
       chosen.insert(candidates[order[t]].item<int64_t>());
     }
     const std::vector<int64_t> latents(chosen.begin(), chosen.end());
-    directions.push_back(UnitDirections(*saes[i].sae).index_select(0, torch::tensor(latents)));
+    directions.push_back(unit_directions[i].index_select(0, torch::tensor(latents)));
     for (int64_t latent : latents) {
       map->add_sae_index(static_cast<int32_t>(i));
       map->add_latent(latent);

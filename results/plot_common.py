@@ -57,6 +57,15 @@ def save(fig, result, out_dir, file_name):
     print("plot:", out)
 
 
+def sweeps_in_order(items):
+    """The distinct `sweep` names of groups or SAEs, in first-seen order."""
+    sweeps = []
+    for item in items:
+        if item.sweep not in sweeps:
+            sweeps.append(item.sweep)
+    return sweeps
+
+
 def hook_label(hook_name):
     """"blocks.1.hook_resid_post" -> "1.resid_post"."""
     return hook_name.replace("blocks.", "").replace("hook_", "")

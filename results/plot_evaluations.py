@@ -35,11 +35,8 @@ def draw(result, out_dir):
     cols = min(3, len(present))
     rows = (len(present) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.8 * rows), squeeze=False)
+    sweeps = plot_common.sweeps_in_order(result.groups)
     for (metric, label), ax in zip(present, axes.flat):
-        sweeps = []
-        for g in result.groups:
-            if g.sweep not in sweeps:
-                sweeps.append(g.sweep)
         for sweep in sweeps:
             points = sorted(
                 (g.metrics["l0"].mean, g.metrics[metric].mean, g.metrics[metric].ci95_low,

@@ -37,10 +37,7 @@ def draw(result, out_dir):
         return
     metrics = [(m, label) for m, label in METRICS
                if any(m in g.metrics for g in result.groups)]
-    sweeps = []
-    for g in result.groups:
-        if g.sweep not in sweeps:
-            sweeps.append(g.sweep)
+    sweeps = plot_common.sweeps_in_order(result.groups)
     levels = sorted({sparsity_of(g) for g in result.groups})
     cols = min(4, len(metrics))
     rows = (len(metrics) + cols - 1) // cols

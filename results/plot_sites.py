@@ -25,10 +25,7 @@ def draw(result, out_dir):
     metrics = [(m, label) for m, label in METRICS if any(m in g.metrics for g in result.groups)]
     fig, axes = plt.subplots(len(metrics), 1, figsize=(max(8, 0.6 * len(hooks)), 2.6 * len(metrics)),
                              squeeze=False)
-    sweeps = []
-    for g in result.groups:
-        if g.sweep not in sweeps:
-            sweeps.append(g.sweep)
+    sweeps = plot_common.sweeps_in_order(result.groups)
     width = 0.8 / max(1, len(sweeps))
     for (metric, label), ax in zip(metrics, axes[:, 0]):
         for s, sweep in enumerate(sweeps):

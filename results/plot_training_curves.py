@@ -22,10 +22,7 @@ def draw(result, out_dir):
     saes = [s for s in result.saes if len(s.training_curve) >= 8 and s.seed_index == 0]
     if not saes:
         return
-    sweeps = []
-    for s in saes:
-        if s.sweep not in sweeps:
-            sweeps.append(s.sweep)
+    sweeps = plot_common.sweeps_in_order(saes)
     sizes = sorted({s.hyperparameters.get("n_latents", 0) for s in saes})
     colours = plt.cm.viridis([i / max(1, len(sizes) - 1) for i in range(len(sizes))])
     fig, axes = plt.subplots(1, len(sweeps) + 1, figsize=(4.2 * (len(sweeps) + 1), 3.8),
