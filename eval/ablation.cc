@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <torch/utils.h>
 #include <utility>
 
 #include "absl/strings/str_cat.h"

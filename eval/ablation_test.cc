@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <memory>
+#include <torch/utils.h>
 
 #include "eval/internal/test_models.h"
 #include "gtest/gtest.h"

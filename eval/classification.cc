@@ -1,6 +1,7 @@
 #include "eval/classification.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "eval/linear_probe.h"

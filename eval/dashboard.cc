@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <torch/utils.h>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <torch/utils.h>
 #include <tuple>
 #include <utility>
 #include <vector>

@@ -1,6 +1,7 @@
 #include "eval/downstream.h"
 
 #include <algorithm>
+#include <torch/utils.h>
 #include <utility>
 
 #include "absl/strings/str_cat.h"

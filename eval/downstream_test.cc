@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <memory>
+#include <torch/utils.h>
 
 #include "eval/splice.h"
 #include "eval/internal/test_models.h"

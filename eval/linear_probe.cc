@@ -1,7 +1,9 @@
 #include "eval/linear_probe.h"
 
 #include <linear.h>
-#include <torch/torch.h>
+#include <torch/nn/functional.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <cstdlib>

@@ -1,6 +1,6 @@
 #include "eval/probe_data.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cctype>
 #include <set>

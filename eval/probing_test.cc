@@ -1,6 +1,7 @@
 #include "eval/probing.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "absl/strings/match.h"
 #include "eval/internal/test_models.h"

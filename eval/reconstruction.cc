@@ -1,6 +1,7 @@
 #include "eval/reconstruction.h"
 
 #include <algorithm>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"

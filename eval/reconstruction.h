@@ -9,7 +9,7 @@
 #ifndef SAELAB_EVAL_RECONSTRUCTION_H_
 #define SAELAB_EVAL_RECONSTRUCTION_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/status/statusor.h"
 #include "eval/eval_config.pb.h"

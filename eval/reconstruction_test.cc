@@ -1,6 +1,7 @@
 #include "eval/reconstruction.h"
 
 #include <cstdint>
+#include <torch/utils.h>
 
 #include "gtest/gtest.h"
 #include "sae/factory.h"

@@ -4,6 +4,7 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <torch/utils.h>
 #include <utility>
 
 #include "absl/strings/str_cat.h"

@@ -1,6 +1,7 @@
 #include "experiments/feature_splitting.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <string>

@@ -3,15 +3,18 @@
 // --model_dir pointing at a stand-in of GPT-2 small's shape (random weights,
 // d 768, 12 heads, 9 blocks so that layer 8 exists, the reference model's
 // tokenizer), each cut to its first sweep point, first hook and two
-// training steps. The SAE keeps the paper's shape: n 32768 over d 768.
+// training steps, and its evaluations to a few examples. The SAE keeps the
+// paper's shape: n 32768 over d 768.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "data/subject_model/gpt2_model.h"
+#include "eval/eval_config.pb.h"
 #include "experiments/experiment_config.pb.h"
 #include "experiments/runner.h"
 #include "harness/file_io.h"
@@ -39,6 +42,21 @@ class PaperConfigsTest : public ::testing::TestWithParam<const char*> {
       std::filesystem::copy_file(absl::StrCat("data/models/saelab-ref-lm/", file),
                                  absl::StrCat(dir, "/", file));
     }
+  }
+
+  // Probe-style data cut to a few contexts of one task ("" keeps the tasks).
+  static void ShrinkProbeData(ProbeEvalConfig* data, const std::string& task) {
+    if (!task.empty()) {
+      data->clear_tasks();
+      data->add_tasks(task);
+    }
+    data->set_train_examples_per_class(8);
+    data->set_test_examples_per_class(8);
+    data->set_max_contexts_per_split(4);
+    data->set_contexts_per_document(1);
+    data->clear_sparse_k();
+    data->add_sparse_k(1);
+    data->set_random_directions(1);
   }
 
   static std::string StandInDir() {
@@ -81,9 +99,42 @@ TEST_P(PaperConfigsTest, StartsOnAStandInOfGpt2SmallsShape) {
   activations.mutable_data()->clear_corpora();
   activations.mutable_data()->add_corpora("kjv");
   s.mutable_downstream_eval()->set_eval_contexts(2);
-  s.clear_probe_eval();
-  s.clear_ablation_eval();
+  // The evaluations the config asks for run too, each cut to a handful of
+  // examples: the config's evaluation settings must be accepted at this shape.
+  const bool probes = s.has_probe_eval(), ablation = s.has_ablation_eval(),
+             steering = s.has_steering_eval(),
+             classification = s.has_classification_eval(), dashboard = s.has_dashboard();
+  if (probes) ShrinkProbeData(s.mutable_probe_eval(), "capitalized_token");
+  // Absorption reads every word token of the vocabulary and fits per-letter
+  // probes over all 32768 latents, about 150 s here whatever its settings:
+  // its config is parsed and checked above, its code is tested in
+  // eval/absorption_test and on the reference model in subject_sae_evals_test.
   s.clear_absorption_eval();
+  if (ablation) {
+    s.mutable_ablation_eval()->set_latents(2);
+    s.mutable_ablation_eval()->set_eval_contexts(2);
+    s.mutable_ablation_eval()->set_max_positions(2);
+  }
+  if (steering) {
+    SteeringEvalConfig& steer = *s.mutable_steering_eval();
+    steer.clear_prompts();
+    steer.add_prompts("The");
+    steer.clear_clamp_multiples();
+    steer.add_clamp_multiples(0);
+    steer.add_clamp_multiples(2);
+    steer.set_samples_per_prompt(1);
+    steer.set_max_new_tokens(2);
+    steer.set_finder_contexts(4);
+  }
+  if (classification) {
+    ShrinkProbeData(s.mutable_classification_eval()->mutable_data(), "");
+    s.mutable_classification_eval()->clear_tasks();
+    s.mutable_classification_eval()->add_tasks("fortunes_language");
+  }
+  if (dashboard) {
+    s.mutable_dashboard()->set_first_latents(4);
+    s.mutable_dashboard()->set_top_contexts(2);
+  }
   s.clear_feature_splitting();  // needs two dictionary sizes
   s.clear_fits();  // one point cannot be fitted
   config.clear_claims();
@@ -105,11 +156,25 @@ TEST_P(PaperConfigsTest, StartsOnAStandInOfGpt2SmallsShape) {
   // The SAE ran end to end: metrics measured, the spliced model evaluated.
   EXPECT_GT(result.saes(0).metrics().at("nmse"), 0);
   EXPECT_TRUE(result.saes(0).metrics().count("delta_loss"));
+  const auto& metrics = result.saes(0).metrics();
+  // Each evaluation the config asks for wrote its headline metric.
+  const std::pair<bool, const char*> evaluations[] = {
+      {probes, "probe_loss"},
+      {ablation, "ablation_sparsity"},
+      {steering, "unsteered_concept_rate"},
+      {classification, "classification_latent_accuracy"},
+  };
+  for (const auto& [asked, metric] : evaluations) {
+    EXPECT_EQ(metrics.count(metric), asked ? 1 : 0) << metric;
+  }
+  EXPECT_EQ(PathExists(absl::StrCat(options.run_dir, "/dashboards/index.html")), dashboard);
 }
 
 INSTANTIATE_TEST_SUITE_P(Paper, PaperConfigsTest,
                          ::testing::Values("frontier", "l1_vs_topk", "downstream_loss", "scaling",
-                                           "layers", "dead_latents", "feature_splitting"));
+                                           "layers", "dead_latents", "feature_splitting",
+                                           "probes_ablation", "absorption", "steering",
+                                           "classification", "dashboards"));
 
 TEST(PaperConfigsModelDirTest, ModelDirIsRefusedForAnExperimentWithoutASubjectModel) {
   RunnerOptions options;

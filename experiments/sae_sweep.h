@@ -11,7 +11,7 @@
 #ifndef SAELAB_EXPERIMENTS_SAE_SWEEP_H_
 #define SAELAB_EXPERIMENTS_SAE_SWEEP_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <functional>
 #include <map>

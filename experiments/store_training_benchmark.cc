@@ -12,7 +12,8 @@
 //   ./bazelw run -c opt //experiments:store_training_benchmark
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <chrono>
 #include <cstdio>

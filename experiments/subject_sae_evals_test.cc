@@ -2,7 +2,7 @@
 // reference model with a small TopK SAE and all evaluations on
 // (testdata/subject_sae_evals.textproto). Checks that each one ran on real
 // data and found the signal the corpora carry.
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <string>

@@ -5,7 +5,8 @@
 // trains too.
 #include <dirent.h>
 #include <sys/stat.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 #include <string>

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "data/text/bpe_tokenizer.h"
 #include "data/text/token_shard.h"

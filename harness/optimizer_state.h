@@ -16,7 +16,8 @@
 #include <memory>
 #include <string>
 
-#include <torch/torch.h>
+#include <torch/optim/adam.h>
+#include <torch/types.h>
 
 #include "absl/status/status.h"
 #include "harness/safetensors.h"

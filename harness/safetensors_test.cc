@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <torch/utils.h>
 #include <vector>
 
 #include "absl/strings/str_cat.h"

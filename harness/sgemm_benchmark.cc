@@ -4,7 +4,8 @@
 //
 //   ./bazelw run //harness:sgemm_benchmark
 #include <benchmark/benchmark.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "harness/benchmark_main.h"
 

@@ -6,7 +6,8 @@
 #include <limits>
 #include <set>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 namespace saelab {
 

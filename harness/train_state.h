@@ -17,7 +17,9 @@
 #ifndef SAELAB_HARNESS_TRAIN_STATE_H_
 #define SAELAB_HARNESS_TRAIN_STATE_H_
 
-#include <torch/torch.h>
+#include <torch/optim/adam.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <map>
 #include <string>

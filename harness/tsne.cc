@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "harness/status_macros.h"

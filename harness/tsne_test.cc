@@ -1,6 +1,7 @@
 #include "harness/tsne.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <torch/utils.h>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <torch/utils.h>
 #include <tuple>
 #include <vector>
 

@@ -1,6 +1,7 @@
 #include "sae/checkpoint.h"
 
 #include <cstdio>
+#include <torch/utils.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <torch/utils.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,6 +1,8 @@
 #include "sae/gated.h"
 
 #include <cmath>
+#include <torch/autograd.h>
+#include <torch/utils.h>
 #include <vector>
 
 #include "gtest/gtest.h"

@@ -1,5 +1,7 @@
 #include "sae/geometric_median.h"
 
+#include <torch/utils.h>
+
 namespace saelab {
 
 torch::Tensor GeometricMedian(const torch::Tensor& points, int64_t iterations) {

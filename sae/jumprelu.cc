@@ -7,6 +7,8 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <torch/autograd.h>
+#include <torch/utils.h>
 
 #include "harness/schedule.h"
 

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <torch/optim/adam.h>
+#include <torch/utils.h>
 #include <vector>
 
 #include "gtest/gtest.h"

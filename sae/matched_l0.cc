@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "harness/log.h"

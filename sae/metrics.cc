@@ -1,6 +1,7 @@
 #include "sae/metrics.h"
 
 #include <cmath>
+#include <torch/utils.h>
 
 namespace saelab {
 

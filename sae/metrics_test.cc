@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <torch/utils.h>
 #include <vector>
 
 #include "gtest/gtest.h"

@@ -1,6 +1,7 @@
 #include "sae/relu_l1.h"
 
 #include <cmath>
+#include <torch/utils.h>
 
 #include "gtest/gtest.h"
 #include "sae/internal/gradient_check.h"

@@ -23,7 +23,8 @@
 #include <map>
 #include <string>
 
-#include <torch/torch.h>
+#include <torch/nn/module.h>
+#include <torch/types.h>
 
 namespace saelab {
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "sae/geometric_median.h"

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <torch/autograd.h>
+#include <torch/utils.h>
 
 #include "gtest/gtest.h"
 #include "sae/internal/gradient_check.h"

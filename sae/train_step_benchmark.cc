@@ -8,7 +8,12 @@
 //
 //   ./bazelw run -c opt //sae:train_step_benchmark
 #include <benchmark/benchmark.h>
-#include <torch/torch.h>
+#include <torch/optim/adam.h>
+#include <torch/types.h>
+// After types.h: LibTorch's clip_grad.h does not include what it uses.
+#include <torch/types.h>
+// After types.h: LibTorch's clip_grad.h does not include what it uses.
+#include <torch/nn/utils.h>
 
 #include <chrono>
 #include <iostream>

@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <torch/optim/adam.h>
+#include <torch/types.h>
+// After types.h: LibTorch's clip_grad.h does not include what it uses.
+#include <torch/nn/utils.h>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <torch/utils.h>
 
 #include "data/activations/synthetic_features.h"
 #include "gtest/gtest.h"

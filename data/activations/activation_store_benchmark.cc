@@ -36,7 +36,8 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "data/activations/activation_store.h"
 #include "data/activations/harvest.h"

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <vector>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "harness/status_macros.h"

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include <c10/util/Half.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"

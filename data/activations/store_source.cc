@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/strings/str_cat.h"
 #include "data/activations/internal/permutation.h"

@@ -1,6 +1,7 @@
 #include "data/activations/synthetic_features.h"
 
 #include <cmath>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "harness/seed.h"

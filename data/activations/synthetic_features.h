@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <memory>
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/status/statusor.h"
 #include "data/activations/activation_source.h"

@@ -17,7 +17,8 @@
 // the model's context, with a note on stderr. An empty prompt starts from
 // <|endoftext|> alone, as GPT-2's unconditional samples do.
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdint>
 #include <cstdio>

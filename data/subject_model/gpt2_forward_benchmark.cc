@@ -35,7 +35,8 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "data/subject_model/gpt2_config.h"
 #include "data/subject_model/gpt2_model.h"

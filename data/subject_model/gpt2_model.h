@@ -64,6 +64,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <torch/utils.h>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"

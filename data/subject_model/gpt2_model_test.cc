@@ -10,7 +10,8 @@
 // tanh-GELU formula written out.
 #include "data/subject_model/gpt2_model.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <cstdint>

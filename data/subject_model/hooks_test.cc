@@ -1,6 +1,6 @@
 #include "data/subject_model/hooks.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"

@@ -3,6 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <torch/optim/adamw.h>
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+// After types.h: LibTorch's clip_grad.h does not include what it uses.
+#include <torch/nn/utils.h>
+#include <torch/utils.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

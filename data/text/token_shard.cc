@@ -4,7 +4,7 @@
 #include <cstring>
 #include <utility>
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"

@@ -1,6 +1,7 @@
 #include "eval/internal/test_models.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cstdlib>
 #include <iostream>

@@ -16,7 +16,7 @@
 #include <cstring>
 #include <string>
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "absl/strings/str_cat.h"
 #include "data/text/bpe_tokenizer.h"

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <torch/utils.h>
 #include <utility>
 #include <vector>
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <torch/utils.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <torch/utils.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <torch/autograd.h>
+#include <torch/utils.h>
 
 namespace saelab {
 

@@ -1,5 +1,7 @@
 #include "sae/internal/unit_norm_check.h"
 
+#include <torch/optim/adam.h>
+
 namespace saelab {
 
 ::testing::AssertionResult DecoderStaysUnitNormUnderAdam(Sae& sae, int steps,

@@ -6,7 +6,7 @@
 #ifndef SAELAB_SAE_INTERNAL_UNIT_NORM_CHECK_H_
 #define SAELAB_SAE_INTERNAL_UNIT_NORM_CHECK_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include "gtest/gtest.h"
 #include "sae/sae.h"

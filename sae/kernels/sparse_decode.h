@@ -17,7 +17,7 @@
 #ifndef SAELAB_SAE_KERNELS_SPARSE_DECODE_H_
 #define SAELAB_SAE_KERNELS_SPARSE_DECODE_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 namespace saelab {
 

@@ -15,7 +15,9 @@
 //
 //   ./bazelw run //sae/kernels:sparse_decode_benchmark
 #include <benchmark/benchmark.h>
-#include <torch/torch.h>
+#include <torch/optim/adam.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>

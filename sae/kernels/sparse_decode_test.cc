@@ -1,5 +1,7 @@
 #include "sae/kernels/sparse_decode.h"
 
+#include <torch/utils.h>
+
 #include "gtest/gtest.h"
 
 namespace saelab {

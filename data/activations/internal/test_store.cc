@@ -4,7 +4,8 @@
 #include <utility>
 
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "data/subject_model/gpt2_config.h"
 

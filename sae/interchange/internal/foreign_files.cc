@@ -1,6 +1,7 @@
 #include "sae/interchange/internal/foreign_files.h"
 
 #include <map>
+#include <torch/utils.h>
 #include <utility>
 
 #include "absl/strings/str_cat.h"

@@ -3,7 +3,7 @@
 #ifndef SAELAB_SAE_INTERCHANGE_INTERNAL_TESTING_H_
 #define SAELAB_SAE_INTERCHANGE_INTERNAL_TESTING_H_
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <string>
 

@@ -1,0 +1,166 @@
+#include "harness/npy.h"
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "harness/status_macros.h"
+#include "re2/re2.h"
+
+namespace saelab {
+namespace {
+
+constexpr char kMagic[] = "\x93NUMPY";
+constexpr size_t kMagicSize = 6;
+// NumPy pads the preamble and header to this multiple (numpy.lib.format).
+constexpr size_t kHeaderAlign = 64;
+
+absl::Status Invalid(const std::string& path, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": not a usable .npy file: ", why));
+}
+
+uint32_t LittleEndian(const unsigned char* p, int bytes) {
+  uint32_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+torch::Tensor NpyArray::Rows() const {
+  // The tensor owns a reference to the mapping, so the view outlives us.
+  std::shared_ptr<MappedFile> keep = file_;
+  void* data = const_cast<unsigned char*>(file_->data() + data_offset_);
+  return torch::from_blob(
+      data, {rows_, cols_}, [keep](void*) mutable { keep.reset(); },
+      torch::TensorOptions().dtype(dtype_));
+}
+
+absl::StatusOr<NpyArray> OpenNpy(const std::string& path) {
+  ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::Open(path, ".npy file"));
+  const absl::string_view bytes = mapped.bytes();
+  if (bytes.size() < kMagicSize + 4 || std::memcmp(bytes.data(), kMagic, kMagicSize) != 0) {
+    return Invalid(path, "it does not start with NumPy's magic string \\x93NUMPY");
+  }
+  const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
+  const int major = raw[6];
+  // Version 1.0 stores the header length in 2 bytes; 2.0 and 3.0 (UTF-8
+  // header) in 4.
+  if (major < 1 || major > 3) {
+    return Invalid(path, absl::StrCat("format version ", major, ".", int{raw[7]},
+                                      " (this reader knows 1.0, 2.0 and 3.0)"));
+  }
+  const size_t length_bytes = major == 1 ? 2 : 4;
+  const size_t preamble = kMagicSize + 2 + length_bytes;
+  if (bytes.size() < preamble) return Invalid(path, "the file ends inside its preamble");
+  const size_t header_len = LittleEndian(raw + kMagicSize + 2, static_cast<int>(length_bytes));
+  if (bytes.size() < preamble + header_len) {
+    return absl::DataLossError(absl::StrCat(path, ": .npy header of ", header_len,
+                                            " bytes runs past the end of the file (",
+                                            bytes.size(), " bytes)"));
+  }
+  const absl::string_view header = bytes.substr(preamble, header_len);
+  const re2::StringPiece header_piece(header.data(), header.size());
+
+  // The header is a Python dict literal with exactly these three keys.
+  std::string descr, fortran, shape_text;
+  if (!RE2::PartialMatch(header_piece, R"('descr'\s*:\s*'([^']*)')", &descr) ||
+      !RE2::PartialMatch(header_piece, R"('fortran_order'\s*:\s*(True|False))", &fortran) ||
+      !RE2::PartialMatch(header_piece, R"('shape'\s*:\s*\(([^)]*)\))", &shape_text)) {
+    return Invalid(path, absl::StrCat("the header is not a NumPy array header: ",
+                                      absl::StripTrailingAsciiWhitespace(header)));
+  }
+  NpyArray array;
+  int64_t item_size = 0;
+  if (descr == "<f4") {
+    array.dtype_ = torch::kFloat;
+    item_size = 4;
+  } else if (descr == "<f2") {
+    array.dtype_ = torch::kHalf;
+    item_size = 2;
+  } else {
+    return Invalid(path, absl::StrCat("dtype '", descr,
+                                      "'; activations must be little-endian float32 or "
+                                      "float16 (np.save(path, a.astype(np.float32)))"));
+  }
+  if (fortran == "True") {
+    return Invalid(path, "Fortran order; save a C-order array (np.ascontiguousarray(a))");
+  }
+  for (absl::string_view piece : absl::StrSplit(shape_text, ',', absl::SkipWhitespace())) {
+    int64_t dim = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(piece), &dim) || dim < 0) {
+      return Invalid(path, absl::StrCat("shape (", shape_text, ") is not a tuple of sizes"));
+    }
+    array.shape_.push_back(dim);
+  }
+  if (array.shape_.size() < 2) {
+    return Invalid(path, absl::StrCat("shape (", shape_text,
+                                      ") has fewer than 2 dimensions; activations are "
+                                      "[rows, d_in] (or [..., d_in])"));
+  }
+  array.cols_ = array.shape_.back();
+  array.rows_ = 1;
+  for (size_t i = 0; i + 1 < array.shape_.size(); ++i) {
+    if (__builtin_mul_overflow(array.rows_, array.shape_[i], &array.rows_)) {
+      return Invalid(path, absl::StrCat("shape (", shape_text, ") overflows 64 bits"));
+    }
+  }
+  if (array.rows_ == 0 || array.cols_ == 0) {
+    return Invalid(path, absl::StrCat("shape (", shape_text, ") holds no activations"));
+  }
+  int64_t data_bytes = 0;
+  if (__builtin_mul_overflow(array.rows_, array.cols_, &data_bytes) ||
+      __builtin_mul_overflow(data_bytes, item_size, &data_bytes)) {
+    return Invalid(path, absl::StrCat("shape (", shape_text, ") overflows 64 bits"));
+  }
+  array.data_offset_ = preamble + header_len;
+  const size_t actual = bytes.size() - array.data_offset_;
+  if (actual != static_cast<size_t>(data_bytes)) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": .npy data is ", actual, " bytes but shape (", shape_text, ") of ", descr,
+        " needs ", data_bytes, actual < static_cast<size_t>(data_bytes) ? " (truncated)" : ""));
+  }
+  array.file_ = std::make_shared<MappedFile>(std::move(mapped));
+  return array;
+}
+
+absl::StatusOr<std::string> SerializeNpy(const torch::Tensor& tensor) {
+  if (!tensor.defined() || tensor.dim() < 1 || !tensor.device().is_cpu() ||
+      !tensor.is_contiguous()) {
+    return absl::InvalidArgumentError(
+        "SerializeNpy: needs a defined, contiguous CPU tensor of at least one dimension");
+  }
+  const char* descr = nullptr;
+  if (tensor.scalar_type() == torch::kFloat) {
+    descr = "<f4";
+  } else if (tensor.scalar_type() == torch::kHalf) {
+    descr = "<f2";
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("SerializeNpy: dtype ",
+                                                   c10::toString(tensor.scalar_type()),
+                                                   " (float32 or float16 only)"));
+  }
+  std::string shape = absl::StrJoin(tensor.sizes(), ", ");
+  if (tensor.dim() == 1) absl::StrAppend(&shape, ",");
+  std::string header =
+      absl::StrCat("{'descr': '", descr, "', 'fortran_order': False, 'shape': (", shape, "), }");
+  // Spaces then a newline up to the alignment, as numpy.lib.format writes.
+  const size_t preamble = kMagicSize + 2 + 2;
+  const size_t total = (preamble + header.size() + 1 + kHeaderAlign - 1) / kHeaderAlign * kHeaderAlign;
+  header.append(total - preamble - header.size() - 1, ' ');
+  header.push_back('\n');
+  std::string out(kMagic, kMagicSize);
+  out.push_back('\x01');
+  out.push_back('\x00');
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>(header.size() >> 8));
+  out += header;
+  out.append(static_cast<const char*>(tensor.data_ptr()), tensor.nbytes());
+  return out;
+}
+
+}  // namespace saelab
