@@ -19,6 +19,13 @@ constexpr size_t kMagicSize = 6;
 // NumPy pads the preamble and header to this multiple (numpy.lib.format).
 constexpr size_t kHeaderAlign = 64;
 
+// The dtypes read and written, as NumPy names them; one table for both ways.
+struct NpyDtype {
+  const char* descr;
+  torch::ScalarType dtype;
+};
+constexpr NpyDtype kDtypes[] = {{"<f4", torch::kFloat}, {"<f2", torch::kHalf}};
+
 absl::Status Invalid(const std::string& path, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": not a usable .npy file: ", why));
 }
@@ -75,18 +82,17 @@ absl::StatusOr<NpyArray> OpenNpy(const std::string& path) {
                                       absl::StripTrailingAsciiWhitespace(header)));
   }
   NpyArray array;
-  int64_t item_size = 0;
-  if (descr == "<f4") {
-    array.dtype_ = torch::kFloat;
-    item_size = 4;
-  } else if (descr == "<f2") {
-    array.dtype_ = torch::kHalf;
-    item_size = 2;
-  } else {
+  const NpyDtype* known = nullptr;
+  for (const NpyDtype& d : kDtypes) {
+    if (descr == d.descr) known = &d;
+  }
+  if (known == nullptr) {
     return Invalid(path, absl::StrCat("dtype '", descr,
                                       "'; activations must be little-endian float32 or "
                                       "float16 (np.save(path, a.astype(np.float32)))"));
   }
+  array.dtype_ = known->dtype;
+  const int64_t item_size = static_cast<int64_t>(c10::elementSize(known->dtype));
   if (fortran == "True") {
     return Invalid(path, "Fortran order; save a C-order array (np.ascontiguousarray(a))");
   }
@@ -135,11 +141,10 @@ absl::StatusOr<std::string> SerializeNpy(const torch::Tensor& tensor) {
         "SerializeNpy: needs a defined, contiguous CPU tensor of at least one dimension");
   }
   const char* descr = nullptr;
-  if (tensor.scalar_type() == torch::kFloat) {
-    descr = "<f4";
-  } else if (tensor.scalar_type() == torch::kHalf) {
-    descr = "<f2";
-  } else {
+  for (const NpyDtype& d : kDtypes) {
+    if (tensor.scalar_type() == d.dtype) descr = d.descr;
+  }
+  if (descr == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("SerializeNpy: dtype ",
                                                    c10::toString(tensor.scalar_type()),
                                                    " (float32 or float16 only)"));
