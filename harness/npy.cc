@@ -24,7 +24,10 @@ struct NpyDtype {
   const char* descr;
   torch::ScalarType dtype;
 };
-constexpr NpyDtype kDtypes[] = {{"<f4", torch::kFloat}, {"<f2", torch::kHalf}};
+constexpr NpyDtype kDtypes[] = {{"<f4", torch::kFloat},
+                                {"<f2", torch::kHalf},
+                                {"<i4", torch::kInt},
+                                {"<i8", torch::kLong}};
 
 absl::Status Invalid(const std::string& path, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": not a usable .npy file: ", why));
@@ -36,18 +39,17 @@ uint32_t LittleEndian(const unsigned char* p, int bytes) {
   return v;
 }
 
-}  // namespace
+// What every reader needs from a file: its mapping, the data's offset,
+// dtype and shape, with the size checked against the shape.
+struct ParsedNpy {
+  MappedFile mapped;
+  size_t data_offset = 0;
+  torch::ScalarType dtype = torch::kFloat;
+  std::string descr, shape_text;
+  std::vector<int64_t> shape;
+};
 
-torch::Tensor NpyArray::Rows() const {
-  // The tensor owns a reference to the mapping, so the view outlives us.
-  std::shared_ptr<MappedFile> keep = file_;
-  void* data = const_cast<unsigned char*>(file_->data() + data_offset_);
-  return torch::from_blob(
-      data, {rows_, cols_}, [keep](void*) mutable { keep.reset(); },
-      torch::TensorOptions().dtype(dtype_));
-}
-
-absl::StatusOr<NpyArray> OpenNpy(const std::string& path) {
+absl::StatusOr<ParsedNpy> ParseNpy(const std::string& path) {
   ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::Open(path, ".npy file"));
   const absl::string_view bytes = mapped.bytes();
   if (bytes.size() < kMagicSize + 4 || std::memcmp(bytes.data(), kMagic, kMagicSize) != 0) {
@@ -74,64 +76,98 @@ absl::StatusOr<NpyArray> OpenNpy(const std::string& path) {
   const re2::StringPiece header_piece(header.data(), header.size());
 
   // The header is a Python dict literal with exactly these three keys.
-  std::string descr, fortran, shape_text;
-  if (!RE2::PartialMatch(header_piece, R"('descr'\s*:\s*'([^']*)')", &descr) ||
+  ParsedNpy parsed;
+  std::string fortran;
+  if (!RE2::PartialMatch(header_piece, R"('descr'\s*:\s*'([^']*)')", &parsed.descr) ||
       !RE2::PartialMatch(header_piece, R"('fortran_order'\s*:\s*(True|False))", &fortran) ||
-      !RE2::PartialMatch(header_piece, R"('shape'\s*:\s*\(([^)]*)\))", &shape_text)) {
+      !RE2::PartialMatch(header_piece, R"('shape'\s*:\s*\(([^)]*)\))", &parsed.shape_text)) {
     return Invalid(path, absl::StrCat("the header is not a NumPy array header: ",
                                       absl::StripTrailingAsciiWhitespace(header)));
   }
-  NpyArray array;
   const NpyDtype* known = nullptr;
   for (const NpyDtype& d : kDtypes) {
-    if (descr == d.descr) known = &d;
+    if (parsed.descr == d.descr) known = &d;
   }
   if (known == nullptr) {
-    return Invalid(path, absl::StrCat("dtype '", descr,
-                                      "'; activations must be little-endian float32 or "
-                                      "float16 (np.save(path, a.astype(np.float32)))"));
+    return Invalid(path, absl::StrCat("dtype '", parsed.descr,
+                                      "'; this reader knows little-endian float32, float16, "
+                                      "int32 and int64 (np.save(path, a.astype(np.float32)))"));
   }
-  array.dtype_ = known->dtype;
-  const int64_t item_size = static_cast<int64_t>(c10::elementSize(known->dtype));
+  parsed.dtype = known->dtype;
   if (fortran == "True") {
     return Invalid(path, "Fortran order; save a C-order array (np.ascontiguousarray(a))");
   }
-  for (absl::string_view piece : absl::StrSplit(shape_text, ',', absl::SkipWhitespace())) {
+  for (absl::string_view piece : absl::StrSplit(parsed.shape_text, ',', absl::SkipWhitespace())) {
     int64_t dim = 0;
     if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(piece), &dim) || dim < 0) {
-      return Invalid(path, absl::StrCat("shape (", shape_text, ") is not a tuple of sizes"));
+      return Invalid(path,
+                     absl::StrCat("shape (", parsed.shape_text, ") is not a tuple of sizes"));
     }
-    array.shape_.push_back(dim);
+    parsed.shape.push_back(dim);
   }
+  int64_t data_bytes = static_cast<int64_t>(c10::elementSize(known->dtype));
+  for (int64_t dim : parsed.shape) {
+    if (__builtin_mul_overflow(data_bytes, dim, &data_bytes)) {
+      return Invalid(path, absl::StrCat("shape (", parsed.shape_text, ") overflows 64 bits"));
+    }
+  }
+  parsed.data_offset = preamble + header_len;
+  const size_t actual = bytes.size() - parsed.data_offset;
+  if (actual != static_cast<size_t>(data_bytes)) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": .npy data is ", actual, " bytes but shape (", parsed.shape_text, ") of ",
+        parsed.descr, " needs ", data_bytes,
+        actual < static_cast<size_t>(data_bytes) ? " (truncated)" : ""));
+  }
+  parsed.mapped = std::move(mapped);
+  return parsed;
+}
+
+// A tensor of `shape` viewing the mapping, which it keeps alive.
+torch::Tensor ViewMapping(std::shared_ptr<MappedFile> file, size_t offset,
+                          std::vector<int64_t> shape, torch::ScalarType dtype) {
+  void* data = const_cast<unsigned char*>(file->data() + offset);
+  return torch::from_blob(
+      data, shape, [file](void*) mutable { file.reset(); }, torch::TensorOptions().dtype(dtype));
+}
+
+}  // namespace
+
+torch::Tensor NpyArray::Rows() const {
+  return ViewMapping(file_, data_offset_, {rows_, cols_}, dtype_);
+}
+
+absl::StatusOr<NpyArray> OpenNpy(const std::string& path) {
+  ASSIGN_OR_RETURN(ParsedNpy parsed, ParseNpy(path));
+  if (parsed.dtype != torch::kFloat && parsed.dtype != torch::kHalf) {
+    return Invalid(path, absl::StrCat("dtype '", parsed.descr,
+                                      "'; activations must be little-endian float32 or "
+                                      "float16 (np.save(path, a.astype(np.float32)))"));
+  }
+  NpyArray array;
+  array.dtype_ = parsed.dtype;
+  array.shape_ = parsed.shape;
   if (array.shape_.size() < 2) {
-    return Invalid(path, absl::StrCat("shape (", shape_text,
+    return Invalid(path, absl::StrCat("shape (", parsed.shape_text,
                                       ") has fewer than 2 dimensions; activations are "
                                       "[rows, d_in] (or [..., d_in])"));
   }
   array.cols_ = array.shape_.back();
   array.rows_ = 1;
-  for (size_t i = 0; i + 1 < array.shape_.size(); ++i) {
-    if (__builtin_mul_overflow(array.rows_, array.shape_[i], &array.rows_)) {
-      return Invalid(path, absl::StrCat("shape (", shape_text, ") overflows 64 bits"));
-    }
-  }
+  for (size_t i = 0; i + 1 < array.shape_.size(); ++i) array.rows_ *= array.shape_[i];
   if (array.rows_ == 0 || array.cols_ == 0) {
-    return Invalid(path, absl::StrCat("shape (", shape_text, ") holds no activations"));
+    return Invalid(path, absl::StrCat("shape (", parsed.shape_text, ") holds no activations"));
   }
-  int64_t data_bytes = 0;
-  if (__builtin_mul_overflow(array.rows_, array.cols_, &data_bytes) ||
-      __builtin_mul_overflow(data_bytes, item_size, &data_bytes)) {
-    return Invalid(path, absl::StrCat("shape (", shape_text, ") overflows 64 bits"));
-  }
-  array.data_offset_ = preamble + header_len;
-  const size_t actual = bytes.size() - array.data_offset_;
-  if (actual != static_cast<size_t>(data_bytes)) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": .npy data is ", actual, " bytes but shape (", shape_text, ") of ", descr,
-        " needs ", data_bytes, actual < static_cast<size_t>(data_bytes) ? " (truncated)" : ""));
-  }
-  array.file_ = std::make_shared<MappedFile>(std::move(mapped));
+  array.data_offset_ = parsed.data_offset;
+  array.file_ = std::make_shared<MappedFile>(std::move(parsed.mapped));
   return array;
+}
+
+absl::StatusOr<torch::Tensor> ReadNpyTensor(const std::string& path) {
+  ASSIGN_OR_RETURN(ParsedNpy parsed, ParseNpy(path));
+  const size_t offset = parsed.data_offset;
+  return ViewMapping(std::make_shared<MappedFile>(std::move(parsed.mapped)), offset,
+                     parsed.shape, parsed.dtype);
 }
 
 absl::StatusOr<std::string> SerializeNpy(const torch::Tensor& tensor) {
@@ -147,7 +183,7 @@ absl::StatusOr<std::string> SerializeNpy(const torch::Tensor& tensor) {
   if (descr == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("SerializeNpy: dtype ",
                                                    c10::toString(tensor.scalar_type()),
-                                                   " (float32 or float16 only)"));
+                                                   " (float32, float16, int32 or int64 only)"));
   }
   std::string shape = absl::StrJoin(tensor.sizes(), ", ");
   if (tensor.dim() == 1) absl::StrAppend(&shape, ",");

@@ -58,9 +58,17 @@ class NpyArray {
 // Maps and validates `path` (see above). NotFound if it does not exist.
 absl::StatusOr<NpyArray> OpenNpy(const std::string& path);
 
+// Any array of the dtypes this file knows (float32, float16, int32, int64;
+// little-endian, C order) with its full shape, viewing the mapping (kept
+// alive by the tensor; read-only memory): token ids, for instance
+// (`np.save("ids.npy", ids.astype(np.int32))`). Errors as OpenNpy, without
+// its activation-specific ones (dimensions, emptiness).
+absl::StatusOr<torch::Tensor> ReadNpyTensor(const std::string& path);
+
 // The .npy bytes (version 1.0, C order, header padded to a multiple of 64
-// bytes as NumPy writes it) of a contiguous CPU float32 or float16 tensor
-// of at least one dimension; for tools that write activations and for tests.
+// bytes as NumPy writes it) of a contiguous CPU float32, float16, int32 or
+// int64 tensor of at least one dimension; for tools that write activations
+// or token ids, and for tests.
 absl::StatusOr<std::string> SerializeNpy(const torch::Tensor& tensor);
 
 }  // namespace saelab

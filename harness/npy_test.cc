@@ -58,7 +58,9 @@ TEST(NpyTest, SerializesTheBytesNumpyWrites) {
   for (const auto& [name, tensor] :
        {std::pair<std::string, torch::Tensor>{"f32_5x3.npy", Expected5x3()},
         {"f16_4x2.npy", (torch::arange(8, torch::kFloat).reshape({4, 2}) * 0.25 - 1).to(torch::kHalf)},
-        {"f32_1d_4.npy", torch::arange(4, torch::kFloat)}}) {
+        {"f32_1d_4.npy", torch::arange(4, torch::kFloat)},
+        {"i32_7.npy", torch::tensor({50256, 464, 2068, 0, 1, 13, 50255}, torch::kInt)},
+        {"i64_2x3.npy", torch::arange(6, torch::kLong).reshape({2, 3}) * 1000 - 2000}}) {
     absl::StatusOr<std::string> bytes = SerializeNpy(tensor);
     ASSERT_TRUE(bytes.ok()) << bytes.status();
     absl::StatusOr<std::string> golden = ReadFile(Golden(name));
@@ -69,6 +71,26 @@ TEST(NpyTest, SerializesTheBytesNumpyWrites) {
 }
 
 // Each refused file gets an error naming the file and the problem.
+TEST(NpyTest, ReadsIntegerArraysWithTheirShapeAndAnyShapeOfFloats) {
+  absl::StatusOr<torch::Tensor> ids = ReadNpyTensor(Golden("i32_7.npy"));
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_TRUE(torch::equal(*ids, torch::tensor({50256, 464, 2068, 0, 1, 13, 50255}, torch::kInt)));
+  absl::StatusOr<torch::Tensor> wide = ReadNpyTensor(Golden("i64_2x3.npy"));
+  ASSERT_TRUE(wide.ok()) << wide.status();
+  EXPECT_TRUE(torch::equal(*wide, torch::arange(6, torch::kLong).reshape({2, 3}) * 1000 - 2000));
+  absl::StatusOr<torch::Tensor> cube = ReadNpyTensor(Golden("f32_2x3x4.npy"));
+  ASSERT_TRUE(cube.ok()) << cube.status();
+  EXPECT_EQ(cube->sizes(), (std::vector<int64_t>{2, 3, 4}));
+  absl::StatusOr<torch::Tensor> empty = ReadNpyTensor(Golden("f32_0x3.npy"));
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->numel(), 0);
+  // Integers are not activations, and doubles are read by neither.
+  EXPECT_NE(OpenNpy(Golden("i32_7.npy")).status().message().find("must be little-endian float32"),
+            std::string::npos);
+  EXPECT_NE(ReadNpyTensor(Golden("f64_3x2.npy")).status().message().find("dtype '<f8'"),
+            std::string::npos);
+}
+
 TEST(NpyTest, RefusesWhatItCannotReadNamingTheFileAndTheFix) {
   const struct {
     const char* name;

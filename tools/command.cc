@@ -1,0 +1,10 @@
+#include "tools/command.h"
+
+namespace saelab {
+
+std::vector<Command> AllCommands() {
+  return {TokenizeCommand(), HarvestCommand(), TrainCommand(),   EvaluateCommand(),
+          ExportCommand(),   ImportCommand(),  InspectCommand(), GenerateCommand()};
+}
+
+}  // namespace saelab
