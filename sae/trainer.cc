@@ -119,6 +119,9 @@ double LearningRateAt(const TrainerConfig& trainer, int64_t step, int64_t total_
 
 absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,
                                      const TrainOptions& options) {
+  // Training needs autograd even when the caller holds a NoGradGuard (as
+  // code that has just run a model for activations often does).
+  torch::AutoGradMode grad_mode(true);
   absl::Time start = absl::Now();
   const int64_t d_in = source.d_in();
   RETURN_IF_ERROR(ResolveSaeConfig(d_in, &config));

@@ -71,7 +71,8 @@ struct TrainResult {
   std::vector<TrainingCurvePoint> curve;
 };
 
-// Trains `config` (resolved here with ResolveSaeConfig) on `source`.
+// Trains `config` (resolved here with ResolveSaeConfig) on `source`, with
+// autograd on whatever the caller's grad mode.
 // Errors: an invalid config; a source error; an unreadable or mismatched
 // checkpoint (a train_state file whose config hash differs is refused).
 absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,

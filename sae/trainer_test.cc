@@ -120,6 +120,17 @@ TEST(TrainerTest, SameSeedGivesBitIdenticalSaes) {
   }
 }
 
+TEST(TrainerTest, ACallersNoGradGuardDoesNotChangeTraining) {
+  auto source = Source();
+  auto free = TrainSae(TopKConfigForTest(), *source, 5);
+  ASSERT_TRUE(free.ok()) << free.status();
+  torch::NoGradGuard no_grad;
+  auto guarded = TrainSae(TopKConfigForTest(), *source, 5);
+  ASSERT_TRUE(guarded.ok()) << guarded.status();
+  ExpectSameTensors(*free->sae, *guarded->sae);
+  EXPECT_FALSE(torch::GradMode::is_enabled());  // the caller's mode is restored
+}
+
 TEST(TrainerTest, KillAndResumeGivesTheBitIdenticalFinalCheckpoint) {
   for (const SaeConfig& config : {TopKConfigForTest(), ReluL1ConfigForTest()}) {
     auto source = Source();

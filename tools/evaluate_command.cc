@@ -7,6 +7,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "data/activations/activation_files.h"
+#include "data/subject_model/gpt2_model.h"
+#include "eval/downstream.h"
+#include "eval/eval_config.pb.h"
+#include "harness/npy.h"
 #include "harness/provenance.h"
 #include "harness/result.pb.h"
 #include "harness/status_macros.h"
@@ -21,6 +25,7 @@ namespace {
 
 constexpr char kUsage[] =
     R"(saelab evaluate --sae=DIR --activations=FILE [--rows=a:b] [--out=RESULT]
+                [--model_dir=DIR --hook=HOOK --contexts=TOKENS.npy]
 
 Encodes and decodes every selected row with the SAE in DIR (saelab's layout,
 SAELens's cfg.json + sae_weights.safetensors, or sparsify's cfg.json +
@@ -31,8 +36,18 @@ or a store directory). With --out, writes the metrics and provenance as a
 result proto (.pb binary, .textproto text) that saelab inspect and
 results/read_results.py read.
 
+With --model_dir, --hook and --contexts ([N, L] token ids, each context
+starting with <|endoftext|>, as the tokens.npy `saelab harvest` writes), also
+the downstream metrics with the SAE spliced into the model at the hook:
+ce_clean, ce_spliced, delta_loss, loss_recovered (against zero ablation),
+KL divergence (docs/metrics.md). Mean ablation uses the mean of the
+selected activation rows.
+
 Example, the held-out rows of a saelab train run, through its SAELens copy:
-  saelab evaluate --sae=runs/topk_k32/saelens --activations=acts.npy --rows=-6553:)";
+  saelab evaluate --sae=runs/topk_k32/saelens --activations=acts.npy --rows=-6553:
+Example, what splicing the SAE into the model costs:
+  saelab evaluate --sae=runs/topk_k32 --activations=acts/blocks.6.hook_resid_post.npy \
+      --model_dir=/models/gpt2 --hook=blocks.6.hook_resid_post --contexts=acts/tokens.npy)";
 
 absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   RETURN_IF_ERROR(flags.Require("sae"));
@@ -52,10 +67,34 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   ASSIGN_OR_RETURN(RowRange range, acts.Range(flags.String("rows")));
   ASSIGN_OR_RETURN(torch::Tensor x, acts.Rows(range));
   ASSIGN_OR_RETURN(std::string acts_sha256, acts.Sha256());
+  const bool downstream = !flags.String("model_dir").empty();
+  if (downstream != !flags.String("hook").empty() ||
+      downstream != !flags.String("contexts").empty()) {
+    return UsageError("downstream metrics need --model_dir, --hook and --contexts together");
+  }
   PhaseClock clock;
   ASSIGN_OR_RETURN(SaeResult sae_result,
                    EvaluateToResult(*loaded.sae, loaded.config, x, acts.path()));
   sae_result.set_checkpoint(flags.String("sae"));
+  if (downstream) {
+    ASSIGN_OR_RETURN(Gpt2Model model, Gpt2Model::LoadHfDirectory(flags.String("model_dir")));
+    ASSIGN_OR_RETURN(torch::Tensor contexts, ReadNpyTensor(flags.String("contexts")));
+    if (contexts.dim() != 2 ||
+        (contexts.scalar_type() != torch::kInt && contexts.scalar_type() != torch::kLong)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flags.String("contexts"), ": token contexts must be a 2-D int32 or int64 array [N, L], not ",
+          c10::toString(contexts.scalar_type()), " ", c10::str(contexts.sizes())));
+    }
+    DownstreamEvalConfig config;
+    config.set_eval_contexts(flags.Int("eval_contexts"));
+    config.set_batch_contexts(flags.Int("batch_contexts"));
+    torch::NoGradGuard no_grad;
+    ASSIGN_OR_RETURN(DownstreamMetrics metrics,
+                     EvaluateDownstream(model, flags.String("hook"), *loaded.sae,
+                                        contexts.to(torch::kLong), x.mean(0), config));
+    metrics.WriteTo(&sae_result);
+    sae_result.set_hook_name(flags.String("hook"));
+  }
   std::printf("%s (%s, %s layout, n_latents %lld) on %s rows [%lld, %lld):\n%s",
               loaded.config.name().c_str(), ArchitectureName(loaded.config).c_str(),
               SaeLayoutName(loaded.layout), static_cast<long long>(loaded.config.n_latents()),
@@ -89,6 +128,13 @@ Command EvaluateCommand() {
           {"tensor", FlagType::kString, "", "The tensor of a .safetensors file to read."},
           {"rows", FlagType::kString, "", "Rows to evaluate as a slice a:b (default: all)."},
           {"out", FlagType::kString, "", "Also write the result proto here (.pb or .textproto)."},
+          {"model_dir", FlagType::kString, "",
+           "GPT-2 directory: also measure the SAE spliced into this model."},
+          {"hook", FlagType::kString, "", "The hook the SAE reads (with --model_dir)."},
+          {"contexts", FlagType::kString, "",
+           "Token contexts [N, L] as .npy, BOS first (with --model_dir)."},
+          {"eval_contexts", FlagType::kInt, "256", "Contexts scored for downstream (-1: all)."},
+          {"batch_contexts", FlagType::kInt, "32", "Contexts per forward pass."},
       },
       &Run,
   };

@@ -31,6 +31,8 @@
 #include "harness/safetensors.h"
 #include "harness/sha256.h"
 #include "harness/textproto.h"
+#include "sae/checkpoint.h"
+#include "sae/sae.h"
 #include "tools/command.h"
 
 namespace saelab {
@@ -225,9 +227,39 @@ TEST(SaelabCliTest, HarvestsTwoHooksInOnePassAsTheModelComputesThem) {
   }
   // A store trains like a file.
   CliRun train = Saelab(absl::StrCat("train --activations=", dir, "/store/blocks.0.hook_resid_post",
-                                  " --k=4 --n_latents=64 --tokens=4096 --batch_size=256 --out=", dir,
-                                  "/sae"));
-  EXPECT_EQ(train.exit_code, 0) << train.err;
+                                     " --k=4 --n_latents=64 --tokens=4096 --batch_size=256 --out=",
+                                     dir, "/sae"));
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+
+  // Spliced into the model: the losses against a splice written here, on
+  // the model's logits directly.
+  CliRun spliced = Saelab(absl::StrCat(
+      "evaluate --sae=", dir, "/sae --activations=", dir, "/npy/blocks.0.hook_resid_post.npy",
+      " --model_dir=", kRefModel, " --hook=blocks.0.hook_resid_post --contexts=", dir,
+      "/npy/tokens.npy --eval_contexts=-1 --out=", dir, "/downstream.pb"));
+  ASSERT_EQ(spliced.exit_code, 0) << spliced.err;
+  const SaeResult got = ReadResult(dir + "/downstream.pb").saes(0);
+  absl::StatusOr<std::unique_ptr<Sae>> sae = LoadSae(dir + "/sae");
+  ASSERT_TRUE(sae.ok()) << sae.status();
+  // Next-token loss at positions 1..L-2 (of tokens 2..L-1), BOS never
+  // spliced nor scored.
+  auto loss = [&](const torch::Tensor& logits) {
+    const torch::Tensor logp = torch::log_softmax(logits.slice(1, 1, -1).to(torch::kDouble), -1);
+    const torch::Tensor targets = tokens.slice(1, 2).unsqueeze(-1);
+    return -logp.gather(-1, targets).mean().item<double>();
+  };
+  HookSet splice;
+  splice.hooks["blocks.0.hook_resid_post"] = [&](const torch::Tensor& a) {
+    torch::Tensor out = a.clone();
+    const torch::Tensor rows = a.slice(1, 1).reshape({-1, a.size(2)});
+    out.slice(1, 1).copy_((*sae)->Reconstruct(rows).reshape(a.slice(1, 1).sizes()));
+    return out;
+  };
+  const double ce_clean = loss(*model->Forward(tokens));
+  const double ce_spliced = loss(*model->Forward(tokens, splice));
+  EXPECT_NEAR(got.metrics().at("ce_clean"), ce_clean, 1e-5 * ce_clean);
+  EXPECT_NEAR(got.metrics().at("ce_spliced"), ce_spliced, 1e-5 * ce_spliced);
+  EXPECT_GT(ce_spliced, ce_clean);
 }
 
 TEST(SaelabCliTest, TokenizeAndDecodeAreExactInverses) {
