@@ -33,6 +33,7 @@
 #include "harness/textproto.h"
 #include "sae/checkpoint.h"
 #include "sae/sae.h"
+#include "sae/sae_config.pb.h"
 #include "tools/command.h"
 
 namespace saelab {
@@ -322,6 +323,21 @@ TEST(SaelabCliTest, HelpAndRefusals) {
   CliRun trained = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
                                     "/sae --n_latents=32 --k=2 --tokens=2000 --batch_size=500"));
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  // A config file, with a flag overriding one of its fields.
+  ASSERT_TRUE(AtomicWriteFile(dir + "/relu.textproto",
+                              "name: \"mine\" n_latents: 32 relu_l1 { l1_coefficient: 3 }\n"
+                              "trainer { total_tokens: 2000 batch_size: 500 }\n")
+                  .ok());
+  CliRun configured = Saelab(absl::StrCat("train --activations=", acts, " --config=", dir,
+                                          "/relu.textproto --sparsity_coefficient=2 --out=", dir,
+                                          "/relu"));
+  ASSERT_EQ(configured.exit_code, 0) << configured.err;
+  SaeConfig as_trained;
+  ASSERT_TRUE(ParseTextProtoFile(dir + "/relu/sae_config.textproto", &as_trained).ok());
+  EXPECT_EQ(as_trained.name(), "mine");
+  EXPECT_EQ(as_trained.relu_l1().l1_coefficient(), 2);
+  EXPECT_EQ(as_trained.trainer().total_tokens(), 2000);
+
   const struct {
     std::string args;
     int exit_code;

@@ -1,5 +1,7 @@
 #include "data/activations/activation_files.h"
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 #include <vector>
@@ -13,15 +15,13 @@
 #include "data/activations/store_source.h"
 #include "data/activations/tensor_source.h"
 #include "harness/npy.h"
-#include "harness/safetensors.h"
+#include "harness/json_fields.h"
+#include "harness/mapped_file.h"
 #include "harness/sha256.h"
 #include "harness/status_macros.h"
 
 namespace saelab {
 namespace {
-
-// Flattens every leading dimension of `t` into rows: [..., d] -> [N, d].
-torch::Tensor AsRows(const torch::Tensor& t) { return t.reshape({-1, t.size(-1)}); }
 
 absl::StatusOr<int64_t> SliceBound(absl::string_view text, int64_t rows,
                                    const std::string& slice) {
@@ -32,6 +32,111 @@ absl::StatusOr<int64_t> SliceBound(absl::string_view text, int64_t rows,
   }
   if (v < 0) v += rows;
   return std::min(std::max<int64_t>(v, 0), rows);
+}
+
+// One tensor of a .safetensors file as activations, viewing a read-only
+// mapping of the file (which the tensor keeps alive), so a file larger than
+// memory opens at once and pages in as rows are read. Written here rather
+// than with harness/safetensors.h's ReadSafetensors, which copies every
+// tensor of the file into memory: only the header and the named tensor's
+// byte range are checked, which is all this reader touches.
+absl::StatusOr<torch::Tensor> MapSafetensorsTensor(const std::string& path,
+                                                   const std::string& tensor_name) {
+  ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::Open(path, ".safetensors file"));
+  const absl::string_view bytes = mapped.bytes();
+  uint64_t header_len = 0;
+  if (bytes.size() < sizeof(header_len)) {
+    return absl::DataLossError(absl::StrCat(path, ": ", bytes.size(),
+                                            " bytes, too short for a safetensors header (truncated)"));
+  }
+  std::memcpy(&header_len, bytes.data(), sizeof(header_len));
+  if (header_len > bytes.size() - sizeof(header_len)) {
+    return absl::DataLossError(absl::StrCat(path, ": header length ", header_len, " exceeds the ",
+                                            bytes.size() - sizeof(header_len),
+                                            " bytes after it (truncated)"));
+  }
+  const size_t data_begin = sizeof(header_len) + header_len;
+  const size_t data_size = bytes.size() - data_begin;
+  ASSIGN_OR_RETURN(nlohmann::json header,
+                   ParseJson(bytes.substr(sizeof(header_len), header_len),
+                             absl::StrCat(path, ": header")));
+  if (!header.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": header is not a JSON object"));
+  }
+  std::vector<std::string> names;
+  for (const auto& item : header.items()) {
+    if (item.key() != "__metadata__") names.push_back(item.key());
+  }
+  std::sort(names.begin(), names.end());
+  std::string name = tensor_name;
+  if (name.empty()) {
+    if (names.size() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": holds ", names.size(), " tensors (",
+                                                     absl::StrJoin(names, ", "),
+                                                     "); name the one to use (--tensor=NAME)"));
+    }
+    name = names[0];
+  }
+  if (name == "__metadata__" || !header.contains(name)) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": no tensor '", name, "'; the file holds: ", absl::StrJoin(names, ", ")));
+  }
+  const nlohmann::json& entry = header.at(name);
+  auto bad = [&](const auto&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name, "' ", parts...));
+  };
+  if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
+      !entry.contains("data_offsets") || !entry.at("dtype").is_string() ||
+      !entry.at("shape").is_array() || !entry.at("data_offsets").is_array() ||
+      entry.at("data_offsets").size() != 2) {
+    return bad("has no valid dtype, shape and data_offsets");
+  }
+  const std::string dtype_name = entry.at("dtype").get<std::string>();
+  torch::ScalarType dtype;
+  if (dtype_name == "F32") {
+    dtype = torch::kFloat;
+  } else if (dtype_name == "F16") {
+    dtype = torch::kHalf;
+  } else if (dtype_name == "BF16") {
+    dtype = torch::kBFloat16;
+  } else {
+    return bad("is ", dtype_name, "; activations must be float32, float16 or bfloat16");
+  }
+  std::vector<int64_t> shape;
+  int64_t nbytes = static_cast<int64_t>(c10::elementSize(dtype));
+  for (const nlohmann::json& dim : entry.at("shape")) {
+    if (!dim.is_number_unsigned()) return bad("has a shape that is not a list of sizes");
+    shape.push_back(dim.get<int64_t>());
+    if (shape.back() < 0 || __builtin_mul_overflow(nbytes, shape.back(), &nbytes)) {
+      return bad("has a shape whose size overflows");
+    }
+  }
+  if (shape.size() < 2 || nbytes == 0) {
+    return bad("has shape [", absl::StrJoin(shape, ", "),
+               "]; activations are [rows, d_in] (or [..., d_in]) and not empty");
+  }
+  const nlohmann::json& offsets = entry.at("data_offsets");
+  if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
+    return bad("has data_offsets that are not two byte offsets");
+  }
+  const uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
+  if (begin > end || end - begin != static_cast<uint64_t>(nbytes)) {
+    return bad("spans bytes [", begin, ", ", end, ") but its shape and dtype need ", nbytes);
+  }
+  if (end > data_size) {
+    return absl::DataLossError(absl::StrCat(path, ": tensor '", name, "' ends at byte ", end,
+                                            " of a data buffer of ", data_size, " (truncated)"));
+  }
+  auto file = std::make_shared<MappedFile>(std::move(mapped));
+  const size_t offset = data_begin + begin;
+  const int64_t d = shape.back();
+  const int64_t rows = nbytes / static_cast<int64_t>(c10::elementSize(dtype)) / d;
+  torch::Tensor view = torch::from_blob(
+      const_cast<unsigned char*>(file->data() + offset), {rows, d},
+      [file](void*) mutable { file.reset(); }, torch::TensorOptions().dtype(dtype));
+  // safetensors does not promise aligned tensors; an unaligned one is copied.
+  if (offset % c10::elementSize(dtype) != 0) return view.clone();
+  return view;
 }
 
 }  // namespace
@@ -64,36 +169,7 @@ absl::StatusOr<ActivationFiles> ActivationFiles::Open(const std::string& path,
     ASSIGN_OR_RETURN(NpyArray array, OpenNpy(path));
     files.tensor_ = array.Rows();
   } else if (absl::EndsWith(path, ".safetensors")) {
-    ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(path));
-    std::vector<std::string> names;
-    for (const auto& [name, tensor] : contents.tensors) names.push_back(name);
-    std::string name = tensor_name;
-    if (name.empty()) {
-      if (names.size() != 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": holds ", names.size(), " tensors (", absl::StrJoin(names, ", "),
-            "); name the one to use (--tensor=NAME)"));
-      }
-      name = names[0];
-    }
-    auto it = contents.tensors.find(name);
-    if (it == contents.tensors.end()) {
-      return absl::NotFoundError(absl::StrCat(path, ": no tensor '", name,
-                                              "'; the file holds: ", absl::StrJoin(names, ", ")));
-    }
-    const torch::Tensor& t = it->second;
-    const torch::ScalarType type = t.scalar_type();
-    if (type != torch::kFloat && type != torch::kHalf && type != torch::kBFloat16) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": tensor '", name, "' is ", c10::toString(type),
-          "; activations must be float32, float16 or bfloat16"));
-    }
-    if (t.dim() < 2 || t.numel() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": tensor '", name, "' has shape ", c10::str(t.sizes()),
-          "; activations are [rows, d_in] (or [..., d_in]) and not empty"));
-    }
-    files.tensor_ = AsRows(t);
+    ASSIGN_OR_RETURN(files.tensor_, MapSafetensorsTensor(path, tensor_name));
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": not a .npy file, a .safetensors file or an activation store "

@@ -1,6 +1,7 @@
 // Activations a user brings, from whatever file they come in: a NumPy .npy
-// file ([..., d], float32 or float16, memory-mapped), one tensor of a
-// .safetensors file, or a saelab activation store directory. One object
+// file ([..., d], float32 or float16), one tensor of a .safetensors file
+// (float32, float16 or bfloat16), both memory-mapped, or a saelab
+// activation store directory. One object
 // serves training (a seeded, resumable ActivationSource over a row range)
 // and evaluation (rows as float32, checked finite), so `saelab train` and
 // `saelab evaluate` read every format the same way.
@@ -39,13 +40,14 @@ class ActivationFiles {
   //                  dimensions flattened into rows.
   //   *.safetensors  the tensor named `tensor_name` (empty: the file's only
   //                  tensor), float32, float16 or bfloat16, 2 or more
-  //                  dimensions (leading ones flattened); read into memory.
+  //                  dimensions (leading ones flattened); memory-mapped.
   //   a directory    an activation store (its manifest names its key);
   //                  chunks memory-mapped, checksums verified.
   // Errors name the path and the problem: NotFound for a missing file or
   // tensor (the message lists the file's tensors), InvalidArgument for an
   // unknown extension, a dtype or shape that cannot be activations, or a
-  // tensor name given for a format without names; the readers' own errors.
+  // tensor name given for a format without names; DataLoss for a file
+  // shorter than its header says (truncated); the readers' own errors.
   static absl::StatusOr<ActivationFiles> Open(const std::string& path,
                                               const std::string& tensor_name = "");
 

@@ -138,6 +138,19 @@ TEST(ActivationFilesTest, RefusalsNameTheFileAndTheProblem) {
   }
 }
 
+TEST(ActivationFilesTest, ATruncatedSafetensorsFileIsDataLoss) {
+  const std::string dir = TestDir("truncated");
+  const std::string path = dir + "/acts.safetensors";
+  ASSERT_TRUE(WriteSafetensors(path, {{"x", Activations()}}).ok());
+  const std::string bytes = *ReadFile(path);
+  ASSERT_TRUE(AtomicWriteFile(path, bytes.substr(0, bytes.size() - 8)).ok());
+  absl::Status status = ActivationFiles::Open(path).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_NE(status.message().find(path + ": tensor 'x' ends at byte 120 of a data buffer of 112"),
+            std::string::npos)
+      << status;
+}
+
 TEST(ActivationFilesTest, TheFirstNonFiniteRowIsNamed) {
   torch::Tensor x = Activations().reshape({10, 3}).clone();
   x[6][1] = std::numeric_limits<float>::quiet_NaN();
