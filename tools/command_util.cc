@@ -2,7 +2,6 @@
 
 #include <map>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "eval/reconstruction.h"
 #include "harness/status_macros.h"
@@ -11,13 +10,7 @@
 namespace saelab {
 
 absl::StatusOr<SaeResult> EvaluateToResult(Sae& sae, const SaeConfig& config,
-                                           const torch::Tensor& eval_x,
-                                           const std::string& activations_name) {
-  if (eval_x.dim() != 2 || eval_x.size(1) != sae.d_in()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        activations_name, ": the activations are ", eval_x.dim() == 2 ? eval_x.size(1) : -1,
-        "-wide, the SAE '", config.name(), "' reads ", sae.d_in(), " (d_in mismatch)"));
-  }
+                                           const torch::Tensor& eval_x) {
   torch::NoGradGuard no_grad;
   ASSIGN_OR_RETURN(ReconstructionMetrics metrics, EvaluateReconstruction(sae, eval_x));
   SaeResult result;

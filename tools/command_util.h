@@ -16,12 +16,10 @@ namespace saelab {
 
 // The reconstruction metrics of `sae` on eval_x ([N, d_in] float32) as a
 // SaeResult named after the config, with its architecture, n_latents and
-// sparsity knob as hyperparameters. InvalidArgument naming both widths
-// when eval_x's d does not match the SAE's d_in ("the activations are
-// 768-wide, the SAE reads 512").
+// sparsity knob as hyperparameters. Errors as EvaluateReconstruction (a
+// width mismatch among them; callers that read a file name it first).
 absl::StatusOr<SaeResult> EvaluateToResult(Sae& sae, const SaeConfig& config,
-                                           const torch::Tensor& eval_x,
-                                           const std::string& activations_name);
+                                           const torch::Tensor& eval_x);
 
 // "  nmse                 0.0851234\n  l0 ..." every metric of `sae`, sorted
 // by name, 9 significant digits.

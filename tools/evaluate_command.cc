@@ -74,7 +74,7 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   }
   PhaseClock clock;
   ASSIGN_OR_RETURN(SaeResult sae_result,
-                   EvaluateToResult(*loaded.sae, loaded.config, x, acts.path()));
+                   EvaluateToResult(*loaded.sae, loaded.config, x));
   sae_result.set_checkpoint(flags.String("sae"));
   if (downstream) {
     ASSIGN_OR_RETURN(Gpt2Model model, Gpt2Model::LoadHfDirectory(flags.String("model_dir")));

@@ -159,7 +159,7 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
 
   PhaseClock eval_clock;
   ASSIGN_OR_RETURN(SaeResult sae_result,
-                   EvaluateToResult(*trained.sae, trained.config, eval_x, acts.path()));
+                   EvaluateToResult(*trained.sae, trained.config, eval_x));
   sae_result.set_seed(sae_seed);
   sae_result.set_checkpoint(".");
   sae_result.set_train_tokens(trained.config.trainer().total_tokens() /
