@@ -17,6 +17,7 @@
 #include "experiments/runner.h"
 #include "experiments/summary.h"
 #include "harness/runtime_env.h"
+#include "harness/train_state.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the ExperimentConfig textproto to run.");
 ABSL_FLAG(std::string, run_dir, "",
@@ -27,12 +28,16 @@ ABSL_FLAG(std::string, model_dir, "",
           "Subject model directory (HF GPT-2 layout) replacing the config's "
           "subject_sae.activations.model_dir, e.g. your GPT-2 for the *_paper configs.");
 ABSL_FLAG(int, threads, 0, "Intra-op threads for LibTorch (0: its default, the core count).");
+ABSL_FLAG(bool, recover_train_state, false,
+          "Set a corrupted train state aside (kept as <file>.corrupt) and resume from the "
+          "previous checkpoint, or from the start, instead of stopping with an error.");
 
 int main(int argc, char** argv) {
   saelab::PinRuntimeEnvironment(argv);
   absl::SetProgramUsageMessage("Runs one saelab experiment from its textproto config.");
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  saelab::SetRecoverCorruptTrainState(absl::GetFlag(FLAGS_recover_train_state));
   saelab::RunnerOptions options;
   options.config_path = absl::GetFlag(FLAGS_config);
   options.run_dir = absl::GetFlag(FLAGS_run_dir);

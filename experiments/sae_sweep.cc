@@ -1,5 +1,6 @@
 #include "experiments/sae_sweep.h"
 
+#include <cmath>
 #include <map>
 #include <utility>
 
@@ -73,6 +74,13 @@ absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep) {
   std::vector<SweepPoint> points;
   for (const SweepPoint& cell : cells) {
     for (double value : sweep.sparsity()) {
+      // k is a count: 2.5 would silently become 3.
+      if (SparsityKnobIsK(base) && (value != std::floor(value) || value < 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sweep '", base.name(), "': sparsity value ", value,
+            " is not a valid k (a positive integer) for architecture ",
+            ArchitectureName(base)));
+      }
       SweepPoint point = cell;
       SetSparsityKnob(&point.config, value);
       point.config.set_name(absl::StrCat(cell.config.name(), "_", KnobLabel(base, value)));

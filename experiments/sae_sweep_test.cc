@@ -92,6 +92,9 @@ TEST(ExpandSweepTest, BadGridAxesAreRefusedNamingTheSweepAndField) {
            R"pb(base { name: "s" topk {} } grid { field: "n_latents" values: 1.5 })pb",
            R"pb(base { name: "s" topk {} } grid { field: "name" values: 1 })pb",
            R"pb(base { name: "s" topk {} } grid { field: "n_latents" })pb",
+           // k is a count: 2.5 used to become 3 without a word.
+           R"pb(base { name: "s" topk {} } sparsity: 2.5)pb",
+           R"pb(base { name: "s" batch_topk {} } sparsity: 0)pb",
        }) {
     absl::StatusOr<std::vector<SweepPoint>> points = ExpandSweep(Parse(text));
     ASSERT_FALSE(points.ok()) << text;

@@ -85,6 +85,9 @@ absl::Status RunTrainSubjectLm(const TrainSubjectLmConfig& config, const std::st
 
   clock = PhaseClock();
   RETURN_IF_ERROR(model.SaveHfDirectory(model_dir));
+  // The directory's checksum list: every load verifies the files against it.
+  RETURN_IF_ERROR(WriteSha256Sums(
+      model_dir, {"config.json", "model.safetensors", "vocab.json", "merges.txt"}));
   ASSIGN_OR_RETURN(std::string model_sha256, Sha256File(model_dir + "/model.safetensors"));
   ASSIGN_OR_RETURN(double val_loss,
                    LanguageModelLoss(model, val_contexts, trainer.batch_contexts()));

@@ -1,6 +1,8 @@
 #include "harness/run_dir.h"
 
 #include <cstdlib>
+#include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -28,6 +30,8 @@ absl::StatusOr<RunDir> OpenRunDir(const std::string& requested, const std::strin
                             config_sha256.substr(0, 8));
   }
   while (run.path.size() > 1 && run.path.back() == '/') run.path.pop_back();
+  ASSIGN_OR_RETURN(DirectoryLock lock, DirectoryLock::Acquire(run.path));
+  run.lock = std::make_shared<DirectoryLock>(std::move(lock));
   std::string config_path = run.path + "/config.textproto";
   if (PathExists(config_path)) {
     ASSIGN_OR_RETURN(std::string existing, ReadFile(config_path));

@@ -12,9 +12,11 @@
 #ifndef SAELAB_HARNESS_RUN_DIR_H_
 #define SAELAB_HARNESS_RUN_DIR_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "harness/dir_lock.h"
 
 namespace saelab {
 
@@ -23,6 +25,9 @@ struct RunDir {
   std::string path;
   // True if the directory already held this config (a resumed run).
   bool resumed = false;
+  // Held while any copy of the RunDir lives: a second process opening the
+  // same directory is refused (harness/dir_lock.h).
+  std::shared_ptr<DirectoryLock> lock;
 };
 
 // The directory runs go under by default: $BUILD_WORKSPACE_DIRECTORY/results/runs
@@ -30,9 +35,10 @@ struct RunDir {
 std::string DefaultRunsRoot();
 
 // Creates (or reopens, see above) the run directory and writes
-// config.textproto (the as-run config) into it. `requested` empty means the
-// default location. FailedPrecondition if `requested` holds a run of a
-// different config.
+// config.textproto (the as-run config) into it, holding its lock.
+// `requested` empty means the default location. FailedPrecondition if
+// `requested` holds a run of a different config, or another process has it
+// open.
 absl::StatusOr<RunDir> OpenRunDir(const std::string& requested, const std::string& experiment_name,
                                   const std::string& as_run_config_text,
                                   const std::string& config_sha256);

@@ -40,6 +40,17 @@ TEST(RunDirTest, ReopeningWithADifferentConfigIsRefusedNamingTheDirectory) {
   EXPECT_EQ(*ReadFile(dir + "/config.textproto"), "seed: 1\n");
 }
 
+TEST(RunDirTest, ASecondOpenWhileTheFirstIsHeldIsRefused) {
+  const std::string dir = ::testing::TempDir() + "/run_locked";
+  absl::StatusOr<RunDir> first = OpenRunDir(dir, "exp", "name: \"a\"\n", "h");
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<RunDir> second = OpenRunDir(dir, "exp", "name: \"a\"\n", "h");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("is in use by process"), std::string::npos);
+  first = absl::StatusOr<RunDir>(absl::CancelledError());  // releases the lock
+  EXPECT_TRUE(OpenRunDir(dir, "exp", "name: \"a\"\n", "h").ok());
+}
+
 TEST(RunDirTest, DefaultPathIsUnderTheRunsRootWithTheHashPrefix) {
   absl::StatusOr<RunDir> run = OpenRunDir("", "myexp", "x: 1\n", "0123456789abcdef");
   ASSERT_TRUE(run.ok()) << run.status();

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "harness/file_io.h"
 #include "harness/json_fields.h"
+#include "harness/sha256.h"
 #include "harness/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -92,8 +93,7 @@ absl::StatusOr<std::string> SerializeSafetensors(
     const TensorMap& tensors, const std::map<std::string, std::string>& metadata) {
   // ordered_json keeps insertion order, so the header reads as the reference
   // writes it: "__metadata__" first, then the tensors in data order.
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header[kMetadataKey] = metadata;
+  nlohmann::ordered_json entries = nlohmann::ordered_json::object();
   std::vector<torch::Tensor> data;  // Contiguous CPU copies, in name order.
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
@@ -118,11 +118,22 @@ absl::StatusOr<std::string> SerializeSafetensors(
           "tensor '", name, "' cannot be copied to the CPU: ", e.what_without_backtrace()));
     }
     const uint64_t nbytes = data.back().numel() * data.back().element_size();
-    header[name] = {{"dtype", dtype->name},
+    entries[name] = {{"dtype", dtype->name},
                     {"shape", tensor.sizes().vec()},
                     {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
   }
+
+  Sha256 data_hash;
+  for (const torch::Tensor& t : data) {
+    data_hash.Update(absl::string_view(static_cast<const char*>(t.data_ptr()),
+                                       t.numel() * t.element_size()));
+  }
+  std::map<std::string, std::string> all_metadata = metadata;
+  all_metadata[kSafetensorsDataSha256Key] = data_hash.HexDigest();
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  header[kMetadataKey] = all_metadata;
+  for (auto& item : entries.items()) header[item.key()] = std::move(item.value());
 
   std::string json;
   try {
@@ -284,6 +295,17 @@ absl::StatusOr<SafetensorsContents> ParseSafetensors(absl::string_view bytes,
                    " trailing bytes that belong to no tensor");
   }
 
+  auto checksum = contents.metadata.find(kSafetensorsDataSha256Key);
+  if (checksum != contents.metadata.end()) {
+    const std::string actual = Sha256Hex(data);
+    if (actual != checksum->second) {
+      return data_loss("checksum: the ", data.size(), "-byte data buffer hashes to sha256 ",
+                       actual, " but the header records ", checksum->second,
+                       " (the file is corrupted or was edited)");
+    }
+    contents.data_checksum_verified = true;
+  }
+
   // Copy out, so the tensors own their memory and are suitably aligned.
   try {
     for (const Entry& e : entries) {
@@ -296,6 +318,15 @@ absl::StatusOr<SafetensorsContents> ParseSafetensors(absl::string_view bytes,
         absl::StrCat(name_for_errors, ": cannot allocate tensors: ", e.what_without_backtrace()));
   }
   return contents;
+}
+
+absl::Status RequireDataChecksum(const SafetensorsContents& contents, const std::string& path,
+                                 const std::string& what) {
+  if (contents.data_checksum_verified) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      path, ": checksum: this ", what, " has no '", kSafetensorsDataSha256Key,
+      "' in its metadata, which saelab always writes; it was written by another tool or an "
+      "older saelab, or its header was edited"));
 }
 
 absl::StatusOr<torch::Tensor> GetTensor(const SafetensorsContents& contents,

@@ -19,6 +19,13 @@
 //                    GetTensor(sae, dir + "/sae.safetensors", "W_dec",
 //                              {n_latents, d_in}, torch::kFloat));
 //
+// Integrity: every file saelab writes carries the sha256 of its data buffer
+// in the metadata (kSafetensorsDataSha256Key), and every read verifies it
+// when present, so a flipped byte in an SAE, a train state or a model is an
+// error naming the file rather than a slightly wrong result. Files written
+// by other tools have no such key; loaders of saelab's own formats require
+// it (RequireDataChecksum).
+//
 // Supported dtypes: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL.
 // Assumes a little-endian host (checked at compile time).
 #ifndef SAELAB_HARNESS_SAFETENSORS_H_
@@ -46,13 +53,30 @@ struct SafetensorsContents {
   TensorMap tensors;
   // The header's "__metadata__" object; empty if the file has none.
   std::map<std::string, std::string> metadata;
+  // True when the metadata held kSafetensorsDataSha256Key and the data buffer
+  // hashed to it (a mismatch is an error, never a false here).
+  bool data_checksum_verified = false;
 };
+
+// The metadata key under which saelab's writers record the lowercase hex
+// sha256 of the data buffer (every byte after the header).
+inline constexpr char kSafetensorsDataSha256Key[] = "saelab_data_sha256";
+
+// OK if `contents` carried a verified data checksum; else DataLoss naming
+// `path` and `what` ("SAE checkpoint"): saelab's own formats are always
+// written with one, so a file without it was not written by this saelab or
+// was edited.
+absl::Status RequireDataChecksum(const SafetensorsContents& contents, const std::string& path,
+                                 const std::string& what);
 
 // Serializes `tensors` (any layout, any device) and `metadata` to safetensors
 // bytes: tensors are written contiguous, as CPU little-endian data, in name
-// order. Deterministic: equal inputs give equal bytes, so the result can be
-// hashed. InvalidArgument, naming the tensor, for an undefined tensor, an
-// unsupported dtype, or the reserved name "__metadata__".
+// order, with the data buffer's sha256 added to the metadata under
+// kSafetensorsDataSha256Key. Deterministic: equal inputs give equal bytes, so
+// the result can be hashed. InvalidArgument, naming the tensor, for an
+// undefined tensor, an unsupported dtype, or the reserved name
+// "__metadata__". A kSafetensorsDataSha256Key in `metadata` (metadata read
+// from a file and written again) is replaced by the new data's checksum.
 absl::StatusOr<std::string> SerializeSafetensors(
     const TensorMap& tensors,
     const std::map<std::string, std::string>& metadata = {});
@@ -75,7 +99,8 @@ absl::StatusOr<SafetensorsContents> ReadSafetensors(const std::string& path);
 // dtype/shape/data_offsets or with wrong JSON types, unknown dtype, negative
 // dimension, begin > end, a byte span that does not match shape and dtype,
 // overlapping tensors, gaps or trailing bytes in the data buffer, a BOOL byte
-// other than 0 or 1, or a non-string metadata value.
+// other than 0 or 1, or a non-string metadata value. DataLoss, "checksum", if
+// the metadata's kSafetensorsDataSha256Key does not match the data buffer.
 absl::StatusOr<SafetensorsContents> ParseSafetensors(
     absl::string_view bytes, const std::string& name_for_errors);
 

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
+#include "harness/sha256.h"
 #include "nlohmann/json.hpp"
 
 namespace saelab {
@@ -79,7 +80,9 @@ TEST(SafetensorsTest, RoundTripPreservesEveryDtypeBitwise) {
     EXPECT_TRUE(got.is_contiguous()) << name;
     EXPECT_TRUE(torch::equal(got, tensor)) << name;
   }
-  EXPECT_TRUE(read->metadata.empty());
+  // The only metadata is the data checksum that every saelab writer adds.
+  EXPECT_EQ(read->metadata.size(), 1u);
+  EXPECT_TRUE(read->data_checksum_verified);
 }
 
 TEST(SafetensorsTest, RoundTripHandlesScalarsAndZeroSizeTensors) {
@@ -122,7 +125,9 @@ TEST(SafetensorsTest, MetadataRoundTrips) {
   ASSERT_TRUE(WriteSafetensors(path, {{"b_dec", torch::zeros({4})}}, metadata).ok());
   absl::StatusOr<SafetensorsContents> read = ReadSafetensors(path);
   ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(read->metadata, metadata);
+  std::map<std::string, std::string> expected = metadata;
+  expected[kSafetensorsDataSha256Key] = Sha256Hex(std::string(16, '\0'));  // 4 zero floats.
+  EXPECT_EQ(read->metadata, expected);
 }
 
 TEST(SafetensorsTest, ReadTensorsOwnTheirMemory) {
@@ -151,12 +156,16 @@ TEST(SafetensorsTest, ParsesHandBuiltFileWithKnownValues) {
 }
 
 TEST(SafetensorsTest, WriterMatchesTheReferenceImplementationByteForByte) {
-  // The reference Python implementation's save({"test": int32 [[0, 0], [0, 1]]}):
-  // a 60-byte header padded with 4 spaces to 64 (0x40), then 16 data bytes.
-  const std::string expected =
-      std::string("\x40\0\0\0\0\0\0\0", 8) +
-      R"({"test":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}})" + "    " +
-      std::string("\0\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0", 16);
+  // The reference Python implementation's save({"test": int32 [[0, 0], [0, 1]]},
+  // metadata={"saelab_data_sha256": <sha256 of the 16 data bytes>}): the
+  // metadata first, a 165-byte header padded with 3 spaces to 168 (0xa8),
+  // then the data.
+  const std::string data("\0\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0", 16);
+  const std::string json = absl::StrCat(
+      R"({"__metadata__":{"saelab_data_sha256":")", Sha256Hex(data),
+      R"("},"test":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}})");
+  ASSERT_EQ(json.size(), 165u);
+  const std::string expected = std::string("\xa8\0\0\0\0\0\0\0", 8) + json + "   " + data;
   torch::Tensor test = torch::zeros({2, 2}, torch::kInt);
   test[1][1] = 1;
   absl::StatusOr<std::string> bytes = SerializeSafetensors({{"test", test}});
@@ -180,7 +189,44 @@ TEST(SafetensorsTest, WriterSortsByNameLaysOutContiguouslyAndAlignsTheData) {
   EXPECT_EQ(header["c"]["data_offsets"], nlohmann::json({28, 29}));
   EXPECT_EQ(header["a"]["dtype"], "I64");
   EXPECT_EQ(header["b"]["shape"], nlohmann::json({3}));
-  EXPECT_EQ(header["__metadata__"], nlohmann::json({{"note", "hi"}}));
+  EXPECT_EQ(header["__metadata__"]["note"], "hi");
+  EXPECT_EQ(header["__metadata__"][kSafetensorsDataSha256Key],
+            Sha256Hex(bytes->substr(8 + header_len)));
+}
+
+TEST(SafetensorsTest, AFlippedDataByteIsAChecksumErrorNamingTheFile) {
+  std::string bytes = *SerializeSafetensors({{"W_dec", torch::randn({8, 4})}});
+  bytes[bytes.size() - 5] ^= 0x01;  // One bit of one weight.
+  absl::StatusOr<SafetensorsContents> read = ParseSafetensors(bytes, "sae.safetensors");
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(read.status().message()),
+              AllOf(HasSubstr("sae.safetensors"), HasSubstr("checksum")));
+}
+
+TEST(SafetensorsTest, FilesOfOtherToolsReadButSaelabFormatsRequireTheChecksum) {
+  const std::string data("\x00\x00\x80\x3f", 4);
+  const std::string bytes =
+      HandBuilt(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", data);
+  absl::StatusOr<SafetensorsContents> read = ParseSafetensors(bytes, "other.safetensors");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_FALSE(read->data_checksum_verified);
+  absl::Status required = RequireDataChecksum(*read, "other.safetensors", "SAE checkpoint");
+  EXPECT_EQ(required.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(required.message()),
+              AllOf(HasSubstr("other.safetensors"), HasSubstr("SAE checkpoint")));
+  absl::StatusOr<SafetensorsContents> own = ParseSafetensors(*SerializeSafetensors({{"x", torch::ones({1})}}), "own");
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_TRUE(RequireDataChecksum(*own, "own", "SAE checkpoint").ok());
+}
+
+TEST(SafetensorsTest, ACallerSuppliedChecksumIsReplacedByTheDatas) {
+  // Metadata read from one file and written with other tensors.
+  absl::StatusOr<std::string> bytes =
+      SerializeSafetensors({{"x", torch::ones({1})}}, {{kSafetensorsDataSha256Key, "0"}});
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  absl::StatusOr<SafetensorsContents> read = ParseSafetensors(*bytes, "mem");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(read->data_checksum_verified);
 }
 
 TEST(SafetensorsTest, WriterRejectsAnUnsupportedDtypeNamingTheTensor) {

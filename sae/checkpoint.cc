@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "harness/file_io.h"
+#include "harness/sha256.h"
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
 #include "sae/factory.h"
@@ -19,13 +20,17 @@ absl::Status SaveSae(const std::string& dir, Sae& sae, const SaeConfig& config) 
   // old weights.
   std::remove((dir + "/sae.safetensors").c_str());
   RETURN_IF_ERROR(WriteTextProtoFile(dir + "/sae_config.textproto", config));
+  // The weights file records the config file's hash, so an edited or
+  // corrupted config (k: 32 -> 33) is refused on load, not silently used.
+  ASSIGN_OR_RETURN(std::string config_sha256, Sha256File(dir + "/sae_config.textproto"));
   TensorMap tensors;
   for (const auto& [name, tensor] : sae.NamedTensors()) tensors[name] = tensor.detach();
   return WriteSafetensors(dir + "/sae.safetensors", tensors,
                           {{"architecture", sae.architecture()},
                            {"d_in", std::to_string(sae.d_in())},
                            {"n_latents", std::to_string(sae.n_latents())},
-                           {"format", "saelab.sae.v1"}});
+                           {"format", "saelab.sae.v1"},
+                           {"sae_config_sha256", config_sha256}});
 }
 
 bool HasSavedSae(const std::string& dir) { return PathExists(dir + "/sae.safetensors"); }
@@ -48,6 +53,16 @@ absl::StatusOr<std::unique_ptr<Sae>> LoadSae(const std::string& dir, SaeConfig* 
   SaeConfig config;
   RETURN_IF_ERROR(ParseTextProtoFile(config_path, &config));
   ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(weights_path));
+  RETURN_IF_ERROR(RequireDataChecksum(contents, weights_path, "saelab SAE checkpoint"));
+  ASSIGN_OR_RETURN(std::string config_sha256, Sha256File(config_path));
+  auto recorded_config = contents.metadata.find("sae_config_sha256");
+  if (recorded_config == contents.metadata.end() || recorded_config->second != config_sha256) {
+    return absl::DataLossError(absl::StrCat(
+        config_path, ": checksum: the config hashes to sha256 ", config_sha256, " but ",
+        weights_path, " was saved with ",
+        recorded_config == contents.metadata.end() ? "no config hash" : recorded_config->second,
+        " (the config was edited or corrupted after the SAE was saved)"));
+  }
   auto d_in_entry = contents.metadata.find("d_in");
   if (d_in_entry == contents.metadata.end()) {
     return absl::InvalidArgumentError(

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
 #include "harness/safetensors.h"
+#include "harness/sha256.h"
 #include "sae/factory.h"
 
 namespace saelab {
@@ -167,7 +168,7 @@ TEST(CheckpointTest, MalformedConfigIsAnErrorNamingTheFileAndLine) {
   EXPECT_THAT(std::string(loaded.status().message()), AllOf(HasSubstr(path + ":3:"), HasSubstr("kk")));
 }
 
-TEST(CheckpointTest, ConfigArchitectureDisagreeingWithWeightsIsAnError) {
+TEST(CheckpointTest, AnEditedConfigIsRefusedByTheHashTheWeightsRecord) {
   std::string dir = SaveTopK("arch_mismatch");
   std::string config_path = dir + "/sae_config.textproto";
   ASSERT_TRUE(AtomicWriteFile(config_path,
@@ -178,9 +179,21 @@ TEST(CheckpointTest, ConfigArchitectureDisagreeingWithWeightsIsAnError) {
 
   absl::StatusOr<std::unique_ptr<Sae>> loaded = LoadSae(dir);
   ASSERT_FALSE(loaded.ok());
-  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(loaded.status().message()),
-              AllOf(HasSubstr(dir + "/sae.safetensors"), HasSubstr("topk"), HasSubstr("relu_l1")));
+              AllOf(HasSubstr(config_path), HasSubstr("checksum"),
+                    HasSubstr(Sha256Hex(*ReadFile(config_path)))));
+}
+
+TEST(CheckpointTest, AFlippedWeightBitIsRefusedNamingTheFile) {
+  std::string dir = SaveTopK("flipped");
+  std::string path = dir + "/sae.safetensors";
+  std::string bytes = *ReadFile(path);
+  bytes[bytes.size() - 3] ^= 0x10;
+  ASSERT_TRUE(AtomicWriteFile(path, bytes).ok());
+  absl::StatusOr<std::unique_ptr<Sae>> loaded = LoadSae(dir);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(loaded.status().message()), AllOf(HasSubstr(path), HasSubstr("checksum")));
 }
 
 }  // namespace

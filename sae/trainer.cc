@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <torch/optim/adam.h>
 #include <torch/types.h>
 // After types.h: LibTorch's clip_grad.h does not include what it uses.
@@ -18,6 +19,7 @@
 #include "harness/schedule.h"
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
+#include "harness/dir_lock.h"
 #include "harness/train_state.h"
 #include "sae/checkpoint.h"
 #include "sae/factory.h"
@@ -71,19 +73,37 @@ absl::Status SaveState(const std::string& path, Sae& sae, torch::optim::Adam& ad
                                                       "sae.", adam, "adam.", state);
 }
 
-absl::Status LoadState(const std::string& path, Sae& sae, torch::optim::Adam& adam, LoopState* loop,
-                       const std::string& config_sha256, int64_t log_every) {
-  ASSIGN_OR_RETURN(TrainState state,
-                   LoadTrainState<torch::optim::AdamParamState>(
-                       path, config_sha256, "SAE", sae.NamedTensors(), "sae.", &adam, "adam."));
+// Resumes from the train state at `path` (or the previous checkpoint, see
+// ResumeTrainState); false if there is none to resume from.
+absl::StatusOr<bool> LoadState(const std::string& path, Sae& sae, torch::optim::Adam& adam,
+                               LoopState* loop, const std::string& config_sha256,
+                               int64_t total_steps, int64_t log_every) {
+  ASSIGN_OR_RETURN(std::optional<TrainState> state,
+                   ResumeTrainState<torch::optim::AdamParamState>(
+                       path, config_sha256, "SAE", total_steps, sae.NamedTensors(), "sae.", &adam,
+                       "adam."));
+  if (!state.has_value()) return false;
   ASSIGN_OR_RETURN(loop->tokens_since_fired,
-                   state.Loop(path, "tokens_since_fired", {sae.n_latents()}, torch::kInt64));
-  ASSIGN_OR_RETURN(torch::Tensor next, state.Loop(path, "next_step", {}, torch::kInt64));
+                   state->Loop("tokens_since_fired", {sae.n_latents()}, torch::kInt64));
+  ASSIGN_OR_RETURN(torch::Tensor next, state->Loop("next_step", {}, torch::kInt64));
   loop->next_step = next.item<int64_t>();
   ASSIGN_OR_RETURN(torch::Tensor curve,
-                   state.Loop(path, "curve", {CurvePointsBefore(loop->next_step, log_every), 3},
-                              torch::kFloat64));
+                   state->Loop("curve", {CurvePointsBefore(loop->next_step, log_every), 3},
+                               torch::kFloat64));
   loop->curve = CurveFromTensor(curve);
+  return true;
+}
+
+// A finite loss can still leave a non-finite weight (an overflowing Adam
+// step); a checkpoint of it would poison every resume.
+absl::Status CheckWeightsFinite(Sae& sae, const std::string& name, int64_t step) {
+  for (const auto& [tensor_name, tensor] : sae.NamedTensors()) {
+    if (!torch::isfinite(tensor).all().item<bool>()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "SAE '", name, "': weight ", tensor_name, " holds a NaN or an infinity after step ",
+          step, "; nothing after the last checkpoint was written"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -131,6 +151,12 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
 
   TrainResult result;
   result.config = config;
+  // One process per SAE directory: two trainers would interleave checkpoints.
+  std::optional<DirectoryLock> lock;
+  if (!options.dir.empty()) {
+    ASSIGN_OR_RETURN(DirectoryLock held, DirectoryLock::Acquire(options.dir));
+    lock.emplace(std::move(held));
+  }
   if (!options.dir.empty() && HasSavedSae(options.dir)) {
     SaeConfig saved;
     ASSIGN_OR_RETURN(result.sae, LoadSae(options.dir, &saved));
@@ -162,11 +188,13 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
   LoopState loop;
   loop.tokens_since_fired = torch::zeros({sae->n_latents()}, torch::kInt64);
 
+  const int64_t total_steps = trainer.total_tokens() / trainer.batch_size();
   const std::string state_path = options.dir.empty() ? "" : options.dir + kStateFile;
-  if (!state_path.empty() && PathExists(state_path)) {
-    RETURN_IF_ERROR(LoadState(state_path, *sae, adam, &loop, config_sha256, log_every));
-    result.resumed = true;
-  } else {
+  if (!state_path.empty()) {
+    ASSIGN_OR_RETURN(result.resumed, LoadState(state_path, *sae, adam, &loop, config_sha256,
+                                               total_steps, log_every));
+  }
+  if (!result.resumed) {
     ASSIGN_OR_RETURN(torch::Tensor sample, source.InitSample(trainer.init_sample_tokens()));
     RETURN_IF_ERROR(CheckBatch(sample, trainer.init_sample_tokens(), d_in, -1));
     if (config.normalize_input()) sae->set_input_scale(EstimateInputScale(sample));
@@ -175,7 +203,6 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
   if (!options.dir.empty()) RETURN_IF_ERROR(MakeDirs(options.dir));
 
   const int64_t batch_size = trainer.batch_size();
-  const int64_t total_steps = trainer.total_tokens() / batch_size;
   std::vector<torch::Tensor> params = sae->parameters();
   Progress progress(options.label.empty() ? config.name() : options.label, total_steps * batch_size,
                     "tokens");
@@ -237,16 +264,18 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     }
     if (!state_path.empty() && trainer.checkpoint_every_steps() > 0 &&
         loop.next_step % trainer.checkpoint_every_steps() == 0 && loop.next_step < total_steps) {
+      RETURN_IF_ERROR(CheckWeightsFinite(*sae, config.name(), step));
       RETURN_IF_ERROR(SaveState(state_path, *sae, adam, loop, config_sha256));
     }
   }
   progress.Finish(absl::StrFormat("loss %.5g", result.last_terms["loss"]));
+  RETURN_IF_ERROR(CheckWeightsFinite(*sae, config.name(), total_steps - 1));
   if (!options.dir.empty()) {
     // The curve first: a kill between the two leaves a train state to resume.
     RETURN_IF_ERROR(WriteSafetensors(options.dir + kCurveFile, {{"curve", CurveTensor(loop.curve)}}));
     RETURN_IF_ERROR(SaveSae(options.dir, *sae, config));
     // The final SAE supersedes the training state.
-    std::remove(state_path.c_str());
+    RemoveTrainState(state_path);
   }
   result.curve = std::move(loop.curve);
   result.sae = std::move(sae);

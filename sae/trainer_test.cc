@@ -1,17 +1,25 @@
 #include "sae/trainer.h"
 
+#include <ATen/Parallel.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <torch/utils.h>
 
 #include "data/activations/synthetic_features.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
+#include "harness/safetensors.h"
+#include "harness/train_state.h"
 #include "sae/checkpoint.h"
 
 namespace saelab {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 using ::testing::TempDir;
 
 std::unique_ptr<SyntheticFeatureSource> Source() {
@@ -266,6 +274,113 @@ TEST(TrainerTest, ACheckpointOfAnotherConfigIsRefused) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(std::string(refused.status().message()).find("train_state.safetensors"), std::string::npos);
+}
+
+// Kills a run after `steps` steps (checkpoints every 10) in `dir`.
+void TrainAndKill(const std::string& dir, int64_t steps) {
+  auto source = Source();
+  TrainOptions kill;
+  kill.dir = dir;
+  kill.stop_after_steps = steps;
+  ASSERT_TRUE(TrainSae(TopKConfigForTest(), *source, 1, kill).ok());
+}
+
+std::string UninterruptedSae(const std::string& name) {
+  auto source = Source();
+  const std::string dir = TempDir() + "/" + name;
+  EXPECT_TRUE(TrainSae(TopKConfigForTest(), *source, 1, {dir}).ok());
+  return *ReadFile(dir + "/sae.safetensors");
+}
+
+TEST(TrainerTest, ACorruptedTrainStateIsAnErrorUntilRecoveryFallsBackToThePreviousCheckpoint) {
+  const std::string dir = TempDir() + "/corrupted_state";
+  TrainAndKill(dir, 25);  // checkpoints after steps 10 (previous) and 20 (latest)
+  const std::string state = dir + "/train_state.safetensors";
+  ASSERT_TRUE(PathExists(dir + "/train_state.previous.safetensors"));
+  std::string bytes = *ReadFile(state);
+  bytes[bytes.size() - 100] ^= 0x04;  // one bit of the data
+  ASSERT_TRUE(AtomicWriteFile(state, bytes).ok());
+
+  auto source = Source();
+  auto refused = TrainSae(TopKConfigForTest(), *source, 1, {dir});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(refused.status().message()),
+              AllOf(HasSubstr(state), HasSubstr("checksum"), HasSubstr("--recover_train_state")));
+
+  SetRecoverCorruptTrainState(true);
+  auto recovered = TrainSae(TopKConfigForTest(), *source, 1, {dir});
+  SetRecoverCorruptTrainState(false);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_TRUE(recovered->resumed);
+  EXPECT_EQ(*ReadFile(dir + "/sae.safetensors"), UninterruptedSae("corrupted_reference"));
+  EXPECT_EQ(*ReadFile(state + ".corrupt"), bytes);  // set aside, not deleted
+}
+
+TEST(TrainerTest, ATruncatedTrainStateWithoutAPreviousOneRecoversByStartingOver) {
+  const std::string dir = TempDir() + "/truncated_state";
+  TrainAndKill(dir, 15);  // one checkpoint, after step 10
+  const std::string state = dir + "/train_state.safetensors";
+  ASSERT_FALSE(PathExists(dir + "/train_state.previous.safetensors"));
+  const std::string bytes = *ReadFile(state);
+  ASSERT_TRUE(AtomicWriteFile(state, bytes.substr(0, bytes.size() / 2)).ok());
+  auto source = Source();
+  EXPECT_EQ(TrainSae(TopKConfigForTest(), *source, 1, {dir}).status().code(),
+            absl::StatusCode::kDataLoss);
+  SetRecoverCorruptTrainState(true);
+  auto restarted = TrainSae(TopKConfigForTest(), *source, 1, {dir});
+  SetRecoverCorruptTrainState(false);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_FALSE(restarted->resumed);
+  EXPECT_EQ(*ReadFile(dir + "/sae.safetensors"), UninterruptedSae("truncated_reference"));
+}
+
+TEST(TrainerTest, AKillBetweenSettingThePreviousAsideAndWritingTheNewResumesFromThePrevious) {
+  const std::string dir = TempDir() + "/between_writes";
+  TrainAndKill(dir, 25);
+  // What a kill inside SaveTrainState leaves: the previous, no latest.
+  ASSERT_EQ(std::remove((dir + "/train_state.safetensors").c_str()), 0);
+  auto source = Source();
+  auto resumed = TrainSae(TopKConfigForTest(), *source, 1, {dir});
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_TRUE(resumed->resumed);
+  EXPECT_EQ(*ReadFile(dir + "/sae.safetensors"), UninterruptedSae("between_reference"));
+  EXPECT_FALSE(PathExists(dir + "/train_state.previous.safetensors"));
+}
+
+TEST(TrainerTest, ATrainStateWhoseNextStepIsPastTheEndIsRefused) {
+  const std::string dir = TempDir() + "/next_step_past_end";
+  TrainAndKill(dir, 15);
+  const std::string state = dir + "/train_state.safetensors";
+  // Written with a valid checksum: only the value is wrong.
+  SafetensorsContents contents = *ReadSafetensors(state);
+  contents.tensors["loop.next_step"] = torch::tensor(int64_t{1000}, torch::kInt64);
+  ASSERT_TRUE(WriteSafetensors(state, contents.tensors, contents.metadata).ok());
+  auto source = Source();
+  auto refused = TrainSae(TopKConfigForTest(), *source, 1, {dir});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(refused.status().message()),
+              AllOf(HasSubstr(state), HasSubstr("loop.next_step is 1000, outside 0..60")));
+  EXPECT_FALSE(HasSavedSae(dir));
+}
+
+TEST(TrainerTest, ResumingUnderAnotherThreadCountIsRefusedNamingBoth) {
+  const int threads = at::get_num_threads();
+  const std::string dir = TempDir() + "/threads_changed";
+  at::set_num_threads(1);
+  TrainAndKill(dir, 15);
+  at::set_num_threads(2);
+  auto source = Source();
+  auto refused = TrainSae(TopKConfigForTest(), *source, 1, {dir});
+  at::set_num_threads(1);
+  auto resumed = TrainSae(TopKConfigForTest(), *source, 1, {dir});
+  at::set_num_threads(threads);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              AllOf(HasSubstr("train_state.safetensors"), HasSubstr("torch_threads=1"),
+                    HasSubstr("torch_threads=2")));
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_TRUE(resumed->resumed);
 }
 
 TEST(TrainerTest, TrainingReducesTheLossAndSetsTheInputScale) {

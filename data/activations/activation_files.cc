@@ -15,6 +15,7 @@
 #include "data/activations/store_source.h"
 #include "data/activations/tensor_source.h"
 #include "harness/npy.h"
+#include "harness/safetensors.h"
 #include "harness/json_fields.h"
 #include "harness/mapped_file.h"
 #include "harness/sha256.h"
@@ -126,6 +127,18 @@ absl::StatusOr<torch::Tensor> MapSafetensorsTensor(const std::string& path,
   if (end > data_size) {
     return absl::DataLossError(absl::StrCat(path, ": tensor '", name, "' ends at byte ", end,
                                             " of a data buffer of ", data_size, " (truncated)"));
+  }
+  // A file saelab wrote (saelab harvest) records its data's sha256: verify
+  // it, as ReadSafetensors does, so a flipped byte is not trained on.
+  if (header.contains("__metadata__") && header.at("__metadata__").is_object() &&
+      header.at("__metadata__").contains(kSafetensorsDataSha256Key)) {
+    const nlohmann::json& recorded = header.at("__metadata__").at(kSafetensorsDataSha256Key);
+    const std::string actual = Sha256Hex(bytes.substr(data_begin));
+    if (!recorded.is_string() || recorded.get<std::string>() != actual) {
+      return absl::DataLossError(absl::StrCat(
+          path, ": checksum: the ", data_size, "-byte data buffer hashes to sha256 ", actual,
+          " but the header records ", recorded.dump(), " (the file is corrupted or was edited)"));
+    }
   }
   auto file = std::make_shared<MappedFile>(std::move(mapped));
   const size_t offset = data_begin + begin;

@@ -104,7 +104,8 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
 
   RETURN_IF_ERROR(MakeDirs(dir));
   if (PathExists(ManifestPath(dir))) {
-    ASSIGN_OR_RETURN(ActivationStoreManifest existing, ReadManifest(dir));
+    ASSIGN_OR_RETURN(ActivationStoreManifest existing,
+                     ReadManifest(dir, /*allow_missing_checksum=*/true));
     RETURN_IF_ERROR(CheckStoreKey(
         existing.key(), key,
         absl::StrCat("activation store ", dir, " holds another store; refusing to overwrite it")));

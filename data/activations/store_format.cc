@@ -150,11 +150,23 @@ absl::StatusOr<SealedFile> OpenChunk(const std::string& path, const ChunkSpec& s
 
 std::string ManifestPath(const std::string& dir) { return dir + "/manifest"; }
 
-absl::Status WriteManifest(const std::string& dir, const ActivationStoreManifest& manifest) {
-  return WriteTextProtoFile(ManifestPath(dir), manifest);
+namespace {
+
+std::string ManifestSha256(ActivationStoreManifest manifest) {
+  manifest.clear_manifest_sha256();
+  return ProtoSha256(manifest);
 }
 
-absl::StatusOr<ActivationStoreManifest> ReadManifest(const std::string& dir) {
+}  // namespace
+
+absl::Status WriteManifest(const std::string& dir, const ActivationStoreManifest& manifest) {
+  ActivationStoreManifest sealed = manifest;
+  sealed.set_manifest_sha256(ManifestSha256(manifest));
+  return WriteTextProtoFile(ManifestPath(dir), sealed);
+}
+
+absl::StatusOr<ActivationStoreManifest> ReadManifest(const std::string& dir,
+                                                     bool allow_missing_checksum) {
   const std::string path = ManifestPath(dir);
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(text), "{")) {
@@ -171,6 +183,17 @@ absl::StatusOr<ActivationStoreManifest> ReadManifest(const std::string& dir) {
     return ManifestError(path, "version",
                          absl::StrCat("unsupported store format version ", m.version(),
                                       " (this code reads ", kStoreFormatVersion, ")"));
+  }
+  if (m.manifest_sha256().empty()) {
+    if (!allow_missing_checksum) {
+      return ManifestError(path, "manifest_sha256",
+                           "missing (written by an older saelab); rerun the harvest to verify "
+                           "the chunks and rewrite the manifest");
+    }
+  } else if (m.manifest_sha256() != ManifestSha256(m)) {
+    return ManifestError(path, "manifest_sha256",
+                         "does not match the manifest's contents (the manifest was edited or is "
+                         "corrupt); remove the store directory and harvest it again");
   }
   if (m.key_sha256() != StoreKeySha256(m.key())) {
     return ManifestError(path, "key_sha256",

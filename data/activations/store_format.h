@@ -104,8 +104,12 @@ absl::Status WriteManifest(const std::string& dir, const ActivationStoreManifest
 // rows_per_context and num_rows against the key, and, when complete, d
 // stats.mean values. NotFound if there is no manifest; DataLoss
 // "activation store manifest <path>: <field>: <problem>" otherwise (a
-// version-1 JSON manifest is named as such).
-absl::StatusOr<ActivationStoreManifest> ReadManifest(const std::string& dir);
+// version-1 JSON manifest is named as such). manifest_sha256 must match the
+// contents; a manifest without one (written before it existed) is refused
+// unless `allow_missing_checksum` (the harvest, which verifies every chunk
+// on its own and rewrites the manifest).
+absl::StatusOr<ActivationStoreManifest> ReadManifest(const std::string& dir,
+                                                     bool allow_missing_checksum = false);
 
 }  // namespace saelab
 

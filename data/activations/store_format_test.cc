@@ -10,6 +10,7 @@
 #include "harness/file_io.h"
 #include "harness/sealed_file.h"
 #include "harness/sha256.h"
+#include "harness/textproto.h"
 
 namespace saelab {
 namespace {
@@ -188,7 +189,11 @@ TEST(StoreFormatTest, ManifestRoundTripsExactly) {
   absl::StatusOr<ActivationStoreManifest> read = ReadManifest(dir);
   ASSERT_TRUE(read.ok()) << read.status();
   // Doubles included: the text form round-trips them.
-  EXPECT_EQ(read->SerializeAsString(), Manifest().SerializeAsString());
+  ActivationStoreManifest contents = *read;
+  contents.clear_manifest_sha256();
+  EXPECT_EQ(contents.SerializeAsString(), Manifest().SerializeAsString());
+  // The checksum covers everything else, by an independent recomputation.
+  EXPECT_EQ(read->manifest_sha256(), ProtoSha256(Manifest()));
   EXPECT_TRUE(absl::StrContains(*ReadFile(ManifestPath(dir)), "hook_name: \"blocks.1.hook_resid_post\""));
 }
 
@@ -226,6 +231,25 @@ TEST(StoreFormatTest, InconsistentManifestsAreRefusedNamingTheField) {
   }
   ASSERT_TRUE(AtomicWriteFile(ManifestPath(dir), "key { hook_nam: \"x\" }\n").ok());
   ExpectManifestRefused(dir, "hook_nam");
+}
+
+TEST(StoreFormatTest, AnEditedStatisticIsRefusedByTheManifestChecksum) {
+  const std::string dir = TestDir("manifest_edited");
+  ASSERT_TRUE(WriteManifest(dir, Manifest()).ok());
+  std::string text = *ReadFile(ManifestPath(dir));
+  const size_t at = text.find("mean_norm: 0.6666");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, std::string("mean_norm: 0.6").size(), "mean_norm: 9.6");
+  ASSERT_TRUE(AtomicWriteFile(ManifestPath(dir), text).ok());
+  ExpectManifestRefused(dir, "manifest_sha256: does not match");
+}
+
+TEST(StoreFormatTest, AManifestWithoutAChecksumIsRefusedExceptByTheHarvest) {
+  const std::string dir = TestDir("manifest_old");
+  ASSERT_TRUE(WriteTextProtoFile(ManifestPath(dir), Manifest()).ok());
+  ExpectManifestRefused(dir, "manifest_sha256: missing");
+  absl::StatusOr<ActivationStoreManifest> read = ReadManifest(dir, /*allow_missing_checksum=*/true);
+  ASSERT_TRUE(read.ok()) << read.status();
 }
 
 TEST(StoreFormatTest, JsonManifestOfFormatOneIsRefusedAsSuch) {

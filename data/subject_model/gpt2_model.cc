@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "harness/file_io.h"
+#include "harness/sha256.h"
 #include "harness/status_macros.h"
 
 namespace saelab {
@@ -181,9 +182,17 @@ absl::StatusOr<Gpt2Model> Gpt2Model::FromTensors(const Gpt2Config& config,
 }
 
 absl::StatusOr<Gpt2Model> Gpt2Model::LoadHfDirectory(const std::string& dir) {
-  ASSIGN_OR_RETURN(Gpt2Config config, ReadGpt2Config(absl::StrCat(dir, "/", kConfigFile)));
+  // Each file is checked against the directory's SHA256SUMS when it has one
+  // (saelab writes one; a flipped bit in the weights generates garbage).
+  ASSIGN_OR_RETURN(std::string config_text, ReadVerifiedFile(dir, kConfigFile));
+  ASSIGN_OR_RETURN(Gpt2Config config,
+                   ParseGpt2ConfigJson(config_text, absl::StrCat(dir, "/", kConfigFile)));
   const std::string path = absl::StrCat(dir, "/", kWeightsFile);
-  absl::StatusOr<SafetensorsContents> read = ReadSafetensors(path);
+  absl::StatusOr<std::string> weight_bytes = ReadVerifiedFile(dir, kWeightsFile);
+  absl::StatusOr<SafetensorsContents> read =
+      weight_bytes.ok() ? ParseSafetensors(*weight_bytes, path)
+                        : absl::StatusOr<SafetensorsContents>(weight_bytes.status());
+  weight_bytes = std::string();  // The tensors own copies; free the file's bytes.
   if (absl::IsNotFound(read.status())) {
     for (const char* other : {"pytorch_model.bin", "model.safetensors.index.json"}) {
       if (PathExists(absl::StrCat(dir, "/", other))) {

@@ -29,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
 #include "harness/safetensors.h"
+#include "harness/sha256.h"
 #include "nlohmann/json.hpp"
 
 namespace saelab {
@@ -248,6 +249,25 @@ TEST(Gpt2ModelTest, SavedDirectoryHasTheTransformersLayout) {
   TensorMap a = model->NamedTensors(), b = back->NamedTensors();
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
+}
+
+TEST(Gpt2ModelTest, AWeightFileThatDisagreesWithSha256SumsIsRefused) {
+  absl::StatusOr<Gpt2Model> model = Gpt2Model::RandomInit(TinyConfig(), 3);
+  ASSERT_TRUE(model.ok());
+  const std::string dir = TempDir() + "/summed";
+  ASSERT_TRUE(model->SaveHfDirectory(dir).ok());
+  ASSERT_TRUE(WriteSha256Sums(dir, {"config.json", "model.safetensors"}).ok());
+  ASSERT_TRUE(Gpt2Model::LoadHfDirectory(dir).ok());
+  // A well-formed file (its own data checksum is right) with one weight
+  // changed: only the directory's list can tell.
+  TensorMap tensors = model->NamedTensors();
+  tensors["wpe.weight"] = tensors["wpe.weight"].clone();
+  tensors["wpe.weight"][0][0] = 1e9f;
+  ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}}).ok());
+  absl::StatusOr<Gpt2Model> refused = Gpt2Model::LoadHfDirectory(dir);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(refused.status().message()),
+              AllOf(HasSubstr(dir + "/model.safetensors"), HasSubstr("SHA256SUMS")));
 }
 
 TEST(Gpt2ModelTest, TransformersStateDictWithPrefixBuffersAndTiedHeadLoadsTheSameModel) {

@@ -63,12 +63,18 @@ absl::Status SaveState(const std::string& path, const Gpt2Model& model,
                                                        "model.", optimizer, "adamw.", state);
 }
 
-absl::Status LoadState(const std::string& path, Gpt2Model& model, torch::optim::AdamW& optimizer,
-                       LoopState* loop, const std::string& config_sha256) {
-  ASSIGN_OR_RETURN(TrainState state, LoadTrainState<torch::optim::AdamWParamState>(
-                                         path, config_sha256, "LM training", model.NamedTensors(),
-                                         "model.", &optimizer, "adamw."));
-  ASSIGN_OR_RETURN(torch::Tensor next, state.Loop(path, "next_step", {}, torch::kInt64));
+// Resumes from the train state at `path` (or the previous checkpoint, see
+// ResumeTrainState); false if there is none to resume from.
+absl::StatusOr<bool> LoadState(const std::string& path, Gpt2Model& model,
+                               torch::optim::AdamW& optimizer, LoopState* loop,
+                               const std::string& config_sha256, int64_t total_steps) {
+  ASSIGN_OR_RETURN(std::optional<TrainState> resumed,
+                   ResumeTrainState<torch::optim::AdamWParamState>(
+                       path, config_sha256, "LM training", total_steps, model.NamedTensors(),
+                       "model.", &optimizer, "adamw."));
+  if (!resumed.has_value()) return false;
+  const TrainState& state = *resumed;
+  ASSIGN_OR_RETURN(torch::Tensor next, state.Loop("next_step", {}, torch::kInt64));
   loop->next_step = next.item<int64_t>();
   auto losses = state.loop.find("first_losses");
   auto curve = state.loop.find("val_curve");
@@ -78,7 +84,7 @@ absl::Status LoadState(const std::string& path, Gpt2Model& model, torch::optim::
       losses->second.scalar_type() != torch::kFloat32 || curve->second.dim() != 2 ||
       curve->second.scalar_type() != torch::kFloat64) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": loop.first_losses / recent_losses / val_curve missing or malformed"));
+        absl::StrCat(state.path, ": loop.first_losses / recent_losses / val_curve missing or malformed"));
   }
   const float* l = losses->second.data_ptr<float>();
   loop->first_losses.assign(l, l + losses->second.numel());
@@ -88,7 +94,7 @@ absl::Status LoadState(const std::string& path, Gpt2Model& model, torch::optim::
   for (int64_t i = 0; i < curve->second.size(0); ++i) {
     loop->val_curve.emplace_back(static_cast<int64_t>(c[2 * i]), c[2 * i + 1]);
   }
-  return absl::OkStatus();
+  return true;
 }
 
 absl::Status CheckContexts(const torch::Tensor& contexts, const char* what, int64_t length,
@@ -229,10 +235,8 @@ absl::StatusOr<LmTrainResult> TrainLanguageModel(const LmTrainerConfig& config,
   const std::string state_path = options.dir.empty() ? "" : options.dir + kStateFile;
   if (!state_path.empty()) {
     RETURN_IF_ERROR(MakeDirs(options.dir));
-    if (PathExists(state_path)) {
-      RETURN_IF_ERROR(LoadState(state_path, *model, optimizer, &loop, config_sha256));
-      result.resumed = true;
-    }
+    ASSIGN_OR_RETURN(result.resumed, LoadState(state_path, *model, optimizer, &loop,
+                                               config_sha256, config.steps()));
   }
 
   BatchOrder order(train_contexts.size(0), seed);

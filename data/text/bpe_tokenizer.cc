@@ -492,6 +492,13 @@ absl::StatusOr<std::shared_ptr<Model>> BuildModel(
     std::vector<std::string> tokens, const std::vector<std::pair<int32_t, int32_t>>& merges,
     absl::string_view vocab_name, const MergeSource& merges_source);
 
+// Parses vocab.json and merges.txt texts (paths name them in errors) and
+// builds the model; refuses merges that leave a token unreachable.
+absl::StatusOr<std::shared_ptr<Model>> ModelFromFileTexts(const std::string& vocab_text,
+                                                          const std::string& vocab_json_path,
+                                                          const std::string& merges_text,
+                                                          const std::string& merges_txt_path);
+
 }  // namespace
 
 absl::StatusOr<BpeTokenizer> BpeTokenizer::FromTokens(
@@ -503,9 +510,18 @@ absl::StatusOr<BpeTokenizer> BpeTokenizer::FromTokens(
 }
 
 absl::StatusOr<BpeTokenizer> BpeTokenizer::FromDir(const std::string& dir) {
-  if (PathExists(dir + "/vocab.json")) return FromFiles(dir + "/vocab.json", dir + "/merges.txt");
-  if (PathExists(dir + "/encoder.json"))
-    return FromFiles(dir + "/encoder.json", dir + "/vocab.bpe");
+  for (const auto& [vocab_name, merges_name] :
+       {std::pair<const char*, const char*>{"vocab.json", "merges.txt"},
+        std::pair<const char*, const char*>{"encoder.json", "vocab.bpe"}}) {
+    if (!PathExists(absl::StrCat(dir, "/", vocab_name))) continue;
+    // Checked against the directory's SHA256SUMS when it has one.
+    ASSIGN_OR_RETURN(std::string vocab_text, ReadVerifiedFile(dir, vocab_name));
+    ASSIGN_OR_RETURN(std::string merges_text, ReadVerifiedFile(dir, merges_name));
+    ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
+                     ModelFromFileTexts(vocab_text, absl::StrCat(dir, "/", vocab_name),
+                                        merges_text, absl::StrCat(dir, "/", merges_name)));
+    return BpeTokenizer(std::move(model));
+  }
   return absl::NotFoundError(absl::StrCat(
       dir, ": no tokenizer files (vocab.json + merges.txt, or encoder.json + vocab.bpe)"));
 }
@@ -514,6 +530,17 @@ absl::StatusOr<BpeTokenizer> BpeTokenizer::FromFiles(const std::string& vocab_js
                                                      const std::string& merges_txt_path) {
   ASSIGN_OR_RETURN(std::string vocab_text, ReadFile(vocab_json_path));
   ASSIGN_OR_RETURN(std::string merges_text, ReadFile(merges_txt_path));
+  ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
+                   ModelFromFileTexts(vocab_text, vocab_json_path, merges_text, merges_txt_path));
+  return BpeTokenizer(std::move(model));
+}
+
+namespace {
+
+absl::StatusOr<std::shared_ptr<Model>> ModelFromFileTexts(const std::string& vocab_text,
+                                                          const std::string& vocab_json_path,
+                                                          const std::string& merges_text,
+                                                          const std::string& merges_txt_path) {
 
   // vocab.json -> tokens by id.
   ASSIGN_OR_RETURN(nlohmann::json vocab, ParseJson(vocab_text, vocab_json_path));
@@ -576,10 +603,24 @@ absl::StatusOr<BpeTokenizer> BpeTokenizer::FromFiles(const std::string& vocab_js
   }
   ASSIGN_OR_RETURN(std::shared_ptr<Model> model,
                    BuildModel(std::move(tokens), merges, vocab_json_path, source));
-  return BpeTokenizer(std::move(model));
+  // In a byte-level BPE vocabulary every token longer than one byte is made
+  // by exactly one merge, except special tokens ("<|endoftext|>"). A token
+  // that no merge makes means merges.txt lost lines (cut short, say), which
+  // would otherwise tokenize differently without any error.
+  std::vector<bool> made(model->tokens.size(), false);
+  for (const auto& [pair, merge] : model->merge_of_pair) made[merge.result] = true;
+  for (size_t id = 0; id < model->tokens.size(); ++id) {
+    const std::string& token = model->tokens[id];
+    const bool special = absl::StartsWith(token, "<|") && absl::EndsWith(token, "|>");
+    if (!made[id] && token.size() > 1 && !special) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          merges_txt_path, ": no merge makes token ", id, " ", Quoted(ToVocabString(token)),
+          " of ", vocab_json_path, " (", merges.size(), " merges for ", model->tokens.size(),
+          " tokens): merges.txt is incomplete or belongs to another vocabulary"));
+    }
+  }
+  return model;
 }
-
-namespace {
 
 absl::StatusOr<std::shared_ptr<Model>> BuildModel(
     std::vector<std::string> tokens, const std::vector<std::pair<int32_t, int32_t>>& merges,

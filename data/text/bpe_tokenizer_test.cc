@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
+#include "harness/sha256.h"
 #include "nlohmann/json.hpp"
 
 namespace saelab {
@@ -327,6 +328,31 @@ TEST(BpeTokenizerBadInputTest, TinyVocabularyLoadsAndMerges) {
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
   EXPECT_THAT(tokenizer->Encode(" the"), ElementsAre(258));
   EXPECT_EQ(tokenizer->eos_id(), std::nullopt);
+}
+
+TEST(BpeTokenizerBadInputTest, MergesCutShortAreRefusedNamingATokenNoMergeMakes) {
+  const TinyFiles tiny = Tiny();
+  // The last line lost: "Ġthe" (258) would never be made and " the"
+  // would tokenize as [256, 257] without a word.
+  absl::Status status = LoadTiny("cut_short", tiny.vocab_json, "#version: 0.2\n\xC4\xA0 t\nh e\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("merges.txt: no merge makes token 258"), HasSubstr("incomplete")));
+}
+
+TEST(BpeTokenizerBadInputTest, FromDirChecksTheFilesAgainstSha256Sums) {
+  const TinyFiles tiny = Tiny();
+  const std::string dir = TempDir("tiny_sums");
+  ASSERT_TRUE(AtomicWriteFile(dir + "/vocab.json", tiny.vocab_json).ok());
+  ASSERT_TRUE(AtomicWriteFile(dir + "/merges.txt", tiny.merges_txt).ok());
+  ASSERT_TRUE(WriteSha256Sums(dir, {"vocab.json", "merges.txt"}).ok());
+  ASSERT_TRUE(BpeTokenizer::FromDir(dir).ok());
+  // The same tokenizer (a blank line more), but not the bytes the list names.
+  ASSERT_TRUE(AtomicWriteFile(dir + "/merges.txt", tiny.merges_txt + "\n").ok());
+  absl::Status status = BpeTokenizer::FromDir(dir).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr(dir + "/merges.txt"), HasSubstr("SHA256SUMS")));
 }
 
 TEST(BpeTokenizerBadInputTest, MissingFileIsNotFoundNamingIt) {
