@@ -141,6 +141,7 @@ absl::Status Run(const CommandLine& flags, const Invocation&) {
       key.set_drop_bos(drop_bos);
       HarvestOptions options;
       options.batch_contexts = flags.Int("batch_contexts");
+      options.contexts_per_chunk = flags.Int("contexts_per_chunk");
       RETURN_IF_ERROR(HarvestActivations(model, contexts, key, out + "/" + hook, options).status());
       std::printf("wrote %s/%s (activation store)\n", out.c_str(), hook.c_str());
     }
@@ -205,6 +206,8 @@ Command HarvestCommand() {
           {"context_length", FlagType::kInt, "128", "Tokens per context, <|endoftext|> first."},
           {"max_contexts", FlagType::kInt, "-1", "Contexts at most (-1: all the text gives)."},
           {"batch_contexts", FlagType::kInt, "32", "Contexts per forward pass."},
+          {"contexts_per_chunk", FlagType::kInt, "256",
+           "Contexts per chunk file of a store (the unit a killed harvest resumes by)."},
           {"drop_bos", FlagType::kBool, "true", "Leave out each context's first position."},
       },
       &Run,

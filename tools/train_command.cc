@@ -12,6 +12,7 @@
 #include "harness/seed.h"
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
+#include "harness/train_state.h"
 #include "sae/checkpoint.h"
 #include "sae/factory.h"
 #include "sae/interchange/saelens.h"
@@ -151,6 +152,7 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   *result.mutable_provenance() =
       CollectProvenance(ProtoSha256(config), seed, invocation.argc, invocation.argv);
   RecordInput(absl::StrCat("activations ", acts.path()), acts_sha256, result.mutable_provenance());
+  SetRecoverCorruptTrainState(flags.Bool("recover_train_state"));
   TrainOptions options;
   options.dir = out;
   ASSIGN_OR_RETURN(TrainResult trained, TrainSae(config, *source, sae_seed, options));
@@ -225,6 +227,9 @@ Command TrainCommand() {
           {"train_rows", FlagType::kString, "",
            "Training rows as a slice (default: every row before the held-out ones)."},
           {"seed", FlagType::kInt, "0", "Root seed (data order and SAE initialisation)."},
+          {"recover_train_state", FlagType::kBool, "false",
+           "Set a corrupted train state aside (kept as .corrupt) and resume from the previous "
+           "checkpoint, or from the start."},
       },
       &Run,
   };
