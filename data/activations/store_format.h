@@ -87,7 +87,8 @@ absl::StatusOr<std::string> WriteChunk(const std::string& path, const torch::Ten
 // Maps a chunk file and checks it against `spec`: the sealed-file checks
 // (harness/sealed_file.h: truncation, magic, header checksum, version and,
 // with verify_payload, the payload checksum), then key_sha256, dtype,
-// chunk_index, rows, d and the payload size. Errors are DataLoss
+// chunk_index, rows, d and the payload size (a spec whose rows x d is
+// negative or overflows matches no chunk). Errors are DataLoss
 // "activation store chunk <path>: <field>: <problem>"; NotFound if the file
 // is missing.
 absl::StatusOr<SealedFile> OpenChunk(const std::string& path, const ChunkSpec& spec,
@@ -100,9 +101,10 @@ std::string ManifestPath(const std::string& dir);
 absl::Status WriteManifest(const std::string& dir, const ActivationStoreManifest& manifest);
 
 // Reads ManifestPath(dir) and checks that it is consistent: version,
-// key_sha256 against the key, d and contexts_per_chunk >= 1,
-// rows_per_context and num_rows against the key, and, when complete, d
-// stats.mean values. NotFound if there is no manifest; DataLoss
+// key_sha256 against the key, d and contexts_per_chunk >= 1, the key's
+// context range (0 <= begin <= end) and context_length >= 1,
+// rows_per_context and num_rows against the key (num_rows fits in int64),
+// and, when complete, d stats.mean values. NotFound if there is no manifest; DataLoss
 // "activation store manifest <path>: <field>: <problem>" otherwise (a
 // version-1 JSON manifest is named as such).
 absl::StatusOr<ActivationStoreManifest> ReadManifest(const std::string& dir);
