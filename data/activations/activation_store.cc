@@ -28,7 +28,11 @@ absl::StatusOr<ActivationStore> ActivationStore::Open(const std::string& dir,
                      " chunks written; the harvest was interrupted; rerun it to finish)"));
   }
   const int64_t n_contexts = m.key().context_end() - m.key().context_begin();
-  const int64_t n_chunks = (n_contexts + m.contexts_per_chunk() - 1) / m.contexts_per_chunk();
+  // Rounded up without n_contexts + contexts_per_chunk - 1, which overflows
+  // for a huge contexts_per_chunk (fuzz/crashes/store_manifest/).
+  // ReadManifest checked 0 <= n_contexts and n_contexts * rows_per_context.
+  const int64_t n_chunks =
+      n_contexts / m.contexts_per_chunk() + (n_contexts % m.contexts_per_chunk() != 0 ? 1 : 0);
   if (m.chunks_size() != n_chunks) {
     return absl::DataLossError(absl::StrCat("activation store manifest ", manifest_path,
                                             ": chunks: lists ", m.chunks_size(),

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "data/activations/harvest.h"
 #include "data/activations/internal/test_store.h"
+#include "data/activations/store_format.h"
 #include "harness/file_io.h"
 
 namespace saelab {
@@ -178,6 +180,28 @@ TEST(ActivationStoreTest, MissingChunkOrBadMagicIsAnErrorNamingTheFile) {
   store = ActivationStore::Open(dir, TestKey());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(absl::StrContains(store.status().message(), chunk)) << store.status();
+}
+
+TEST(ActivationStoreTest, HugeContextsPerChunkIsRefusedWithoutOverflow) {
+  // fuzz/crashes/store_manifest/: the chunk count was rounded up as
+  // (n + contexts_per_chunk - 1) / contexts_per_chunk, which overflowed int64.
+  const std::string dir = TestDir("huge_contexts_per_chunk");
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  ActivationStoreManifest m;
+  m.set_version(kStoreFormatVersion);
+  *m.mutable_key() = TestKey();
+  m.set_key_sha256(StoreKeySha256(m.key()));
+  m.set_d(4);
+  m.set_contexts_per_chunk(std::numeric_limits<int64_t>::max());
+  m.set_rows_per_context(RowsPerContext(m.key()));
+  m.set_num_rows((m.key().context_end() - m.key().context_begin()) * m.rows_per_context());
+  m.set_complete(true);
+  for (int i = 0; i < 4; ++i) m.mutable_stats()->add_mean(0);
+  ASSERT_TRUE(WriteManifest(dir, m).ok());
+  absl::StatusOr<ActivationStore> store = ActivationStore::Open(dir, TestKey());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+  EXPECT_TRUE(absl::StrContains(store.status().message(), "lists 0 chunks, the key needs 1"))
+      << store.status();
 }
 
 TEST(ActivationStoreTest, MissingOrIncompleteStoreIsRefused) {

@@ -138,9 +138,16 @@ absl::StatusOr<SealedFile> OpenChunk(const std::string& path, const ChunkSpec& s
       return file.Error(f.name, absl::StrCat("is ", f.got, ", expected ", f.want));
     }
   }
-  const size_t payload_size =
-      static_cast<size_t>(spec.rows * spec.d) * StoreElementSize(spec.dtype);
-  if (file.payload_size() != payload_size) {
+  // The spec comes from the manifest: rows x d may be negative or overflow
+  // (fuzz/crashes/store_chunk/), and is then no chunk's size.
+  int64_t payload_size = 0;
+  if (spec.rows < 0 || spec.d < 0 || __builtin_mul_overflow(spec.rows, spec.d, &payload_size) ||
+      __builtin_mul_overflow(payload_size, static_cast<int64_t>(StoreElementSize(spec.dtype)),
+                             &payload_size)) {
+    return file.Error("payload", absl::StrCat("rows ", spec.rows, " x d ", spec.d,
+                                              " is not a valid size"));
+  }
+  if (file.payload_size() != static_cast<size_t>(payload_size)) {
     return file.Error("payload", absl::StrCat(file.payload_size(), " bytes, but rows x d x ",
                                               StoreElementSize(spec.dtype), " is ",
                                               payload_size));
@@ -150,14 +157,10 @@ absl::StatusOr<SealedFile> OpenChunk(const std::string& path, const ChunkSpec& s
 
 std::string ManifestPath(const std::string& dir) { return dir + "/manifest"; }
 
-namespace {
-
 std::string ManifestSha256(ActivationStoreManifest manifest) {
   manifest.clear_manifest_sha256();
   return ProtoSha256(manifest);
 }
-
-}  // namespace
 
 absl::Status WriteManifest(const std::string& dir, const ActivationStoreManifest& manifest) {
   ActivationStoreManifest sealed = manifest;
@@ -204,11 +207,26 @@ absl::StatusOr<ActivationStoreManifest> ReadManifest(const std::string& dir,
     return ManifestError(path, "contexts_per_chunk",
                          absl::StrCat("must be >= 1, got ", m.contexts_per_chunk()));
   }
-  if (m.rows_per_context() != RowsPerContext(m.key())) {
+  // The key's numbers come from the file too: check them before any
+  // arithmetic on them (a crafted manifest overflowed int64 below;
+  // fuzz/crashes/store_manifest/).
+  const ActivationStoreKey& key = m.key();
+  if (key.context_begin() < 0 || key.context_end() < key.context_begin()) {
+    return ManifestError(path, "key.context_begin",
+                         absl::StrCat("[", key.context_begin(), ", ", key.context_end(),
+                                      ") is not a range of context indices"));
+  }
+  if (key.context_length() < 1) {
+    return ManifestError(path, "key.context_length",
+                         absl::StrCat("must be >= 1, got ", key.context_length()));
+  }
+  if (m.rows_per_context() != RowsPerContext(key)) {
     return ManifestError(path, "rows_per_context", "does not match the key");
   }
-  if (m.num_rows() !=
-      (m.key().context_end() - m.key().context_begin()) * m.rows_per_context()) {
+  int64_t num_rows = 0;
+  if (__builtin_mul_overflow(key.context_end() - key.context_begin(), m.rows_per_context(),
+                             &num_rows) ||
+      m.num_rows() != num_rows) {
     return ManifestError(path, "num_rows", "does not match the key's context range");
   }
   if (m.complete() && m.stats().mean_size() != m.d()) {

@@ -87,7 +87,8 @@ absl::StatusOr<std::string> WriteChunk(const std::string& path, const torch::Ten
 // Maps a chunk file and checks it against `spec`: the sealed-file checks
 // (harness/sealed_file.h: truncation, magic, header checksum, version and,
 // with verify_payload, the payload checksum), then key_sha256, dtype,
-// chunk_index, rows, d and the payload size. Errors are DataLoss
+// chunk_index, rows, d and the payload size (a spec whose rows x d is
+// negative or overflows matches no chunk). Errors are DataLoss
 // "activation store chunk <path>: <field>: <problem>"; NotFound if the file
 // is missing.
 absl::StatusOr<SealedFile> OpenChunk(const std::string& path, const ChunkSpec& spec,
@@ -97,12 +98,17 @@ absl::StatusOr<SealedFile> OpenChunk(const std::string& path, const ChunkSpec& s
 std::string ManifestPath(const std::string& dir);
 
 // Writes `manifest` to ManifestPath(dir) in text format, atomically.
+// The manifest_sha256 a manifest should carry: ProtoSha256 of it with that
+// field cleared.
+std::string ManifestSha256(ActivationStoreManifest manifest);
+
 absl::Status WriteManifest(const std::string& dir, const ActivationStoreManifest& manifest);
 
 // Reads ManifestPath(dir) and checks that it is consistent: version,
-// key_sha256 against the key, d and contexts_per_chunk >= 1,
-// rows_per_context and num_rows against the key, and, when complete, d
-// stats.mean values. NotFound if there is no manifest; DataLoss
+// key_sha256 against the key, d and contexts_per_chunk >= 1, the key's
+// context range (0 <= begin <= end) and context_length >= 1,
+// rows_per_context and num_rows against the key (num_rows fits in int64),
+// and, when complete, d stats.mean values. NotFound if there is no manifest; DataLoss
 // "activation store manifest <path>: <field>: <problem>" otherwise (a
 // version-1 JSON manifest is named as such). manifest_sha256 must match the
 // contents; a manifest without one (written before it existed) is refused

@@ -1,6 +1,7 @@
 #include "data/activations/store_format.h"
 
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -250,6 +251,53 @@ TEST(StoreFormatTest, AManifestWithoutAChecksumIsRefusedExceptByTheHarvest) {
   ExpectManifestRefused(dir, "manifest_sha256: missing");
   absl::StatusOr<ActivationStoreManifest> read = ReadManifest(dir, /*allow_missing_checksum=*/true);
   ASSERT_TRUE(read.ok()) << read.status();
+}
+
+TEST(StoreFormatTest, KeyValuesThatOverflowAreRefusedNamingTheField) {
+  // Each overflowed int64 (undefined behaviour) while the manifest was
+  // checked (regression inputs: fuzz/crashes/store_manifest/). key_sha256 is rehashed, so
+  // the key's own values are what is refused.
+  const std::string dir = TestDir("manifest_overflow");
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  struct Case {
+    const char* what;
+    void (*edit)(ActivationStoreKey&);
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {"key.context_begin", [](ActivationStoreKey& k) {
+              k.set_context_begin(-kMax);
+              k.set_context_end(kMax);
+            }},
+           {"key.context_begin", [](ActivationStoreKey& k) { k.set_context_end(1); }},
+           {"key.context_length: must be >= 1",
+            [](ActivationStoreKey& k) { k.set_context_length(std::numeric_limits<int64_t>::min()); }},
+           {"num_rows", [](ActivationStoreKey& k) { k.set_context_end(kMax); }},
+       }) {
+    ActivationStoreManifest m = Manifest();
+    c.edit(*m.mutable_key());
+    m.set_key_sha256(StoreKeySha256(m.key()));
+    ASSERT_TRUE(WriteManifest(dir, m).ok());
+    ExpectManifestRefused(dir, c.what);
+  }
+}
+
+TEST(StoreFormatTest, SpecWhoseSizeOverflowsMatchesNoChunk) {
+  // rows x d overflowed int64 when the header's rows and d matched such a
+  // spec (regression input: fuzz/crashes/store_chunk/). A sealed header that says so.
+  const std::string path = TestDir("chunks") + "/overflow.bin";
+  ChunkSpec spec = Spec();
+  spec.rows = int64_t{1} << 62;
+  SealedFileWriter writer(SealedFormat{"SAELACTS", kStoreFormatVersion, "activation store chunk"},
+                          0);
+  writer.fields().ints = {spec.index, spec.rows, spec.d, spec.dtype};
+  writer.fields().texts[0] = spec.key_sha256;
+  ASSERT_TRUE(writer.Write(path).ok());
+  ExpectChunkRefused(path, spec, "payload: rows 4611686018427387904 x d 4 is not a valid size");
+  spec.rows = -1;
+  spec.d = 0;
+  writer.fields().ints = {spec.index, spec.rows, spec.d, spec.dtype};
+  ASSERT_TRUE(writer.Write(path).ok());
+  ExpectChunkRefused(path, spec, "payload: rows -1 x d 0 is not a valid size");
 }
 
 TEST(StoreFormatTest, JsonManifestOfFormatOneIsRefusedAsSuch) {

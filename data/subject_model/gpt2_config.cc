@@ -52,13 +52,19 @@ absl::Status ValidateGpt2Config(const Gpt2Config& config, const std::string& nam
   };
   for (const auto& [name, value] : positives) {
     if (value < 1) return bad(name, absl::StrCat("must be >= 1, got ", value));
+    // Sizes come from config.json: an unbounded n_embd overflowed 4 * n_embd
+    // (fuzz/crashes/hf_config/).
+    if (value > kMaxGpt2Size) {
+      return bad(name, absl::StrCat("must be at most ", kMaxGpt2Size, ", got ", value));
+    }
   }
   if (config.n_embd % config.n_head != 0) {
     return bad("n_embd", absl::StrCat("(", config.n_embd, ") must be a multiple of n_head (",
                                       config.n_head, ")"));
   }
-  if (config.n_inner < 0) {
-    return bad("n_inner", absl::StrCat("must be >= 0 (0: 4 * n_embd), got ", config.n_inner));
+  if (config.n_inner < 0 || config.n_inner > kMaxGpt2Size) {
+    return bad("n_inner", absl::StrCat("must be in [0, ", kMaxGpt2Size, "] (0: 4 * n_embd), got ",
+                                       config.n_inner));
   }
   if (!(std::isfinite(config.layer_norm_epsilon) && config.layer_norm_epsilon > 0)) {
     return bad("layer_norm_epsilon",
@@ -112,8 +118,9 @@ absl::StatusOr<Gpt2Config> ParseGpt2ConfigJson(absl::string_view text,
     return KeyError(path, "n_positions", "is missing (and so is its old name 'n_ctx')");
   }
   ASSIGN_OR_RETURN(config.n_inner, OptionalInteger(json, path, "n_inner", 0));
-  if (config.n_inner < 0) {
-    return KeyError(path, "n_inner", absl::StrCat("must be >= 1 or null, got ", config.n_inner));
+  if (config.n_inner < 0 || config.n_inner > kMaxGpt2Size) {
+    return KeyError(path, "n_inner",
+                    absl::StrCat("must be in [1, ", kMaxGpt2Size, "] or null, got ", config.n_inner));
   }
 
   if (const Json* eps = FindKey(json, "layer_norm_epsilon"); eps != nullptr && !eps->is_null()) {

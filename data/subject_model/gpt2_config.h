@@ -62,9 +62,15 @@ struct Gpt2Config {
   int64_t d_head() const { return n_embd / n_head; }
 };
 
-// OK if `config` describes a model this implementation can build: positive
-// sizes, n_embd divisible by n_head, n_inner >= 0, a finite positive
-// epsilon, activation "gelu_new", token ids in [-1, vocab_size).
+// The largest n_layer, n_head, n_embd, n_inner, n_positions and vocab_size
+// accepted (2^31 - 1, far above any GPT-2): the shapes derived from them
+// (3 n_embd, 4 n_embd, vocab_size x n_embd) then never overflow int64.
+inline constexpr int64_t kMaxGpt2Size = (int64_t{1} << 31) - 1;
+
+// OK if `config` describes a model this implementation can build: sizes in
+// [1, kMaxGpt2Size] (n_inner in [0, kMaxGpt2Size]), n_embd divisible by
+// n_head, a finite positive epsilon, activation "gelu_new", token ids in
+// [-1, vocab_size).
 // InvalidArgument otherwise; messages start with `name_for_errors` and name
 // the field.
 absl::Status ValidateGpt2Config(const Gpt2Config& config, const std::string& name_for_errors);

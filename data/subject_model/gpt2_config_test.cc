@@ -177,6 +177,13 @@ TEST(Gpt2ConfigTest, InvalidValuesAreErrorsNamingTheKey) {
       {R"({"n_layer": 1, "n_head": 1, "n_embd": 4, "n_positions": 8, "vocab_size": 10,
            "eos_token_id": 10})",
        "eos_token_id"},
+      // Beyond kMaxGpt2Size: 4 * n_embd overflowed int64 (fuzz/crashes/hf_config/).
+      {R"({"n_layer": 1, "n_head": 1, "n_embd": 4611686018427387904, "n_positions": 8,
+           "vocab_size": 10})",
+       "n_embd"},
+      {R"({"n_layer": 1, "n_head": 1, "n_embd": 4, "n_inner": 2147483648, "n_positions": 8,
+           "vocab_size": 10})",
+       "'n_inner'"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<Gpt2Config> config = ParseGpt2ConfigJson(c.json, "dir/config.json");

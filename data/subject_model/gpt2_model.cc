@@ -11,6 +11,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "harness/file_io.h"
@@ -211,6 +212,16 @@ absl::StatusOr<Gpt2Model> Gpt2Model::LoadHfDirectory(const std::string& dir) {
   const std::string prefix =
       contents.tensors.count(absl::StrCat(kTrunkPrefix, "wte.weight")) > 0 ? kTrunkPrefix : "";
 
+  // The model allocates its n_layer blocks before any tensor is checked, so
+  // a config.json with a huge n_layer beside a tiny file allocated gigabytes
+  // (fuzz/crashes/hf_config/). The file must hold the last layer.
+  const std::string last_layer = absl::StrCat(prefix, "h.", config.n_layer - 1, ".");
+  if (auto it = contents.tensors.lower_bound(last_layer);
+      it == contents.tensors.end() || !absl::StartsWith(it->first, last_layer)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": has no tensor of layer ", config.n_layer - 1, " (", last_layer, "*), but n_layer = ",
+        config.n_layer, " in ", dir, "/", kConfigFile));
+  }
   Gpt2Model model(config);
   std::set<std::string> known;
   absl::Status status;

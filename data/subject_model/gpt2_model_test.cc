@@ -733,6 +733,22 @@ TEST(Gpt2ModelBadInputTest, ExtraLayerOrUntiedHeadIsAnErrorNamingTheTensor) {
                                               HasSubstr("'lm_head.weight'"), HasSubstr("tie")));
 }
 
+TEST(Gpt2ModelBadInputTest, NLayerBeyondWhatTheFileHoldsIsAnErrorNotAnAllocation) {
+  // fuzz/crashes/hf_config/: 100 million layers beside a tiny file
+  // allocated ~10 GB of empty blocks before any tensor was checked.
+  const std::string dir = SavedTinyDir("n_layer_huge");
+  ASSERT_TRUE(AtomicWriteFile(dir + "/config.json",
+                              R"({"model_type": "gpt2", "n_layer": 100000000, "n_head": 4,
+                                  "n_embd": 32, "n_positions": 16, "vocab_size": 50})")
+                  .ok());
+  absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(dir);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(),
+              AllOf(HasSubstr(dir + "/model.safetensors"), HasSubstr("n_layer = 100000000"),
+                    HasSubstr("config.json")));
+}
+
 TEST(Gpt2ModelBadInputTest, ConfigMissingNLayerIsAnErrorNamingConfigJsonAndKey) {
   const std::string dir = SavedTinyDir("config_missing_n_layer");
   ASSERT_TRUE(AtomicWriteFile(dir + "/config.json",

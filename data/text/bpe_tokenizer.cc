@@ -191,7 +191,14 @@ absl::StatusOr<std::string> FromVocabString(absl::string_view s, absl::string_vi
   return bytes;
 }
 
-std::string Quoted(absl::string_view s) { return nlohmann::json(std::string(s)).dump(); }
+// `s` as a JSON string literal, for error messages. merges.txt lines are raw
+// bytes: invalid UTF-8 is shown as U+FFFD (nlohmann-json's default handler
+// throws on it, and an uncaught throw from an error message aborted the
+// process; fuzz/crashes/tokenizer/).
+std::string Quoted(absl::string_view s) {
+  return nlohmann::json(std::string(s)).dump(-1, ' ', /*ensure_ascii=*/false,
+                                             nlohmann::json::error_handler_t::replace);
+}
 
 uint64_t PairKey(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);

@@ -403,6 +403,21 @@ TEST(BpeTokenizerBadInputTest, MalformedMergeLineNamesFileAndLine) {
   EXPECT_THAT(status.message(), HasSubstr("one_token/merges.txt:3"));
 }
 
+TEST(BpeTokenizerBadInputTest, MergeLineWithInvalidUtf8IsAnErrorNamingTheLine) {
+  // Found by fuzz/tokenizer_fuzzer: quoting such a line in the error message
+  // threw from nlohmann-json and aborted the process.
+  const TinyFiles tiny = Tiny();
+  absl::Status status = LoadTiny("bad_utf8", tiny.vocab_json, "#version: 0.2\n\xC3the\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("bad_utf8/merges.txt:2"),
+                                      HasSubstr("expected two tokens"),
+                                      HasSubstr("\"\xEF\xBF\xBDthe\"")));
+  status = LoadTiny("bad_utf8_token", tiny.vocab_json, "#version: 0.2\nh \xFF\n");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("bad_utf8_token/merges.txt:2"),
+                                      HasSubstr("is not in")));
+}
+
 TEST(BpeTokenizerBadInputTest, RepeatedMergeNamesBothLines) {
   const TinyFiles tiny = Tiny();
   absl::Status status =

@@ -87,7 +87,12 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir, SaeC
     origin = absl::StrCat("d_in read off encoder.weight");
   }
   // sparsify: num_latents, or d_in * expansion_factor when num_latents is 0.
-  if (n == 0 && expansion_factor > 0) n = d_in * expansion_factor;
+  if (n == 0 && expansion_factor > 0 && __builtin_mul_overflow(d_in, expansion_factor, &n)) {
+    // Both come from cfg.json: this overflowed int64 (fuzz/crashes/sparsify/).
+    return KeyError(config_path, "expansion_factor",
+                    absl::StrCat("is ", expansion_factor, "; times d_in = ", d_in,
+                                 " it overflows int64"));
+  }
   if (n == 0) n = encoder->second.size(0);
   if (k > n) return KeyError(config_path, "k", absl::StrCat("is ", k, " > num_latents = ", n));
   origin = absl::StrCat("d_in = ", d_in, ", num_latents = ", n, ", ", origin);

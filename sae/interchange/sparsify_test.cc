@@ -72,7 +72,10 @@ TEST(SparsifyTest, VariantsSaelabCannotRunAreRefusedByKey) {
                         {"transcode", true},
                         {"skip_connection", true},
                         {"k", 0},
-                        {"d_in", 7}};
+                        {"d_in", 7},
+                        // d_in * expansion_factor overflowed int64
+                        // (fuzz/crashes/sparsify/; num_latents is 0).
+                        {"expansion_factor", int64_t{1} << 62}};
   for (const Case& c : cases) {
     Json cfg = original;
     cfg[c.key] = c.value;
