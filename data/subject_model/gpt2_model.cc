@@ -214,13 +214,17 @@ absl::StatusOr<Gpt2Model> Gpt2Model::LoadHfDirectory(const std::string& dir) {
 
   // The model allocates its n_layer blocks before any tensor is checked, so
   // a config.json with a huge n_layer beside a tiny file allocated gigabytes
-  // (fuzz/crashes/hf_config/). The file must hold the last layer.
-  const std::string last_layer = absl::StrCat(prefix, "h.", config.n_layer - 1, ".");
-  if (auto it = contents.tensors.lower_bound(last_layer);
-      it == contents.tensors.end() || !absl::StartsWith(it->first, last_layer)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": has no tensor of layer ", config.n_layer - 1, " (", last_layer, "*), but n_layer = ",
-        config.n_layer, " in ", dir, "/", kConfigFile));
+  // (fuzz/crashes/hf_config/). Every layer must have a tensor in the file;
+  // checking in order stops at the first one missing, so this costs at most
+  // one lookup per layer the file really has.
+  for (int64_t i = 0; i < config.n_layer; ++i) {
+    const std::string layer = absl::StrCat(prefix, "h.", i, ".");
+    auto it = contents.tensors.lower_bound(layer);
+    if (it == contents.tensors.end() || !absl::StartsWith(it->first, layer)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": has no tensor of layer ", i, " (",
+                                                     layer, "*), but n_layer = ", config.n_layer,
+                                                     " in ", dir, "/", kConfigFile));
+    }
   }
   Gpt2Model model(config);
   std::set<std::string> known;

@@ -134,8 +134,8 @@ class Gpt2Model {
   // when only pytorch_model.bin is there); DataLoss for a truncated
   // safetensors file; InvalidArgument naming the file and tensor for a
   // missing or misshapen tensor, an unexpected tensor, or an untied
-  // lm_head.weight, and naming the file and n_layer when it has no tensor
-  // of layer n_layer - 1 (checked before anything is allocated);
+  // lm_head.weight, and naming the file and n_layer when some layer below
+  // n_layer has no tensor (checked before anything is allocated);
   // config errors name config.json and the key.
   static absl::StatusOr<Gpt2Model> LoadHfDirectory(const std::string& dir);
 

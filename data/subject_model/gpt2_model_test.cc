@@ -745,8 +745,21 @@ TEST(Gpt2ModelBadInputTest, NLayerBeyondWhatTheFileHoldsIsAnErrorNotAnAllocation
   ASSERT_FALSE(model.ok());
   EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(model.status().message(),
-              AllOf(HasSubstr(dir + "/model.safetensors"), HasSubstr("n_layer = 100000000"),
-                    HasSubstr("config.json")));
+              AllOf(HasSubstr(dir + "/model.safetensors"), HasSubstr("no tensor of layer 2"),
+                    HasSubstr("n_layer = 100000000"), HasSubstr("config.json")));
+
+  // A file with a tensor of the last layer only is no way around it.
+  ASSERT_TRUE(AtomicWriteFile(dir + "/config.json",
+                              R"({"model_type": "gpt2", "n_layer": 2147483647, "n_head": 4,
+                                  "n_embd": 32, "n_positions": 16, "vocab_size": 50})")
+                  .ok());
+  TensorMap weights = RandomTinyWeights(1);
+  weights["h.2147483646.ln_1.weight"] = torch::ones({32});
+  ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", weights).ok());
+  model = Gpt2Model::LoadHfDirectory(dir);
+  ASSERT_FALSE(model.ok());
+  EXPECT_THAT(model.status().message(),
+              AllOf(HasSubstr("no tensor of layer 2"), HasSubstr("n_layer = 2147483647")));
 }
 
 TEST(Gpt2ModelBadInputTest, ConfigMissingNLayerIsAnErrorNamingConfigJsonAndKey) {
