@@ -78,9 +78,13 @@ absl::StatusOr<ParsedNpy> ParseNpy(const std::string& path) {
   // The header is a Python dict literal with exactly these three keys.
   ParsedNpy parsed;
   std::string fortran;
-  if (!RE2::PartialMatch(header_piece, R"('descr'\s*:\s*'([^']*)')", &parsed.descr) ||
-      !RE2::PartialMatch(header_piece, R"('fortran_order'\s*:\s*(True|False))", &fortran) ||
-      !RE2::PartialMatch(header_piece, R"('shape'\s*:\s*\(([^)]*)\))", &parsed.shape_text)) {
+  // Compiled once per process (LazyRE2 is thread-safe), not once per file.
+  static LazyRE2 descr_re = {R"('descr'\s*:\s*'([^']*)')"};
+  static LazyRE2 fortran_re = {R"('fortran_order'\s*:\s*(True|False))"};
+  static LazyRE2 shape_re = {R"('shape'\s*:\s*\(([^)]*)\))"};
+  if (!RE2::PartialMatch(header_piece, *descr_re, &parsed.descr) ||
+      !RE2::PartialMatch(header_piece, *fortran_re, &fortran) ||
+      !RE2::PartialMatch(header_piece, *shape_re, &parsed.shape_text)) {
     return Invalid(path, absl::StrCat("the header is not a NumPy array header: ",
                                       absl::StripTrailingAsciiWhitespace(header)));
   }
