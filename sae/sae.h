@@ -40,7 +40,12 @@ struct TrainStepInfo {
 // One training forward pass, in scaled space.
 struct TrainOutput {
   torch::Tensor x_hat;  // [batch, d_in]
-  torch::Tensor f;      // [batch, n_latents], latent activations
+  // [batch, n_latents], latent activations; undefined after a sparse step
+  // (TrainStepGradients), which sets `fired` instead.
+  torch::Tensor f;
+  // [n_latents] bool: latents active on some token of the batch; when
+  // undefined, the trainer reads (f != 0).any(0).
+  torch::Tensor fired;
   torch::Tensor loss;   // [] scalar to minimise
   // Named scalar components of the loss, detached, for logging.
   std::map<std::string, double> terms;
@@ -108,6 +113,18 @@ class Sae : public torch::nn::Module {
   virtual torch::Tensor EncodeScaled(const torch::Tensor& x) = 0;
   virtual torch::Tensor DecodeScaled(const torch::Tensor& f) = 0;
   virtual TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) = 0;
+  // A hand-written training step (sae/kernels/), where the architecture has
+  // one and its config enables it: computes the loss of TrainForward and
+  // writes every parameter's gradient into its grad() buffer (allocated on
+  // the first call, overwritten in place after), without autograd, and
+  // returns true with *out filled (f may be undefined; fired is set).
+  // Returns false, touching nothing, where there is none; the trainer then
+  // runs TrainForward and backward().
+  virtual bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                                  TrainOutput* out) {
+    (void)x, (void)info, (void)out;
+    return false;
+  }
 
   // One-time data-dependent initialisation on a sample [samples, d_in]
   // (scaled), before the first step; e.g. TopK's b_dec = geometric median.

@@ -109,6 +109,38 @@ TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& i
   return out;
 }
 
+bool TopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                                 TrainOutput* out) {
+  if (!config_.sparse_decode() || !x.device().is_cpu() || x.scalar_type() != torch::kFloat) {
+    return false;
+  }
+  torch::NoGradGuard no_grad;
+  for (torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
+    if (!p->grad().defined()) p->mutable_grad() = torch::zeros_like(*p);
+  }
+  if (workspace_ == nullptr) workspace_ = std::make_unique<TopKTrainStepWorkspace>();
+  TopKTrainStepOptions options;
+  options.k = config_.k();
+  options.k_aux = config_.k_aux();
+  options.auxk_coefficient = config_.auxk_coefficient();
+  options.multi_topk_factor = config_.multi_topk_factor();
+  options.multi_topk_coefficient = config_.multi_topk_coefficient();
+  const TopKTrainStepResult step =
+      TopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, options,
+                    {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
+  *out = TrainOutput();
+  out->x_hat = step.x_hat;
+  out->loss = torch::tensor(step.loss, torch::kFloat64);
+  out->fired = torch::zeros({n_latents_}, torch::kBool);
+  out->fired.index_put_({step.indices.masked_select(step.values > 0)}, true);
+  out->terms["nmse"] = step.nmse;
+  if (config_.auxk_coefficient() > 0) out->terms["auxk"] = step.auxk;
+  if (config_.multi_topk_factor() > 0) out->terms["multi_topk_nmse"] = step.multi_topk_nmse;
+  out->terms["dead_latents"] =
+      info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
+  return true;
+}
+
 void TopKSae::InitFromSample(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   b_dec.copy_(GeometricMedian(x, config_.geometric_median_iterations()));

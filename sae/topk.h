@@ -20,9 +20,11 @@
 #define SAELAB_SAE_TOPK_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "sae/architecture.h"
+#include "sae/kernels/topk_train_step.h"
 #include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
@@ -45,6 +47,12 @@ class TopKSae : public Sae {
   // terms: "nmse", "auxk" (0 when no latent is dead), "dead_latents",
   // "multi_topk_nmse" (Multi-TopK only).
   TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
+  // The sparse step of sae/kernels/topk_train_step.h (the trainer's default;
+  // config sparse_decode false turns it off): the same loss as
+  // TrainForward, gradients equal to within float32 rounding, no
+  // [batch, n] tensor and no backward GEMM.
+  bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                          TrainOutput* out) override;
 
   void InitFromSample(const torch::Tensor& x) override;
   void BeforeOptimizerStep() override;
@@ -52,6 +60,8 @@ class TopKSae : public Sae {
 
  private:
   TopKConfig config_;
+  // The sparse step's buffers, reused from step to step.
+  std::unique_ptr<TopKTrainStepWorkspace> workspace_;
 };
 
 // sum ||a - b||^2 / sum ||b||^2 over the batch (a scalar tensor).

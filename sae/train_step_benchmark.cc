@@ -1,27 +1,36 @@
-// One full SAE training step as the trainer runs it (forward, backward,
-// decoder-gradient projection, grad clip, Adam, decoder renormalisation) at
-// d_in = 512, n_latents = 8192, batch 4096. Reports tokens/s and
-// sgemm_fraction: achieved FLOP/s over the machine's sgemm ceiling, measured
-// at startup in the same process. The step is dense-matmul bound, so the
-// fraction should be most of 1; the gap is TopK selection, scatter,
-// elementwise ops and Adam.
+// Full SAE training steps as the trainer runs them (the sparse step where
+// the architecture has one, else forward + autograd backward; decoder
+// gradient projection, grad clip, Adam, renormalisation), for every
+// architecture, at d_in 512 / n 8192 and d_in 768 / n 4096, 16384, 65536,
+// batch 4096, k 32.
 //
-//   ./bazelw run -c opt //sae:train_step_benchmark
+// The bound is the encoder GEMM: a k-sparse step needs exactly one dense
+// O(batch * d * n) product, x W_enc, so no step can beat the tokens/s at
+// which that GEMM alone runs at the sgemm ceiling (measured in the same
+// process): bound = ceiling / (2 d n) tokens/s. Each benchmark reports
+// tokens_per_s and bound_fraction (tokens/s over that bound);
+// encoder_gemm/... times the GEMM itself into a reused buffer, the
+// fraction a step could reach at best here.
+//
+//   ./bazelw run //sae:train_step_benchmark                                  # all (~20 min)
+//   ./bazelw run //sae:train_step_benchmark -- --benchmark_filter='d768_n16384'
+//
+// Variants: topk and batch_topk with and without AuxK (AuxK: half the
+// latents dead), topk_dense (TopK through the dense autograd reference,
+// sparse_decode false), multi_topk (factor 4), relu_l1, jumprelu, gated.
 #include <benchmark/benchmark.h>
 #include <torch/optim/adam.h>
 #include <torch/types.h>
 // After types.h: LibTorch's clip_grad.h does not include what it uses.
-#include <torch/types.h>
-// After types.h: LibTorch's clip_grad.h does not include what it uses.
 #include <torch/nn/utils.h>
 
-#include <chrono>
-#include <iostream>
+#include <functional>
 #include <memory>
-#include <tuple>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "harness/benchmark_main.h"
 #include "sae/factory.h"
 #include "sae/sae.h"
@@ -30,38 +39,63 @@
 namespace saelab {
 namespace {
 
-constexpr int64_t kDIn = 512, kNLatents = 8192, kBatch = 4096, kK = 32;
+constexpr int64_t kBatch = 4096, kK = 32;
 
-// FLOPs credited to one step: six matmuls of 2*B*d*n each, i.e. 12*B*d*n
-// (the "6 x parameters x tokens" rule, with 2*d*n parameters):
-//   forward   z = x W_enc,          x_hat = f W_dec
-//   backward  dW_enc = x^T dz,      dx = dz W_enc^T,
-//             df = dx_hat W_dec^T,  dW_dec = f^T dx_hat.
-// The same count for every variant keeps sgemm_fraction comparable across
-// them (it is proportional to tokens/s): AuxK's extra decoder pass (three
-// more matmuls) earns no credit, and ReLU-L1 is not charged less for
-// skipping dx (its encoder input needs no gradient; TopK's x - b_dec does).
-constexpr double kStepFlops = 12.0 * kBatch * kDIn * kNLatents;
+struct Shape {
+  int64_t d_in, n_latents;
+};
 
-enum class Arch { kReluL1, kTopK };
+struct Variant {
+  std::string name;
+  // Sets the architecture and its knobs on a config with name, n and batch set.
+  std::function<void(SaeConfig*)> configure;
+  double dead_fraction = 0.0;  // > 0: that share of latents dead (AuxK on)
+};
 
-absl::StatusOr<std::unique_ptr<Sae>> MakeSae(Arch arch, SaeConfig* config) {
-  config->set_name(arch == Arch::kReluL1 ? "relu_l1" : "topk");
-  config->set_n_latents(kNLatents);
-  config->mutable_trainer()->set_batch_size(kBatch);
-  if (arch == Arch::kReluL1) {
-    config->mutable_relu_l1();
-  } else {
-    config->mutable_topk()->set_k(kK);
-  }
-  if (absl::Status status = ResolveSaeConfig(kDIn, config); !status.ok()) return status;
-  return CreateSae(*config, kDIn, /*seed=*/1);
+std::vector<Variant> Variants() {
+  return {
+      {"topk", [](SaeConfig* c) { c->mutable_topk()->set_k(kK); }},
+      {"topk_auxk", [](SaeConfig* c) { c->mutable_topk()->set_k(kK); }, 0.5},
+      {"multi_topk",
+       [](SaeConfig* c) {
+         c->mutable_topk()->set_k(kK);
+         c->mutable_topk()->set_multi_topk_factor(4);
+       }},
+      {"topk_dense",
+       [](SaeConfig* c) {
+         c->mutable_topk()->set_k(kK);
+         c->mutable_topk()->set_sparse_decode(false);
+       }},
+      {"batch_topk", [](SaeConfig* c) { c->mutable_batch_topk()->set_k(kK); }},
+      {"batch_topk_auxk", [](SaeConfig* c) { c->mutable_batch_topk()->set_k(kK); }, 0.5},
+      {"relu_l1", [](SaeConfig* c) { c->mutable_relu_l1(); }},
+      {"jumprelu", [](SaeConfig* c) { c->mutable_jumprelu(); }},
+      {"gated", [](SaeConfig* c) { c->mutable_gated(); }},
+  };
 }
 
-// dead_fraction > 0 marks that share of latents dead, so TopK adds AuxK.
-void BM_TrainStep(benchmark::State& state, Arch arch, double dead_fraction) {
+// Tokens/s over the encoder-GEMM bound, as a rate counter.
+void SetBoundCounters(benchmark::State& state, const Shape& shape) {
+  const double tokens = static_cast<double>(kBatch) * static_cast<double>(state.iterations());
+  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+  const double ceiling = SgemmCeilingGflops();
+  if (ceiling > 0) {
+    const double gemm_gflop_per_token = 2.0 * shape.d_in * shape.n_latents / 1e9;
+    state.counters["bound_fraction"] =
+        benchmark::Counter(tokens * gemm_gflop_per_token / ceiling, benchmark::Counter::kIsRate);
+  }
+}
+
+void BM_TrainStep(benchmark::State& state, Shape shape, Variant variant) {
   SaeConfig config;
-  absl::StatusOr<std::unique_ptr<Sae>> made = MakeSae(arch, &config);
+  config.set_name(variant.name);
+  config.set_n_latents(shape.n_latents);
+  config.mutable_trainer()->set_batch_size(kBatch);
+  variant.configure(&config);
+  absl::StatusOr<std::unique_ptr<Sae>> made = [&]() -> absl::StatusOr<std::unique_ptr<Sae>> {
+    if (absl::Status status = ResolveSaeConfig(shape.d_in, &config); !status.ok()) return status;
+    return CreateSae(config, shape.d_in, /*seed=*/1);
+  }();
   if (!made.ok()) {
     state.SkipWithError(made.status().ToString().c_str());
     return;
@@ -72,41 +106,63 @@ void BM_TrainStep(benchmark::State& state, Arch arch, double dead_fraction) {
   torch::optim::Adam adam(params, torch::optim::AdamOptions(trainer.lr())
                                       .betas({trainer.adam_beta1(), trainer.adam_beta2()})
                                       .eps(trainer.adam_eps()));
-  torch::Tensor x = torch::randn({kBatch, kDIn});
-  // Past ReLU-L1's lambda warm-up; the first dead_fraction of latents dead.
+  torch::manual_seed(2);
+  const torch::Tensor x = torch::randn({kBatch, shape.d_in});
+  // Past the sparsity warm-ups; the first dead_fraction of latents dead.
   TrainStepInfo info{/*step=*/100, /*total_steps=*/1000,
-                     torch::arange(kNLatents) < static_cast<int64_t>(dead_fraction * kNLatents)};
+                     torch::arange(shape.n_latents) <
+                         static_cast<int64_t>(variant.dead_fraction * shape.n_latents)};
 
+  // The trainer's step (sae/trainer.cc).
   auto step = [&] {
-    TrainOutput out = sae.TrainForward(x, info);
-    adam.zero_grad();
-    out.loss.backward();
+    TrainOutput out;
+    if (!sae.TrainStepGradients(x, info, &out)) {
+      out = sae.TrainForward(x, info);
+      adam.zero_grad();
+      out.loss.backward();
+    }
+    benchmark::DoNotOptimize(out.loss.item<double>());
     sae.BeforeOptimizerStep();
     torch::nn::utils::clip_grad_norm_(params, 1.0);
     adam.step();
     sae.AfterOptimizerStep();
   };
-  step();  // warm-up: allocates gradients and Adam state
+  step();  // warm-up: allocates gradients, Adam state and workspaces
 
   for (auto _ : state) step();
-  const double tokens = static_cast<double>(kBatch) * static_cast<double>(state.iterations());
-  SetThroughputCounters(state, tokens, kStepFlops / kBatch);
+  SetBoundCounters(state, shape);
+}
+
+// The bound's own GEMM, x [batch, d] W_enc [d, n] into a reused buffer.
+void BM_EncoderGemm(benchmark::State& state, Shape shape) {
+  torch::manual_seed(3);
+  const torch::Tensor x = torch::randn({kBatch, shape.d_in});
+  const torch::Tensor W = torch::randn({shape.d_in, shape.n_latents});
+  torch::Tensor z = torch::empty({kBatch, shape.n_latents});
+  torch::mm_out(z, x, W);
+  for (auto _ : state) torch::mm_out(z, x, W);
+  SetBoundCounters(state, shape);
 }
 
 }  // namespace
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  using saelab::Arch;
-  // dead_fraction 0.5 makes TopK add the AuxK loss over 4096 dead latents.
-  for (auto [name, arch, dead_fraction] : {std::tuple{"train_step/relu_l1", Arch::kReluL1, 0.0},
-                                           std::tuple{"train_step/topk", Arch::kTopK, 0.0},
-                                           std::tuple{"train_step/topk_auxk", Arch::kTopK, 0.5}}) {
-    // ~1.5 s a step on 2 cores: a 3 s minimum gives a few timed steps each.
-    benchmark::RegisterBenchmark(name, saelab::BM_TrainStep, arch, dead_fraction)
+  using saelab::Shape;
+  for (Shape shape : {Shape{512, 8192}, Shape{768, 4096}, Shape{768, 16384}, Shape{768, 65536}}) {
+    const std::string suffix = absl::StrCat("/d", shape.d_in, "_n", shape.n_latents);
+    benchmark::RegisterBenchmark(("encoder_gemm" + suffix).c_str(), saelab::BM_EncoderGemm, shape)
         ->UseRealTime()
-        ->MinTime(3.0)
+        ->MinTime(1.0)
         ->Unit(benchmark::kMillisecond);
+    for (const saelab::Variant& variant : saelab::Variants()) {
+      // A step takes 0.1 s to tens of seconds: a 2 s minimum gives a few.
+      benchmark::RegisterBenchmark(("train_step/" + variant.name + suffix).c_str(),
+                                   saelab::BM_TrainStep, shape, variant)
+          ->UseRealTime()
+          ->MinTime(2.0)
+          ->Unit(benchmark::kMillisecond);
+    }
   }
   return saelab::RunBenchmarkMain(argc, argv);
 }

@@ -221,7 +221,12 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     info.total_steps = total_steps;
     info.dead_mask = loop.tokens_since_fired >= trainer.dead_after_tokens();
 
-    TrainOutput out = sae->TrainForward(batch * sae->input_scale(), info);
+    // The architecture's sparse step writes the gradients itself; otherwise
+    // autograd differentiates TrainForward's loss (below).
+    const torch::Tensor x = batch * sae->input_scale();
+    TrainOutput out;
+    const bool gradients_written = sae->TrainStepGradients(x, info, &out);
+    if (!gradients_written) out = sae->TrainForward(x, info);
     // A non-finite loss (finite but huge activations, a too large learning
     // rate) would poison every weight: stop before the update; the last
     // checkpoint on disk stays as it was.
@@ -233,8 +238,10 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
           LearningRateAt(trainer, step, total_steps),
           "); nothing after the last checkpoint was written"));
     }
-    adam.zero_grad();
-    out.loss.backward();
+    if (!gradients_written) {
+      adam.zero_grad();
+      out.loss.backward();
+    }
     sae->BeforeOptimizerStep();
     if (trainer.grad_clip_norm() > 0)
       torch::nn::utils::clip_grad_norm_(params, trainer.grad_clip_norm());
@@ -247,7 +254,7 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
 
     {
       torch::NoGradGuard no_grad;
-      torch::Tensor fired = (out.f != 0).any(0);  // [n]
+      const torch::Tensor fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);  // [n]
       loop.tokens_since_fired.add_(batch_size).masked_fill_(fired, 0);
     }
     loop.next_step = step + 1;

@@ -1,0 +1,333 @@
+#include "sae/kernels/topk_train_step.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include <ATen/Parallel.h>
+
+namespace saelab {
+namespace {
+
+// Buffer slots of the workspace.
+enum Slot : int {
+  kCentered = 0,  // x - b_dec            [batch, d]
+  kXHat,          // x_hat                [batch, d]
+  kUpstreamMain,  // G of the main decode [batch, d]
+  kUpstreamMulti, // x_hat_multi, then its G
+  kUpstreamAux,   // e_hat, then its G
+  kDzMain,        // dz of the top-K slots  [batch, K]
+  kDzAux,         // dz of the aux slots    [batch, k_aux']
+  kEncoderGradT,  // dW_enc transposed      [n, d]
+  kSlotCount
+};
+
+// Which decode an active entry feeds (its upstream gradient's buffer).
+enum Source : uint8_t { kMain = 0, kMultiOnly = 1, kAux = 2 };
+
+// Rows of per-row passes handed to one task; a row costs O(k * d).
+constexpr int64_t kRowGrain = 16;
+// Latents handed to one task in the gradient pass.
+constexpr int64_t kLatentGrain = 64;
+
+// y += a * x over d floats.
+inline void Axpy(int64_t d, float a, const float* x, float* y) {
+  for (int64_t j = 0; j < d; ++j) y[j] += a * x[j];
+}
+
+// <a, b> in eight partial sums (so the compiler can vectorise without
+// reassociating), combined in a fixed order.
+inline float Dot(int64_t d, const float* a, const float* b) {
+  float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8) {
+    for (int l = 0; l < 8; ++l) lanes[l] += a[j + l] * b[j + l];
+  }
+  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+              ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  for (; j < d; ++j) sum += a[j] * b[j];
+  return sum;
+}
+
+double SquaredDistance(int64_t d, const float* a, const float* b) {
+  double sum = 0;
+  for (int64_t j = 0; j < d; ++j) {
+    const double diff = static_cast<double>(a[j]) - b[j];
+    sum += diff * diff;
+  }
+  return sum;
+}
+
+// Sums per-row partial sums in row order (the same for any thread count).
+double Total(const std::vector<double>& per_row) {
+  double sum = 0;
+  for (double v : per_row) sum += v;
+  return sum;
+}
+
+// BatchNmse's denominator guard (sae/topk.cc): sum ||b||^2, at least the
+// smallest normal float.
+double Denominator(double sum_squares) {
+  return std::max(sum_squares, static_cast<double>(std::numeric_limits<float>::min()));
+}
+
+void CheckArguments(const torch::Tensor& x, const TopKParameters& p, const TopKGradients& g) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat, "TopKTrainStep: x must be [batch, d] float32");
+  const int64_t d = x.size(1), n = p.W_enc.size(1);
+  auto check = [](const torch::Tensor& t, std::vector<int64_t> shape, const char* name) {
+    TORCH_CHECK(t.defined() && t.sizes() == torch::IntArrayRef(shape) &&
+                    t.scalar_type() == torch::kFloat && t.is_contiguous(),
+                "TopKTrainStep: ", name, " must be a contiguous float32 tensor of shape ",
+                torch::IntArrayRef(shape), ", got ", t.defined() ? t.sizes() : torch::IntArrayRef{});
+  };
+  check(p.W_enc, {d, n}, "W_enc");
+  check(p.b_enc, {n}, "b_enc");
+  check(p.W_dec, {n, d}, "W_dec");
+  check(p.b_dec, {d}, "b_dec");
+  check(g.W_enc, {d, n}, "the W_enc gradient");
+  check(g.b_enc, {n}, "the b_enc gradient");
+  check(g.W_dec, {n, d}, "the W_dec gradient");
+  check(g.b_dec, {d}, "the b_dec gradient");
+}
+
+}  // namespace
+
+torch::Tensor TopKTrainStepWorkspace::Buffer(int slot, int64_t rows, int64_t cols) {
+  if (static_cast<int>(buffers_.size()) <= slot) buffers_.resize(slot + 1);
+  torch::Tensor& buffer = buffers_[slot];
+  if (!buffer.defined() || buffer.numel() < rows * cols) {
+    buffer = torch::empty({rows * cols}, torch::kFloat);
+  }
+  return buffer.narrow(0, 0, rows * cols).view({rows, cols});
+}
+
+TopKTrainStepResult TopKTrainStep(const torch::Tensor& x, const TopKParameters& params,
+                                  const torch::Tensor& dead_mask,
+                                  const TopKTrainStepOptions& options, const TopKGradients& grads,
+                                  TopKTrainStepWorkspace* workspace) {
+  CheckArguments(x, params, grads);
+  const torch::Tensor x_in = x.contiguous();
+  const int64_t batch = x.size(0), d = x.size(1), n = params.W_enc.size(1), k = options.k;
+  const bool multi = options.multi_topk_factor > 0;
+  const int64_t big_k = multi ? std::min(n, options.multi_topk_factor * k) : k;
+  const double multi_coefficient = multi ? options.multi_topk_coefficient : 0.0;
+
+  torch::Tensor centered = workspace->Buffer(kCentered, batch, d);
+  torch::sub_out(centered, x_in, params.b_dec);
+  TopKEncodeOptions encode_options;
+  encode_options.k = big_k;
+  encode_options.k_aux = options.auxk_coefficient > 0 ? options.k_aux : 0;
+  encode_options.dead_mask = dead_mask;
+  const TopKCode code =
+      TopKEncode(centered, params.W_enc, params.b_enc, encode_options, &workspace->encode);
+  const int64_t k_aux = code.aux_values.defined() ? code.aux_values.size(1) : 0;
+
+  TopKTrainStepResult result;
+  result.auxk_on = k_aux > 0;
+  result.multi_topk_on = multi;
+  torch::Tensor x_hat = workspace->Buffer(kXHat, batch, d);
+  torch::Tensor up_main = workspace->Buffer(kUpstreamMain, batch, d);
+  torch::Tensor up_multi = multi ? workspace->Buffer(kUpstreamMulti, batch, d) : torch::Tensor();
+  torch::Tensor up_aux = k_aux > 0 ? workspace->Buffer(kUpstreamAux, batch, d) : torch::Tensor();
+  torch::Tensor dz_main = workspace->Buffer(kDzMain, batch, big_k);
+  torch::Tensor dz_aux = k_aux > 0 ? workspace->Buffer(kDzAux, batch, k_aux) : torch::Tensor();
+
+  const float* xs = x_in.data_ptr<float>();
+  const float* xc = centered.data_ptr<float>();
+  const float* W_dec = params.W_dec.data_ptr<float>();
+  const float* b_dec = params.b_dec.data_ptr<float>();
+  const float* z = code.values.data_ptr<float>();
+  const int64_t* idx = code.indices.data_ptr<int64_t>();
+  const float* z_aux = k_aux > 0 ? code.aux_values.data_ptr<float>() : nullptr;
+  const int64_t* idx_aux = k_aux > 0 ? code.aux_indices.data_ptr<int64_t>() : nullptr;
+  float* xh = x_hat.data_ptr<float>();
+  float* g_main = up_main.data_ptr<float>();
+  float* g_multi = multi ? up_multi.data_ptr<float>() : nullptr;
+  float* g_aux = k_aux > 0 ? up_aux.data_ptr<float>() : nullptr;
+  float* dz = dz_main.data_ptr<float>();
+  float* dz_a = k_aux > 0 ? dz_aux.data_ptr<float>() : nullptr;
+
+  // Pass 1, per row: the decodes (summed from zero in slot order, the bias
+  // last, as SparseDecode does) and the rows' squared sums.
+  std::vector<double> x_squares(batch), main_squares(batch), multi_squares(batch);
+  at::parallel_for(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      float* row = xh + b * d;
+      std::fill(row, row + d, 0.0f);
+      for (int64_t s = 0; s < k; ++s) {
+        const float v = std::max(z[b * big_k + s], 0.0f);
+        if (v != 0.0f) Axpy(d, v, W_dec + idx[b * big_k + s] * d, row);
+      }
+      if (multi) {
+        float* multi_row = g_multi + b * d;
+        std::memcpy(multi_row, row, d * sizeof(float));
+        for (int64_t s = k; s < big_k; ++s) {
+          const float v = std::max(z[b * big_k + s], 0.0f);
+          if (v != 0.0f) Axpy(d, v, W_dec + idx[b * big_k + s] * d, multi_row);
+        }
+        for (int64_t j = 0; j < d; ++j) multi_row[j] += b_dec[j];
+        multi_squares[b] = SquaredDistance(d, multi_row, xs + b * d);
+      }
+      for (int64_t j = 0; j < d; ++j) row[j] += b_dec[j];
+      main_squares[b] = SquaredDistance(d, row, xs + b * d);
+      double sq = 0;
+      for (int64_t j = 0; j < d; ++j) sq += static_cast<double>(xs[b * d + j]) * xs[b * d + j];
+      x_squares[b] = sq;
+    }
+  });
+  const double denominator = Denominator(Total(x_squares));
+  result.nmse = Total(main_squares) / denominator;
+  if (multi) result.multi_topk_nmse = Total(multi_squares) / denominator;
+
+  // Pass 2, per row: the upstream gradients of the main and multi decodes;
+  // AuxK's reconstruction e_hat of e = x - x_hat (a constant).
+  const float main_scale = static_cast<float>(2.0 / denominator);
+  const float multi_scale = static_cast<float>(multi_coefficient * 2.0 / denominator);
+  std::vector<double> residual_squares(batch), aux_squares(batch);
+  at::parallel_for(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<float> residual(d);
+    for (int64_t b = begin; b < end; ++b) {
+      const float* x_row = xs + b * d;
+      const float* xh_row = xh + b * d;
+      float* gm = g_main + b * d;
+      for (int64_t j = 0; j < d; ++j) gm[j] = main_scale * (xh_row[j] - x_row[j]);
+      if (multi) {
+        float* gx = g_multi + b * d;
+        for (int64_t j = 0; j < d; ++j) {
+          gx[j] = multi_scale * (gx[j] - x_row[j]);
+          gm[j] += gx[j];
+        }
+      }
+      if (k_aux > 0) {
+        float* e_hat = g_aux + b * d;
+        std::fill(e_hat, e_hat + d, 0.0f);
+        for (int64_t a = 0; a < k_aux; ++a) {
+          const float v = std::max(z_aux[b * k_aux + a], 0.0f);
+          if (v != 0.0f) Axpy(d, v, W_dec + idx_aux[b * k_aux + a] * d, e_hat);
+        }
+        double sq = 0;
+        for (int64_t j = 0; j < d; ++j) {
+          residual[j] = x_row[j] - xh_row[j];
+          sq += static_cast<double>(residual[j]) * residual[j];
+        }
+        residual_squares[b] = sq;
+        aux_squares[b] = SquaredDistance(d, e_hat, residual.data());
+      }
+    }
+  });
+  float aux_scale = 0.0f;
+  if (k_aux > 0) {
+    const double aux_denominator = Denominator(Total(residual_squares));
+    result.auxk = Total(aux_squares) / aux_denominator;
+    aux_scale = static_cast<float>(options.auxk_coefficient * 2.0 / aux_denominator);
+  }
+  result.loss = result.nmse + (k_aux > 0 ? options.auxk_coefficient * result.auxk : 0.0) +
+                multi_coefficient * result.multi_topk_nmse;
+
+  // Pass 3, per row: AuxK's upstream gradient, then dz of every slot.
+  at::parallel_for(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t s = 0; s < big_k; ++s) {
+        const float zs = z[b * big_k + s];
+        const float* upstream = (s < k ? g_main : g_multi) + b * d;
+        dz[b * big_k + s] = zs > 0.0f ? Dot(d, upstream, W_dec + idx[b * big_k + s] * d) : 0.0f;
+      }
+      if (k_aux > 0) {
+        float* ga = g_aux + b * d;
+        const float* x_row = xs + b * d;
+        const float* xh_row = xh + b * d;
+        for (int64_t j = 0; j < d; ++j) ga[j] = aux_scale * (ga[j] - (x_row[j] - xh_row[j]));
+        for (int64_t a = 0; a < k_aux; ++a) {
+          const float za = z_aux[b * k_aux + a];
+          dz_a[b * k_aux + a] = za > 0.0f ? Dot(d, ga, W_dec + idx_aux[b * k_aux + a] * d) : 0.0f;
+        }
+      }
+    }
+  });
+
+  // Pass 4: the active entries (z > 0) grouped by latent, in (row, slot)
+  // order within each latent: a counting sort, sequential (O(entries)).
+  std::vector<int64_t>& offsets = workspace->latent_offsets;
+  offsets.assign(n + 1, 0);
+  for (int64_t e = 0; e < batch * big_k; ++e) {
+    if (z[e] > 0.0f) ++offsets[idx[e] + 1];
+  }
+  for (int64_t e = 0; e < batch * k_aux; ++e) {
+    if (z_aux[e] > 0.0f) ++offsets[idx_aux[e] + 1];
+  }
+  for (int64_t i = 0; i < n; ++i) offsets[i + 1] += offsets[i];
+  const int64_t entries = offsets[n];
+  workspace->entry_rows.resize(entries);
+  workspace->entry_sources.resize(entries);
+  workspace->entry_values.resize(entries);
+  workspace->entry_dz.resize(entries);
+  {
+    std::vector<int64_t> next(offsets.begin(), offsets.end() - 1);
+    auto add = [&](int64_t latent, int64_t row, Source source, float value, float dz_value) {
+      const int64_t e = next[latent]++;
+      workspace->entry_rows[e] = static_cast<int32_t>(row);
+      workspace->entry_sources[e] = source;
+      workspace->entry_values[e] = value;
+      workspace->entry_dz[e] = dz_value;
+    };
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t s = 0; s < big_k; ++s) {
+        const int64_t e = b * big_k + s;
+        if (z[e] > 0.0f) add(idx[e], b, s < k ? kMain : kMultiOnly, z[e], dz[e]);
+      }
+      for (int64_t a = 0; a < k_aux; ++a) {
+        const int64_t e = b * k_aux + a;
+        if (z_aux[e] > 0.0f) add(idx_aux[e], b, kAux, z_aux[e], dz_a[e]);
+      }
+    }
+  }
+
+  // Pass 5, per latent: the decoder row's and the encoder column's gradient
+  // (the latter into a transposed [n, d] buffer, contiguous per latent).
+  torch::Tensor encoder_grad_t = workspace->Buffer(kEncoderGradT, n, d);
+  float* ge_t = encoder_grad_t.data_ptr<float>();
+  float* gd = grads.W_dec.data_ptr<float>();
+  float* gb_enc = grads.b_enc.data_ptr<float>();
+  const float* upstream_of[3] = {g_main, g_multi, g_aux};
+  at::parallel_for(0, n, kLatentGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* dec_row = gd + i * d;
+      float* enc_row = ge_t + i * d;
+      std::fill(dec_row, dec_row + d, 0.0f);
+      std::fill(enc_row, enc_row + d, 0.0f);
+      float bias = 0.0f;
+      for (int64_t e = offsets[i]; e < offsets[i + 1]; ++e) {
+        const int64_t row = workspace->entry_rows[e];
+        Axpy(d, workspace->entry_values[e],
+             upstream_of[workspace->entry_sources[e]] + row * d, dec_row);
+        const float dz_value = workspace->entry_dz[e];
+        if (dz_value != 0.0f) {
+          Axpy(d, dz_value, xc + row * d, enc_row);
+          bias += dz_value;
+        }
+      }
+      gb_enc[i] = bias;
+    }
+  });
+  grads.W_enc.copy_(encoder_grad_t.t());
+
+  // db_dec: the decoders' bias gradient (G summed over rows, per column in
+  // row order) minus the encoder's W_enc db_enc (z reads x - b_dec).
+  float* gb_dec = grads.b_dec.data_ptr<float>();
+  at::parallel_for(0, d, kLatentGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      float sum = 0.0f;
+      for (int64_t b = 0; b < batch; ++b) sum += g_main[b * d + j];
+      gb_dec[j] = sum;
+    }
+  });
+  grads.b_dec.sub_(torch::mv(params.W_enc, grads.b_enc));
+
+  result.values = torch::relu(code.values.narrow(1, 0, k));
+  result.indices = code.indices.narrow(1, 0, k).contiguous();
+  result.x_hat = x_hat;
+  return result;
+}
+
+}  // namespace saelab

@@ -1,0 +1,102 @@
+// One TopK SAE training step's loss and gradients, computed sparsely: the
+// only dense O(batch * d * n) work is the encoder GEMM inside TopKEncode
+// (sae/kernels/topk_encode.h); everything after it touches only the active
+// (token, latent) pairs.
+//
+//   x_c = x - b_dec,  z = x_c W_enc + b_enc,  S = top-K(z) per row
+//   x_hat = b_dec + sum_{s < k} ReLU(z_s) W_dec[i_s]
+//   loss = NMSE(x_hat, x) + auxk_coefficient * AuxK + multi_coefficient * NMSE(x_hat_multi, x)
+//
+// with AuxK and Multi-TopK as in sae/topk.h (K = min(n, multi_topk_factor *
+// k) with Multi-TopK, else k; the top-k is the first k of the top-K, since
+// TopKEncode sorts). Backward, per active entry (row b, latent i, value
+// v = ReLU(z), upstream G_b of the decode the entry feeds):
+//   dv = <G_b, W_dec[i]>,  dz = dv * 1[z > 0]
+//   dW_dec[i] += v G_b,   dW_enc[:, i] += dz x_c[b],   db_enc[i] += dz
+//   db_dec = sum_b G_b(main) - W_enc db_enc      (one matrix-vector product)
+// Entries with z <= 0 contribute nothing and are skipped. The weight
+// gradients are summed per latent, over its entries in (row, slot) order,
+// one latent per task: the bits do not depend on the thread count.
+//
+// The dense reference is TopKLoss (sae/topk.h) differentiated by autograd;
+// the test holds the two within float32 tolerance and checks both against
+// float64 finite differences.
+//
+//   TopKTrainStepWorkspace workspace;                       // reuse every step
+//   TopKGradients grads{W_enc.mutable_grad(), ...};          // written in place
+//   TopKTrainStepResult r = TopKTrainStep(x, params, dead_mask, options, grads, &workspace);
+#ifndef SAELAB_SAE_KERNELS_TOPK_TRAIN_STEP_H_
+#define SAELAB_SAE_KERNELS_TOPK_TRAIN_STEP_H_
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "sae/kernels/topk_encode.h"
+
+namespace saelab {
+
+struct TopKTrainStepOptions {
+  int64_t k = 32;
+  // AuxK over min(k_aux, dead) latents; off when auxk_coefficient is 0 or
+  // no latent is dead.
+  int64_t k_aux = 256;
+  double auxk_coefficient = 1.0 / 32;
+  // Multi-TopK: 0 (off) or the factor m.
+  int64_t multi_topk_factor = 0;
+  double multi_topk_coefficient = 0.125;
+};
+
+// The parameters (float32, contiguous): W_enc [d, n], b_enc [n],
+// W_dec [n, d], b_dec [d].
+struct TopKParameters {
+  torch::Tensor W_enc, b_enc, W_dec, b_dec;
+};
+
+// Gradient buffers of the parameters' shapes (float32, contiguous); every
+// element is overwritten.
+struct TopKGradients {
+  torch::Tensor W_enc, b_enc, W_dec, b_dec;
+};
+
+struct TopKTrainStepResult {
+  double loss = 0;             // the total minimised
+  double nmse = 0;             // NMSE(x_hat, x)
+  double auxk = 0;             // AuxK's NMSE (0 when off)
+  double multi_topk_nmse = 0;  // (0 when off)
+  bool auxk_on = false;
+  bool multi_topk_on = false;
+  torch::Tensor values;   // [batch, k] ReLU(z) of the code, best first
+  torch::Tensor indices;  // [batch, k] int64 latents
+  torch::Tensor x_hat;    // [batch, d] (a workspace buffer: valid until the next step)
+};
+
+// Buffers reused from step to step; one per training loop.
+class TopKTrainStepWorkspace {
+ public:
+  TopKEncodeWorkspace encode;
+  // [rows, cols] float32 named buffer, allocated once per shape.
+  torch::Tensor Buffer(int slot, int64_t rows, int64_t cols);
+
+  // The active entries grouped by latent (the step's internal layout):
+  // latent i owns entries [latent_offsets[i], latent_offsets[i + 1]).
+  std::vector<int64_t> latent_offsets;
+  std::vector<int32_t> entry_rows;
+  std::vector<uint8_t> entry_sources;  // which decode the entry feeds
+  std::vector<float> entry_values;     // ReLU(z)
+  std::vector<float> entry_dz;         // dLoss/dz
+
+ private:
+  std::vector<torch::Tensor> buffers_;
+};
+
+// x: [batch, d] float32, finite. dead_mask: [n] bool or undefined.
+TopKTrainStepResult TopKTrainStep(const torch::Tensor& x, const TopKParameters& params,
+                                  const torch::Tensor& dead_mask,
+                                  const TopKTrainStepOptions& options, const TopKGradients& grads,
+                                  TopKTrainStepWorkspace* workspace);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_KERNELS_TOPK_TRAIN_STEP_H_
