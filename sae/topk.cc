@@ -119,14 +119,8 @@ bool TopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& in
     if (!p->grad().defined()) p->mutable_grad() = torch::zeros_like(*p);
   }
   if (workspace_ == nullptr) workspace_ = std::make_unique<TopKTrainStepWorkspace>();
-  TopKTrainStepOptions options;
-  options.k = config_.k();
-  options.k_aux = config_.k_aux();
-  options.auxk_coefficient = config_.auxk_coefficient();
-  options.multi_topk_factor = config_.multi_topk_factor();
-  options.multi_topk_coefficient = config_.multi_topk_coefficient();
   const TopKTrainStepResult step =
-      TopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, options,
+      TopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, TopKLossOptionsFrom(config_),
                     {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
   *out = TrainOutput();
   out->x_hat = step.x_hat;

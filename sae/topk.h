@@ -67,15 +67,10 @@ class TopKSae : public Sae {
 // sum ||a - b||^2 / sum ||b||^2 over the batch (a scalar tensor).
 torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b);
 
-// The knobs of the TopK training loss.
-struct TopKLossOptions {
-  int64_t k = 32;
-  int64_t k_aux = 256;
-  double auxk_coefficient = 1.0 / 32;
-  // Multi-TopK: 0 (off) or the factor m; adds multi_topk_coefficient *
-  // NMSE of the reconstruction from the top min(m k, n) latents.
-  int64_t multi_topk_factor = 0;
-  double multi_topk_coefficient = 0.125;
+// The knobs of the TopK training loss: the sparse step's (k, k_aux,
+// auxk_coefficient, multi_topk_factor, multi_topk_coefficient; see
+// sae/kernels/topk_train_step.h) and the dense path's decoder choice.
+struct TopKLossOptions : TopKTrainStepOptions {
   // Decode by gather-and-sum over the active latents (sae/kernels/
   // sparse_decode.h) instead of a dense [batch, n] x [n, d] product.
   bool sparse_decode = true;

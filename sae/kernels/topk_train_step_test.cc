@@ -52,11 +52,7 @@ Reference Dense(const Case& c, const Parameters& p) {
   LossInputs inputs{p.x.to(torch::kFloat64), leaves[0], leaves[1], leaves[2], leaves[3]};
   inputs.dead_mask = c.dead_mask;
   TopKLossOptions options;
-  options.k = c.options.k;
-  options.k_aux = c.options.k_aux;
-  options.auxk_coefficient = c.options.auxk_coefficient;
-  options.multi_topk_factor = c.options.multi_topk_factor;
-  options.multi_topk_coefficient = c.options.multi_topk_coefficient;
+  static_cast<TopKTrainStepOptions&>(options) = c.options;
   options.sparse_decode = false;
   LossOutput out = TopKLoss(inputs, options);
   out.loss.backward();
