@@ -1,5 +1,7 @@
 #include "sae/sae.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <torch/utils.h>
 
@@ -75,8 +77,31 @@ void Sae::UntieEncoder(uint64_t seed) {
 
 void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad) {
   torch::NoGradGuard no_grad;
-  torch::Tensor parallel = (grad * weight).sum(1, /*keepdim=*/true);  // [n, 1]
-  grad.sub_(parallel * weight);
+  const bool plain = weight.device().is_cpu() && grad.device().is_cpu() &&
+                     weight.scalar_type() == torch::kFloat && grad.scalar_type() == torch::kFloat &&
+                     weight.is_contiguous() && grad.is_contiguous() && weight.dim() == 2 &&
+                     grad.sizes() == weight.sizes();
+  if (!plain) {
+    torch::Tensor parallel = (grad * weight).sum(1, /*keepdim=*/true);  // [n, 1]
+    grad.sub_(parallel * weight);
+    return;
+  }
+  // In place, row by row: the tensor expression above allocates two
+  // [n, d] temporaries every step. Rows are independent (same bits on any
+  // thread count); the dot product is summed in float64.
+  const int64_t d = weight.size(1);
+  const float* w = weight.data_ptr<float>();
+  float* g = grad.data_ptr<float>();
+  at::parallel_for(0, weight.size(0), /*grain_size=*/64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* w_row = w + i * d;
+      float* g_row = g + i * d;
+      double dot = 0;
+      for (int64_t j = 0; j < d; ++j) dot += static_cast<double>(g_row[j]) * w_row[j];
+      const float parallel = static_cast<float>(dot);
+      for (int64_t j = 0; j < d; ++j) g_row[j] -= parallel * w_row[j];
+    }
+  });
 }
 
 void Sae::ProjectDecoderGradient() {

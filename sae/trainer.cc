@@ -23,6 +23,7 @@
 #include "harness/train_state.h"
 #include "sae/checkpoint.h"
 #include "sae/factory.h"
+#include "sae/kernels/adam_step.h"
 
 namespace saelab {
 namespace {
@@ -249,7 +250,7 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
       static_cast<torch::optim::AdamOptions&>(group.options())
           .lr(LearningRateAt(trainer, step, total_steps));
     }
-    adam.step();
+    FusedAdamStep(adam);  // Adam::step's update without its per-step temporaries
     sae->AfterOptimizerStep();
 
     {
