@@ -114,6 +114,10 @@ bool TopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& in
   if (!config_.sparse_decode() || !x.device().is_cpu() || x.scalar_type() != torch::kFloat) {
     return false;
   }
+  // The kernel reads the parameters as plain float32 arrays.
+  for (const torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
+    if (!p->is_contiguous() || p->scalar_type() != torch::kFloat) return false;
+  }
   torch::NoGradGuard no_grad;
   for (torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
     if (!p->grad().defined()) p->mutable_grad() = torch::zeros_like(*p);
