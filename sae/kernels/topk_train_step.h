@@ -99,8 +99,6 @@ TopKTrainStepResult TopKTrainStep(const torch::Tensor& x, const TopKParameters& 
                                   const TopKTrainStepOptions& options, const TopKGradients& grads,
                                   TopKTrainStepWorkspace* workspace);
 
-}  // namespace saelab
-
 // The step after the encoder, for a code selected elsewhere (BatchTopK's
 // batch-wide selection): code.values [batch, K] pre-activations of
 // x_c = centered (= x - b_dec), code.indices their latents; slots with
@@ -112,5 +110,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
                                           const TopKTrainStepOptions& options,
                                           const TopKGradients& grads,
                                           TopKTrainStepWorkspace* workspace);
+
+}  // namespace saelab
 
 #endif  // SAELAB_SAE_KERNELS_TOPK_TRAIN_STEP_H_
