@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "sae/geometric_median.h"
+#include "sae/kernels/batch_topk_train_step.h"
 #include "sae/kernels/sparse_decode.h"
 #include "sae/topk.h"
 
@@ -112,6 +113,41 @@ double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double d
   double smallest = positive.min().item<double>();
   if (threshold <= 0.0) return smallest;
   return decay * threshold + (1.0 - decay) * smallest;
+}
+
+bool BatchTopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                                      TrainOutput* out) {
+  if (!config_.sparse_decode() || !x.device().is_cpu() || x.scalar_type() != torch::kFloat) {
+    return false;
+  }
+  for (const torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
+    if (!p->is_contiguous() || p->scalar_type() != torch::kFloat) return false;
+  }
+  torch::NoGradGuard no_grad;
+  for (torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
+    if (!p->grad().defined()) p->mutable_grad() = torch::zeros_like(*p);
+  }
+  if (workspace_ == nullptr) workspace_ = std::make_unique<TopKTrainStepWorkspace>();
+  BatchTopKTrainStepOptions options;
+  options.k = config_.k();
+  options.k_aux = config_.k_aux();
+  options.auxk_coefficient = config_.auxk_coefficient();
+  const BatchTopKTrainStepResult step =
+      BatchTopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, options,
+                         {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
+  *out = TrainOutput();
+  out->x_hat = step.x_hat;
+  out->loss = torch::tensor(step.loss, torch::kFloat64);
+  out->fired = torch::zeros({n_latents_}, torch::kBool);
+  out->fired.index_put_({step.indices.masked_select(step.values > 0)}, true);
+  // The kept values (zeros elsewhere) carry the smallest kept activation.
+  threshold_.fill_(NextBatchTopKThreshold(threshold(), step.values, config_.threshold_decay()));
+  out->terms["nmse"] = step.nmse;
+  out->terms["auxk"] = step.auxk;
+  out->terms["threshold"] = threshold();
+  out->terms["dead_latents"] =
+      info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
+  return true;
 }
 
 TrainOutput BatchTopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {

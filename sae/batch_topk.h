@@ -36,8 +36,10 @@
 #define SAELAB_SAE_BATCH_TOPK_H_
 
 #include <cstdint>
+#include <memory>
 
 #include "sae/architecture.h"
+#include "sae/kernels/topk_train_step.h"
 #include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
@@ -62,6 +64,12 @@ class BatchTopKSae : public Sae {
   // terms: "nmse", "auxk" (0 when no latent is dead), "threshold" (after
   // this step's update), "dead_latents".
   TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
+  // The sparse step of sae/kernels/batch_topk_train_step.h (the trainer's
+  // default; config sparse_decode false turns it off): the same loss and
+  // threshold update as TrainForward, gradients equal to within float32
+  // rounding, no [batch, n] tensor.
+  bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                          TrainOutput* out) override;
 
   void InitFromSample(const torch::Tensor& x) override;
   void BeforeOptimizerStep() override;
@@ -70,6 +78,8 @@ class BatchTopKSae : public Sae {
  private:
   BatchTopKConfig config_;
   torch::Tensor threshold_;  // [] float32 buffer "threshold"
+  // The sparse step's buffers, reused from step to step.
+  std::unique_ptr<TopKTrainStepWorkspace> workspace_;
 };
 
 // Keeps the min(k * B, B * n) largest entries of ReLU(z) over the whole

@@ -102,25 +102,47 @@ torch::Tensor TopKTrainStepWorkspace::Buffer(int slot, int64_t rows, int64_t col
   return buffer.narrow(0, 0, rows * cols).view({rows, cols});
 }
 
+torch::Tensor TopKTrainStepWorkspace::CenteredInput(const torch::Tensor& x,
+                                                    const torch::Tensor& b_dec) {
+  torch::Tensor centered = Buffer(kCentered, x.size(0), x.size(1));
+  torch::sub_out(centered, x, b_dec);
+  return centered;
+}
+
 TopKTrainStepResult TopKTrainStep(const torch::Tensor& x, const TopKParameters& params,
                                   const torch::Tensor& dead_mask,
                                   const TopKTrainStepOptions& options, const TopKGradients& grads,
                                   TopKTrainStepWorkspace* workspace) {
   CheckArguments(x, params, grads);
   const torch::Tensor x_in = x.contiguous();
-  const int64_t batch = x.size(0), d = x.size(1), n = params.W_enc.size(1), k = options.k;
+  const int64_t n = params.W_enc.size(1);
   const bool multi = options.multi_topk_factor > 0;
-  const int64_t big_k = multi ? std::min(n, options.multi_topk_factor * k) : k;
-  const double multi_coefficient = multi ? options.multi_topk_coefficient : 0.0;
-
-  torch::Tensor centered = workspace->Buffer(kCentered, batch, d);
-  torch::sub_out(centered, x_in, params.b_dec);
   TopKEncodeOptions encode_options;
-  encode_options.k = big_k;
+  encode_options.k = multi ? std::min(n, options.multi_topk_factor * options.k) : options.k;
   encode_options.k_aux = options.auxk_coefficient > 0 ? options.k_aux : 0;
   encode_options.dead_mask = dead_mask;
+  const torch::Tensor centered = workspace->CenteredInput(x_in, params.b_dec);
   const TopKCode code =
       TopKEncode(centered, params.W_enc, params.b_enc, encode_options, &workspace->encode);
+  return TopKTrainStepFromCode(x_in, centered, params, code, options, grads, workspace);
+}
+
+TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::Tensor& centered,
+                                          const TopKParameters& params, const TopKCode& code,
+                                          const TopKTrainStepOptions& options,
+                                          const TopKGradients& grads,
+                                          TopKTrainStepWorkspace* workspace) {
+  CheckArguments(x, params, grads);
+  const torch::Tensor x_in = x.contiguous();
+  const int64_t batch = x.size(0), d = x.size(1), n = params.W_enc.size(1), k = options.k;
+  const int64_t big_k = code.values.size(1);
+  TORCH_CHECK(code.values.dim() == 2 && code.values.size(0) == batch && big_k >= k &&
+                  code.indices.sizes() == code.values.sizes() && centered.sizes() == x.sizes(),
+              "TopKTrainStepFromCode: code ", code.values.sizes(), " does not fit batch ", batch,
+              " and k ", k);
+  const bool multi = options.multi_topk_factor > 0 && big_k > k;
+  const double multi_coefficient = multi ? options.multi_topk_coefficient : 0.0;
+  (void)n;
   const int64_t k_aux = code.aux_values.defined() ? code.aux_values.size(1) : 0;
 
   TopKTrainStepResult result;
@@ -134,7 +156,8 @@ TopKTrainStepResult TopKTrainStep(const torch::Tensor& x, const TopKParameters& 
   torch::Tensor dz_aux = k_aux > 0 ? workspace->Buffer(kDzAux, batch, k_aux) : torch::Tensor();
 
   const float* xs = x_in.data_ptr<float>();
-  const float* xc = centered.data_ptr<float>();
+  const torch::Tensor centered_in = centered.contiguous();
+  const float* xc = centered_in.data_ptr<float>();
   const float* W_dec = params.W_dec.data_ptr<float>();
   const float* b_dec = params.b_dec.data_ptr<float>();
   const float* z = code.values.data_ptr<float>();

@@ -78,6 +78,8 @@ class TopKTrainStepWorkspace {
   TopKEncodeWorkspace encode;
   // [rows, cols] float32 named buffer, allocated once per shape.
   torch::Tensor Buffer(int slot, int64_t rows, int64_t cols);
+  // x - b_dec into this workspace's buffer for it.
+  torch::Tensor CenteredInput(const torch::Tensor& x, const torch::Tensor& b_dec);
 
   // The active entries grouped by latent (the step's internal layout):
   // latent i owns entries [latent_offsets[i], latent_offsets[i + 1]).
@@ -96,6 +98,18 @@ TopKTrainStepResult TopKTrainStep(const torch::Tensor& x, const TopKParameters& 
                                   const torch::Tensor& dead_mask,
                                   const TopKTrainStepOptions& options, const TopKGradients& grads,
                                   TopKTrainStepWorkspace* workspace);
+
+// The step after the encoder, for a code selected elsewhere (BatchTopK's
+// batch-wide selection): code.values [batch, K] pre-activations of
+// x_c = centered (= x - b_dec), code.indices their latents; slots with
+// z <= 0 are inactive (contribute nothing). The first options.k slots are
+// the main code; with Multi-TopK all K feed the multi decode. AuxK reads
+// code.aux_values / aux_indices when defined.
+TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::Tensor& centered,
+                                          const TopKParameters& params, const TopKCode& code,
+                                          const TopKTrainStepOptions& options,
+                                          const TopKGradients& grads,
+                                          TopKTrainStepWorkspace* workspace);
 
 }  // namespace saelab
 

@@ -1,0 +1,53 @@
+// BatchTopK's training step (Bussmann et al. 2024) on the sparse kernels:
+// the batch keeps its k * batch largest ReLU(z) entries, any number per row,
+// found without the [batch, n] pre-activation.
+//
+// Selection: TopKEncode (sae/kernels/topk_encode.h) gives each row its top
+// K' candidates (K' = 4k to start); the batch-wide top k * batch is taken
+// among them, ordered by value, then flat index (row * n + latent), lower
+// first. A row whose last candidate is kept may hold more entries above the
+// cut than it was given, so then K' doubles and the encoder runs again,
+// until no row is saturated or K' = n: the selection is exactly the dense
+// one. Unkept candidates become inactive slots, and the step continues as
+// TopKTrainStepFromCode (sae/kernels/topk_train_step.h), with AuxK as in
+// TopK.
+//
+// The dense reference is BatchTopKLoss (sae/batch_topk.h) through autograd.
+//
+//   BatchTopKTrainStepResult r = BatchTopKTrainStep(x, params, dead_mask, options, grads, &ws);
+//   // r.values [batch, K'] (zeros where unkept), r.indices; r.candidate_rounds
+#ifndef SAELAB_SAE_KERNELS_BATCH_TOPK_TRAIN_STEP_H_
+#define SAELAB_SAE_KERNELS_BATCH_TOPK_TRAIN_STEP_H_
+
+#include <cstdint>
+
+#include <torch/types.h>
+
+#include "sae/kernels/topk_train_step.h"
+
+namespace saelab {
+
+struct BatchTopKTrainStepOptions {
+  int64_t k = 32;  // mean kept entries per row
+  int64_t k_aux = 256;
+  double auxk_coefficient = 1.0 / 32;
+  // First K' (0: 4k), at most n.
+  int64_t candidates_per_row = 0;
+};
+
+struct BatchTopKTrainStepResult : TopKTrainStepResult {
+  // How many times the encoder ran (1 unless a row was saturated).
+  int64_t candidate_rounds = 0;
+};
+
+// Shapes and buffers as TopKTrainStep's. result.values / indices are
+// [batch, K'] (ReLU(z), zero where the entry was not kept).
+BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKParameters& params,
+                                            const torch::Tensor& dead_mask,
+                                            const BatchTopKTrainStepOptions& options,
+                                            const TopKGradients& grads,
+                                            TopKTrainStepWorkspace* workspace);
+
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_KERNELS_BATCH_TOPK_TRAIN_STEP_H_

@@ -1,0 +1,147 @@
+// BatchTopKTrainStep against the dense reference, BatchTopKLoss
+// (sae/batch_topk.h) differentiated by autograd in float64: plain, AuxK with
+// half the latents dead, rows saturated at the first K' (the encoder reruns
+// with more candidates), and fewer positive entries than k * batch; the
+// kept entries are the dense batch top-k; the same bits on 1 and 2 threads.
+#include "sae/kernels/batch_topk_train_step.h"
+
+#include <ATen/Parallel.h>
+
+#include "gtest/gtest.h"
+#include "sae/batch_topk.h"
+#include "sae/sae.h"
+
+namespace saelab {
+namespace {
+
+struct Case {
+  std::string name;
+  int64_t batch, d, n;
+  BatchTopKTrainStepOptions options;
+  torch::Tensor dead_mask;
+  double bias_shift = 0.0;  // added to b_enc: < 0 leaves few positive entries
+  // Scales the first rows up, so they hold far more than k of the batch's
+  // largest entries (saturating their first candidates).
+  bool hot_rows = false;
+};
+
+struct Parameters {
+  torch::Tensor x, W_enc, b_enc, W_dec, b_dec;
+};
+
+Parameters Random(const Case& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  Parameters p;
+  p.x = torch::randn({c.batch, c.d});
+  if (c.hot_rows) p.x.narrow(0, 0, 3).mul_(4.0);
+  p.W_dec = torch::randn({c.n, c.d});
+  p.W_dec /= p.W_dec.norm(2, 1, true);
+  p.W_enc = (p.W_dec.t() + 0.1 * torch::randn({c.d, c.n})).contiguous();
+  p.b_enc = 0.1 * torch::randn({c.n}) + c.bias_shift;
+  p.b_dec = 0.1 * torch::randn({c.d});
+  return p;
+}
+
+struct Dense {
+  double loss, nmse, auxk;
+  torch::Tensor f;  // [batch, n] float64
+  std::vector<torch::Tensor> grads;
+};
+
+Dense Reference(const Case& c, const Parameters& p) {
+  std::vector<torch::Tensor> leaves;
+  for (const torch::Tensor& t : {p.W_enc, p.b_enc, p.W_dec, p.b_dec}) {
+    leaves.push_back(t.to(torch::kFloat64).requires_grad_(true));
+  }
+  LossInputs inputs{p.x.to(torch::kFloat64), leaves[0], leaves[1], leaves[2], leaves[3]};
+  inputs.dead_mask = c.dead_mask;
+  BatchTopKLossOptions options;
+  options.k = c.options.k;
+  options.k_aux = c.options.k_aux;
+  options.auxk_coefficient = c.options.auxk_coefficient;
+  options.sparse_decode = false;
+  LossOutput out = BatchTopKLoss(inputs, options);
+  out.loss.backward();
+  Dense dense{out.loss.item<double>(), out.terms.at("nmse").item<double>(),
+              out.terms.at("auxk").item<double>(), out.f.detach(), {}};
+  for (const torch::Tensor& leaf : leaves) dense.grads.push_back(leaf.grad());
+  return dense;
+}
+
+struct Sparse {
+  BatchTopKTrainStepResult result;
+  std::vector<torch::Tensor> grads;
+};
+
+Sparse RunStep(const Case& c, const Parameters& p, TopKTrainStepWorkspace* workspace) {
+  Sparse s;
+  for (const torch::Tensor& t : {p.W_enc, p.b_enc, p.W_dec, p.b_dec}) {
+    s.grads.push_back(torch::full_like(t, std::numeric_limits<float>::quiet_NaN()));
+  }
+  s.result = BatchTopKTrainStep(p.x, {p.W_enc, p.b_enc, p.W_dec, p.b_dec}, c.dead_mask, c.options,
+                                {s.grads[0], s.grads[1], s.grads[2], s.grads[3]}, workspace);
+  return s;
+}
+
+std::vector<Case> Cases() {
+  BatchTopKTrainStepOptions plain;
+  plain.k = 8;
+  plain.k_aux = 32;
+  BatchTopKTrainStepOptions narrow = plain;
+  narrow.candidates_per_row = 4;  // the scaled rows hold far more than 4 kept entries
+  return {
+      {"plain", 96, 24, 300, plain, torch::Tensor()},
+      {"auxk_half_dead", 96, 24, 300, plain, torch::arange(300) % 2 == 1},
+      {"saturated_rows", 96, 24, 300, narrow, torch::arange(300) < 50, 0.0, /*hot_rows=*/true},
+      {"few_positive", 96, 24, 300, plain, torch::Tensor(), /*bias_shift=*/-2.5},
+  };
+}
+
+TEST(BatchTopKTrainStepTest, MatchesTheFloat64DenseReference) {
+  uint64_t seed = 20;
+  for (const Case& c : Cases()) {
+    const Parameters p = Random(c, ++seed);
+    const Dense want = Reference(c, p);
+    TopKTrainStepWorkspace workspace;
+    const Sparse got = RunStep(c, p, &workspace);
+    EXPECT_NEAR(got.result.loss, want.loss, 1e-5 * want.loss) << c.name;
+    EXPECT_NEAR(got.result.nmse, want.nmse, 1e-5 * want.nmse) << c.name;
+    EXPECT_NEAR(got.result.auxk, want.auxk, 1e-5 * want.auxk + 1e-12) << c.name;
+    // The kept entries are the dense batch top-k's non-zero entries.
+    const torch::Tensor f = ScatterTopK(got.result.values, got.result.indices, c.n);
+    EXPECT_TRUE(torch::equal(f != 0, want.f != 0)) << c.name;
+    const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
+    for (int i = 0; i < 4; ++i) {
+      const double scale = want.grads[i].abs().max().item<double>();
+      ASSERT_GT(scale, 0.0) << c.name << " " << names[i];
+      const double error =
+          (got.grads[i].to(torch::kFloat64) - want.grads[i]).abs().max().item<double>();
+      EXPECT_LT(error, 2e-5 * scale) << c.name << " " << names[i];
+    }
+    if (c.name == "saturated_rows") EXPECT_GT(got.result.candidate_rounds, 1) << c.name;
+    if (c.name == "plain") EXPECT_EQ(got.result.candidate_rounds, 1) << c.name;
+    if (c.name == "few_positive") {
+      EXPECT_LT((want.f > 0).sum().item<int64_t>(), c.batch * c.options.k) << "the case is vacuous";
+    }
+  }
+}
+
+TEST(BatchTopKTrainStepTest, SameBitsOnOneAndTwoThreads) {
+  Case c = Cases()[1];
+  c.batch = 300;
+  c.n = 1000;
+  c.dead_mask = torch::arange(1000) % 2 == 0;
+  const Parameters p = Random(c, 5);
+  const int threads = at::get_num_threads();
+  TopKTrainStepWorkspace workspace;
+  at::set_num_threads(1);
+  const Sparse one = RunStep(c, p, &workspace);
+  at::set_num_threads(2);
+  const Sparse two = RunStep(c, p, &workspace);
+  at::set_num_threads(threads);
+  EXPECT_EQ(one.result.loss, two.result.loss);
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(one.grads[i], two.grads[i])) << i;
+}
+
+}  // namespace
+}  // namespace saelab
