@@ -18,7 +18,9 @@ double MeasureSgemmGflops(int64_t size, int repeats) {
   double best = std::numeric_limits<double>::infinity();
   for (int i = 0; i < repeats; ++i) {
     auto start = std::chrono::steady_clock::now();
-    c = torch::mm(a, b);  // CPU ops are synchronous: done on return
+    // Into the same output every time: a fresh one would be page-faulted
+    // in on each call and time the kernel's memory handling, not the GEMM.
+    torch::mm_out(c, a, b);  // CPU ops are synchronous: done on return
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return 2.0 * static_cast<double>(size) * size * size / best / 1e9;

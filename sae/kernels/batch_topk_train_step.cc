@@ -36,15 +36,17 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
   encode_options.dead_mask = dead_mask;
 
   BatchTopKTrainStepResult result;
-  TopKCode code;
+  encode_options.k = per_row;
+  TopKCode code = TopKEncode(centered, params.W_enc, params.b_enc, encode_options,
+                             &workspace->encode);
+  result.candidate_rounds = 1;
   std::vector<Candidate> positive;
+  std::vector<int64_t> saturated_rows;
   for (;;) {
-    ++result.candidate_rounds;
-    encode_options.k = per_row;
-    code = TopKEncode(centered, params.W_enc, params.b_enc, encode_options, &workspace->encode);
     const float* z = code.values.data_ptr<float>();
     const int64_t* idx = code.indices.data_ptr<int64_t>();
-    // Only positive entries count: ReLU(z) = 0 contributes nothing, kept or not.
+    // Only positive entries count: ReLU(z) = 0 contributes nothing, kept or
+    // not. A row's candidates are in descending order, padding (0) last.
     positive.clear();
     for (int64_t b = 0; b < batch; ++b) {
       for (int64_t s = 0; s < per_row && z[b * per_row + s] > 0.0f; ++s) {
@@ -62,26 +64,49 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
     auto kept = [&](float value, int64_t flat) {
       return value > 0.0f && (cut.flat < 0 || !Before(cut, {value, flat}));
     };
-    bool saturated = false;
+    // A row is saturated when its last candidate is kept. Only rows with
+    // all per_row slots real can be: a row that was not saturated in an
+    // earlier round stays so, since more candidates only raise the cut.
+    saturated_rows.clear();
     if (per_row < n) {
-      for (int64_t b = 0; b < batch && !saturated; ++b) {
+      for (int64_t b = 0; b < batch; ++b) {
         const int64_t last = b * per_row + per_row - 1;
-        saturated = kept(z[last], b * n + idx[last]);
+        if (kept(z[last], b * n + idx[last])) saturated_rows.push_back(b);
       }
     }
-    if (saturated) {
-      per_row = std::min(n, 2 * per_row);
-      continue;
-    }
-    // Unkept candidates become inactive slots.
-    float* values = code.values.data_ptr<float>();
-    for (int64_t b = 0; b < batch; ++b) {
-      for (int64_t s = 0; s < per_row; ++s) {
-        const int64_t e = b * per_row + s;
-        if (!kept(values[e], b * n + idx[e])) values[e] = 0.0f;
+    if (saturated_rows.empty()) {
+      // Unkept candidates become inactive slots.
+      float* values = code.values.data_ptr<float>();
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t s = 0; s < per_row; ++s) {
+          const int64_t e = b * per_row + s;
+          if (!kept(values[e], b * n + idx[e])) values[e] = 0.0f;
+        }
       }
+      break;
     }
-    break;
+    // Encode only the saturated rows again, with twice the candidates; the
+    // other rows keep theirs, padded with inactive slots (value 0, latent
+    // 0). AuxK's code does not depend on K' and is kept from the first
+    // round. A row's bits do not depend on the rows encoded with it (the
+    // encoder's GEMM sums each output over d in one order).
+    ++result.candidate_rounds;
+    result.reencoded_rows += static_cast<int64_t>(saturated_rows.size());
+    const int64_t wider = std::min(n, 2 * per_row);
+    const torch::Tensor rows = torch::tensor(saturated_rows, torch::kInt64);
+    TopKEncodeOptions wider_options;
+    wider_options.k = wider;
+    const TopKCode again = TopKEncode(centered.index_select(0, rows), params.W_enc,
+                                      params.b_enc, wider_options, &workspace->encode);
+    torch::Tensor values = torch::zeros({batch, wider}, torch::kFloat);
+    torch::Tensor indices = torch::zeros({batch, wider}, torch::kInt64);
+    values.narrow(1, 0, per_row).copy_(code.values);
+    indices.narrow(1, 0, per_row).copy_(code.indices);
+    values.index_copy_(0, rows, again.values);
+    indices.index_copy_(0, rows, again.indices);
+    code.values = values;
+    code.indices = indices;
+    per_row = wider;
   }
   TopKTrainStepOptions step_options;
   step_options.k = per_row;

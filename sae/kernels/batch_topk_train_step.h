@@ -6,9 +6,9 @@
 // K' candidates (K' = 4k to start); the batch-wide top k * batch is taken
 // among them, ordered by value, then flat index (row * n + latent), lower
 // first. A row whose last candidate is kept may hold more entries above the
-// cut than it was given, so then K' doubles and the encoder runs again,
-// until no row is saturated or K' = n: the selection is exactly the dense
-// one. Unkept candidates become inactive slots, and the step continues as
+// cut than it was given, so such rows, and only they, are encoded again
+// with twice the candidates, until no row is saturated or K' = n: the
+// selection is exactly the dense one. Unkept candidates become inactive slots, and the step continues as
 // TopKTrainStepFromCode (sae/kernels/topk_train_step.h), with AuxK as in
 // TopK.
 //
@@ -38,6 +38,8 @@ struct BatchTopKTrainStepOptions {
 struct BatchTopKTrainStepResult : TopKTrainStepResult {
   // How many times the encoder ran (1 unless a row was saturated).
   int64_t candidate_rounds = 0;
+  // Rows encoded again, summed over the rounds after the first.
+  int64_t reencoded_rows = 0;
 };
 
 // Shapes and buffers as TopKTrainStep's. result.values / indices are

@@ -118,7 +118,27 @@ TEST(BatchTopKTrainStepTest, MatchesTheFloat64DenseReference) {
           (got.grads[i].to(torch::kFloat64) - want.grads[i]).abs().max().item<double>();
       EXPECT_LT(error, 2e-5 * scale) << c.name << " " << names[i];
     }
-    if (c.name == "saturated_rows") EXPECT_GT(got.result.candidate_rounds, 1) << c.name;
+    // From the dense selection: a row is encoded again while its kept
+    // entries fill all of its K' candidates (K' doubling from the first),
+    // and only such rows are.
+    {
+      const torch::Tensor kept_per_row = (want.f != 0).sum(1);
+      int64_t rounds = 1, reencoded = 0;
+      const int64_t first = c.options.candidates_per_row > 0 ? c.options.candidates_per_row
+                                                              : 4 * c.options.k;
+      for (int64_t width = first; width < c.n; width *= 2) {
+        const int64_t saturated = (kept_per_row >= width).sum().item<int64_t>();
+        if (saturated == 0) break;
+        ++rounds;
+        reencoded += saturated;
+      }
+      EXPECT_EQ(got.result.candidate_rounds, rounds) << c.name;
+      EXPECT_EQ(got.result.reencoded_rows, reencoded) << c.name;
+    }
+    if (c.name == "saturated_rows") {
+      EXPECT_GT(got.result.candidate_rounds, 1) << c.name;
+      EXPECT_LT(got.result.reencoded_rows, c.batch) << "the whole batch was saturated";
+    }
     if (c.name == "plain") EXPECT_EQ(got.result.candidate_rounds, 1) << c.name;
     if (c.name == "few_positive") {
       EXPECT_LT((want.f > 0).sum().item<int64_t>(), c.batch * c.options.k) << "the case is vacuous";
