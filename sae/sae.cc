@@ -1,9 +1,9 @@
 #include "sae/sae.h"
 
-#include <ATen/Parallel.h>
-
 #include <cmath>
 #include <torch/utils.h>
+
+#include "harness/parallel_for.h"
 
 namespace saelab {
 
@@ -92,7 +92,7 @@ void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad
   const int64_t d = weight.size(1);
   const float* w = weight.data_ptr<float>();
   float* g = grad.data_ptr<float>();
-  at::parallel_for(0, weight.size(0), /*grain_size=*/64, [&](int64_t begin, int64_t end) {
+  ParallelFor(0, weight.size(0), /*grain_size=*/64, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const float* w_row = w + i * d;
       float* g_row = g + i * d;

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <memory>
 
-#include <ATen/Parallel.h>
+#include "harness/parallel_for.h"
 
 namespace saelab {
 namespace {
@@ -77,7 +77,7 @@ void FusedAdamStep(torch::optim::Adam& adam) {
       const float* g = p.grad().data_ptr<float>();
       float* m = state.exp_avg().data_ptr<float>();
       float* v = state.exp_avg_sq().data_ptr<float>();
-      at::parallel_for(0, p.numel(), kGrain, [&](int64_t begin, int64_t end) {
+      ParallelFor(0, p.numel(), kGrain, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           const float gi = g[i];
           const float mi = m[i] * b1 + one_minus_b1 * gi;

@@ -4,7 +4,7 @@
 #include <limits>
 #include <vector>
 
-#include <ATen/Parallel.h>
+#include "harness/parallel_for.h"
 
 namespace saelab {
 namespace {
@@ -168,7 +168,7 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
         dead_in_block.push_back(*next_dead - c0);
       }
       const float* z_data = z.data_ptr<float>();
-      at::parallel_for(0, rows, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+      ParallelFor(0, rows, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r) {
           const float* z_row = z_data + r * cols;
           best[r].OfferRow(z_row, cols, c0);
@@ -181,7 +181,7 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
     }
     float* values = code.values.data_ptr<float>();
     int64_t* indices = code.indices.data_ptr<int64_t>();
-    at::parallel_for(0, rows, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+    ParallelFor(0, rows, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         best[r].Write(values + (r0 + r) * k, indices + (r0 + r) * k);
         if (k_aux > 0) {

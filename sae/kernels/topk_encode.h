@@ -67,7 +67,7 @@ class TopKEncodeWorkspace {
 
 // x_c: [batch, d] float32 (the encoder's input, x - b_dec for TopK),
 // W_enc: [d, n] float32 (may be a strided view), b_enc: [n] float32.
-// options.k in [1, n]; k_aux >= 0. Rows run in parallel (at::parallel_for);
+// options.k in [1, n]; k_aux >= 0. Rows run in parallel (ParallelFor);
 // the result is the same for any thread count.
 TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
                     const torch::Tensor& b_enc, const TopKEncodeOptions& options,

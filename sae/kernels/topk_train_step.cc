@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include <ATen/Parallel.h>
+#include "harness/parallel_for.h"
 
 namespace saelab {
 namespace {
@@ -174,7 +174,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   // Pass 1, per row: the decodes (summed from zero in slot order, the bias
   // last, as SparseDecode does) and the rows' squared sums.
   std::vector<double> x_squares(batch), main_squares(batch), multi_squares(batch);
-  at::parallel_for(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+  ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       float* row = xh + b * d;
       std::fill(row, row + d, 0.0f);
@@ -208,7 +208,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   const float main_scale = static_cast<float>(2.0 / denominator);
   const float multi_scale = static_cast<float>(multi_coefficient * 2.0 / denominator);
   std::vector<double> residual_squares(batch), aux_squares(batch);
-  at::parallel_for(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+  ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
     std::vector<float> residual(d);
     for (int64_t b = begin; b < end; ++b) {
       const float* x_row = xs + b * d;
@@ -249,7 +249,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
                 multi_coefficient * result.multi_topk_nmse;
 
   // Pass 3, per row: AuxK's upstream gradient, then dz of every slot.
-  at::parallel_for(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+  ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       for (int64_t s = 0; s < big_k; ++s) {
         const float zs = z[b * big_k + s];
@@ -313,7 +313,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   float* gd = grads.W_dec.data_ptr<float>();
   float* gb_enc = grads.b_enc.data_ptr<float>();
   const float* upstream_of[3] = {g_main, g_multi, g_aux};
-  at::parallel_for(0, n, kLatentGrain, [&](int64_t begin, int64_t end) {
+  ParallelFor(0, n, kLatentGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       float* dec_row = gd + i * d;
       float* enc_row = ge_t + i * d;
@@ -338,7 +338,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   // db_dec: the decoders' bias gradient (G summed over rows, per column in
   // row order) minus the encoder's W_enc db_enc (z reads x - b_dec).
   float* gb_dec = grads.b_dec.data_ptr<float>();
-  at::parallel_for(0, d, kLatentGrain, [&](int64_t begin, int64_t end) {
+  ParallelFor(0, d, kLatentGrain, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       float sum = 0.0f;
       for (int64_t b = 0; b < batch; ++b) sum += g_main[b * d + j];
