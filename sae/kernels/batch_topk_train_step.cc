@@ -86,8 +86,10 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
       break;
     }
     // Encode only the saturated rows again, with twice the candidates; the
-    // other rows keep theirs, padded with inactive slots (value 0, latent
-    // 0). AuxK's code does not depend on K' and is kept from the first
+    // other rows keep theirs, padded with inactive slots: value 0 and the
+    // row's last candidate's latent, which is not kept either (the row is
+    // not saturated), so scattering the code by latent stays well defined.
+    // AuxK's code does not depend on K' and is kept from the first
     // round. A row's bits do not depend on the rows encoded with it (the
     // encoder's GEMM sums each output over d in one order).
     ++result.candidate_rounds;
@@ -99,9 +101,11 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
     const TopKCode again = TopKEncode(centered.index_select(0, rows), params.W_enc,
                                       params.b_enc, wider_options, &workspace->encode);
     torch::Tensor values = torch::zeros({batch, wider}, torch::kFloat);
-    torch::Tensor indices = torch::zeros({batch, wider}, torch::kInt64);
+    torch::Tensor indices = torch::empty({batch, wider}, torch::kInt64);
     values.narrow(1, 0, per_row).copy_(code.values);
     indices.narrow(1, 0, per_row).copy_(code.indices);
+    indices.narrow(1, per_row, wider - per_row)
+        .copy_(code.indices.narrow(1, per_row - 1, 1).expand({batch, wider - per_row}));
     values.index_copy_(0, rows, again.values);
     indices.index_copy_(0, rows, again.indices);
     code.values = values;
