@@ -117,16 +117,10 @@ double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double d
 
 bool BatchTopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
                                       TrainOutput* out) {
-  if (!config_.sparse_decode() || !x.device().is_cpu() || x.scalar_type() != torch::kFloat) {
+  if (!PrepareSparseTopKStep(config_.sparse_decode(), x, {&W_enc, &b_enc, &W_dec, &b_dec})) {
     return false;
   }
-  for (const torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
-    if (!p->is_contiguous() || p->scalar_type() != torch::kFloat) return false;
-  }
   torch::NoGradGuard no_grad;
-  for (torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
-    if (!p->grad().defined()) p->mutable_grad() = torch::zeros_like(*p);
-  }
   if (workspace_ == nullptr) workspace_ = std::make_unique<TopKTrainStepWorkspace>();
   BatchTopKTrainStepOptions options;
   options.k = config_.k();
@@ -135,18 +129,11 @@ bool BatchTopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInf
   const BatchTopKTrainStepResult step =
       BatchTopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, options,
                          {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
-  *out = TrainOutput();
-  out->x_hat = step.x_hat;
-  out->loss = torch::tensor(step.loss, torch::kFloat64);
-  out->fired = torch::zeros({n_latents_}, torch::kBool);
-  out->fired.index_put_({step.indices.masked_select(step.values > 0)}, true);
+  *out = SparseTopKStepOutput(step, n_latents_, info);
   // The kept values (zeros elsewhere) carry the smallest kept activation.
   threshold_.fill_(NextBatchTopKThreshold(threshold(), step.values, config_.threshold_decay()));
-  out->terms["nmse"] = step.nmse;
   out->terms["auxk"] = step.auxk;
   out->terms["threshold"] = threshold();
-  out->terms["dead_latents"] =
-      info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
   return true;
 }
 

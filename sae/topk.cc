@@ -109,33 +109,46 @@ TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& i
   return out;
 }
 
-bool TopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
-                                 TrainOutput* out) {
-  if (!config_.sparse_decode() || !x.device().is_cpu() || x.scalar_type() != torch::kFloat) {
-    return false;
-  }
-  // The kernel reads the parameters as plain float32 arrays.
-  for (const torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
+bool PrepareSparseTopKStep(bool sparse_decode, const torch::Tensor& x,
+                           std::initializer_list<torch::Tensor*> params) {
+  if (!sparse_decode || !x.device().is_cpu() || x.scalar_type() != torch::kFloat) return false;
+  // The kernels read the parameters as plain float32 arrays.
+  for (const torch::Tensor* p : params) {
     if (!p->is_contiguous() || p->scalar_type() != torch::kFloat) return false;
   }
   torch::NoGradGuard no_grad;
-  for (torch::Tensor* p : {&W_enc, &b_enc, &W_dec, &b_dec}) {
+  for (torch::Tensor* p : params) {
     if (!p->grad().defined()) p->mutable_grad() = torch::zeros_like(*p);
   }
+  return true;
+}
+
+TrainOutput SparseTopKStepOutput(const TopKTrainStepResult& step, int64_t n_latents,
+                                 const TrainStepInfo& info) {
+  torch::NoGradGuard no_grad;
+  TrainOutput out;
+  out.x_hat = step.x_hat;
+  out.loss = torch::tensor(step.loss, torch::kFloat64);
+  out.fired = torch::zeros({n_latents}, torch::kBool);
+  out.fired.index_put_({step.indices.masked_select(step.values > 0)}, true);
+  out.terms["nmse"] = step.nmse;
+  out.terms["dead_latents"] = info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
+  return out;
+}
+
+bool TopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                                 TrainOutput* out) {
+  if (!PrepareSparseTopKStep(config_.sparse_decode(), x, {&W_enc, &b_enc, &W_dec, &b_dec})) {
+    return false;
+  }
+  torch::NoGradGuard no_grad;
   if (workspace_ == nullptr) workspace_ = std::make_unique<TopKTrainStepWorkspace>();
   const TopKTrainStepResult step =
       TopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, TopKLossOptionsFrom(config_),
                     {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
-  *out = TrainOutput();
-  out->x_hat = step.x_hat;
-  out->loss = torch::tensor(step.loss, torch::kFloat64);
-  out->fired = torch::zeros({n_latents_}, torch::kBool);
-  out->fired.index_put_({step.indices.masked_select(step.values > 0)}, true);
-  out->terms["nmse"] = step.nmse;
+  *out = SparseTopKStepOutput(step, n_latents_, info);
   if (config_.auxk_coefficient() > 0) out->terms["auxk"] = step.auxk;
   if (config_.multi_topk_factor() > 0) out->terms["multi_topk_nmse"] = step.multi_topk_nmse;
-  out->terms["dead_latents"] =
-      info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
   return true;
 }
 

@@ -20,6 +20,7 @@
 #define SAELAB_SAE_TOPK_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -75,6 +76,24 @@ struct TopKLossOptions : TopKTrainStepOptions {
   // sparse_decode.h) instead of a dense [batch, n] x [n, d] product.
   bool sparse_decode = true;
 };
+
+// For the architectures trained on a sparse TopK-family step (TopK,
+// BatchTopK), in their TrainStepGradients:
+//
+//   if (!PrepareSparseTopKStep(config_.sparse_decode(), x, {&W_enc, &b_enc, &W_dec, &b_dec}))
+//     return false;  // the dense autograd path
+//   ... run the step into the grad buffers ...
+//   *out = SparseTopKStepOutput(step, n_latents_, info);
+//
+// Prepare is true when the sparse step is on and x and the parameters are
+// contiguous CPU float32 (the kernels read them as plain arrays); then each
+// parameter has a grad buffer.
+bool PrepareSparseTopKStep(bool sparse_decode, const torch::Tensor& x,
+                           std::initializer_list<torch::Tensor*> params);
+// x_hat, loss, fired (latents with a positive entry in the code), and the
+// terms "nmse" and "dead_latents".
+TrainOutput SparseTopKStepOutput(const TopKTrainStepResult& step, int64_t n_latents,
+                                 const TrainStepInfo& info);
 
 // Reads the options from a resolved TopKConfig.
 TopKLossOptions TopKLossOptionsFrom(const TopKConfig& config);
