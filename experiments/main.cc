@@ -27,7 +27,9 @@ ABSL_FLAG(bool, plot, true, "Draw the experiment's plot into the run directory."
 ABSL_FLAG(std::string, model_dir, "",
           "Subject model directory (HF GPT-2 layout) replacing the config's "
           "subject_sae.activations.model_dir, e.g. your GPT-2 for the *_paper configs.");
-ABSL_FLAG(int, threads, 0, "Intra-op threads for LibTorch (0: its default, which is 1 on some machines; provenance records the count used).");
+ABSL_FLAG(int, threads, 0,
+          "Intra-op threads for LibTorch (0: its default, which is 1 on some machines; "
+          "provenance records the count used).");
 ABSL_FLAG(bool, recover_train_state, false,
           "Set a corrupted train state aside (kept as <file>.corrupt) and resume from the "
           "previous checkpoint, or from the start, instead of stopping with an error.");

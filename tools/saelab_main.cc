@@ -65,7 +65,8 @@ int Main(int argc, char** argv) {
   }
   std::vector<FlagSpec> flags = command->flags;
   flags.push_back({"threads", FlagType::kInt, "0",
-                   "Intra-op threads for LibTorch (0: its default, which is 1 on some machines; provenance records the count used). "
+                   "Intra-op threads for LibTorch (0: its default, which is 1 on some "
+                   "machines; provenance records the count used). "
                    "The same config, seed and thread count give the same bits."});
   CommandLine line(flags);
   absl::Status status = line.Parse(std::vector<std::string>(argv + 2, argv + argc));

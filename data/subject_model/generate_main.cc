@@ -37,7 +37,9 @@ ABSL_FLAG(int64_t, top_k, 0, "Sample among the k most likely tokens; 0 = no limi
 ABSL_FLAG(double, top_p, 1.0, "Nucleus sampling mass in (0, 1]; 1 = no limit.");
 ABSL_FLAG(uint64_t, seed, 0, "Sampling seed: the same flags give the same text.");
 ABSL_FLAG(bool, stop_at_eos, true, "Stop after generating <|endoftext|>.");
-ABSL_FLAG(int, threads, 0, "Intra-op threads for LibTorch (0: its default, which is 1 on some machines; provenance records the count used).");
+ABSL_FLAG(int, threads, 0,
+          "Intra-op threads for LibTorch (0: its default, which is 1 on some machines; "
+          "provenance records the count used).");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
