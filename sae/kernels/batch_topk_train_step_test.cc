@@ -6,13 +6,12 @@
 // kept entries are the dense batch top-k; the same bits on 1 and 2 threads.
 #include "sae/kernels/batch_topk_train_step.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <functional>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "sae/kernels/internal/step_testing.h"
 #include "sae/batch_topk.h"
 #include "sae/sae.h"
 
@@ -30,21 +29,8 @@ struct Case {
   bool hot_rows = false;
 };
 
-struct Parameters {
-  torch::Tensor x, W_enc, b_enc, W_dec, b_dec;
-};
-
-Parameters Random(const Case& c, uint64_t seed) {
-  torch::manual_seed(seed);
-  Parameters p;
-  p.x = torch::randn({c.batch, c.d});
-  if (c.hot_rows) p.x.narrow(0, 0, 3).mul_(4.0);
-  p.W_dec = torch::randn({c.n, c.d});
-  p.W_dec /= p.W_dec.norm(2, 1, true);
-  p.W_enc = (p.W_dec.t() + 0.1 * torch::randn({c.d, c.n})).contiguous();
-  p.b_enc = 0.1 * torch::randn({c.n}) + c.bias_shift;
-  p.b_dec = 0.1 * torch::randn({c.d});
-  return p;
+StepProblem Random(const Case& c, uint64_t seed) {
+  return RandomStepProblem(c.batch, c.d, c.n, seed, c.bias_shift, c.hot_rows ? 3 : 0);
 }
 
 struct Dense {
@@ -53,11 +39,8 @@ struct Dense {
   std::vector<torch::Tensor> grads;
 };
 
-Dense Reference(const Case& c, const Parameters& p) {
-  std::vector<torch::Tensor> leaves;
-  for (const torch::Tensor& t : {p.W_enc, p.b_enc, p.W_dec, p.b_dec}) {
-    leaves.push_back(t.to(torch::kFloat64).requires_grad_(true));
-  }
+Dense Reference(const Case& c, const StepProblem& p) {
+  std::vector<torch::Tensor> leaves = Float64Leaves(p);
   LossInputs inputs{p.x.to(torch::kFloat64), leaves[0], leaves[1], leaves[2], leaves[3]};
   inputs.dead_mask = c.dead_mask;
   BatchTopKLossOptions options;
@@ -78,11 +61,9 @@ struct Sparse {
   std::vector<torch::Tensor> grads;
 };
 
-Sparse RunStep(const Case& c, const Parameters& p, TopKTrainStepWorkspace* workspace) {
+Sparse RunStep(const Case& c, const StepProblem& p, TopKTrainStepWorkspace* workspace) {
   Sparse s;
-  for (const torch::Tensor& t : {p.W_enc, p.b_enc, p.W_dec, p.b_dec}) {
-    s.grads.push_back(torch::full_like(t, std::numeric_limits<float>::quiet_NaN()));
-  }
+  s.grads = NanGradients(p);
   s.result = BatchTopKTrainStep(p.x, {p.W_enc, p.b_enc, p.W_dec, p.b_dec}, c.dead_mask, c.options,
                                 {s.grads[0], s.grads[1], s.grads[2], s.grads[3]}, workspace);
   return s;
@@ -112,7 +93,7 @@ struct Rounds {
 // candidates_per_row); the batch keeps its k * batch largest positive
 // candidates; a row whose last candidate is kept is saturated, and only
 // saturated rows get twice the candidates in the next round.
-Rounds ExpectedRounds(const Case& c, const Parameters& p) {
+Rounds ExpectedRounds(const Case& c, const StepProblem& p) {
   const torch::Tensor z = torch::addmm(p.b_enc, p.x - p.b_dec, p.W_enc);
   const torch::Tensor sorted = std::get<0>(z.sort(/*stable=*/true, 1, /*descending=*/true));
   const auto zs = sorted.accessor<float, 2>();
@@ -146,7 +127,7 @@ Rounds ExpectedRounds(const Case& c, const Parameters& p) {
 TEST(BatchTopKTrainStepTest, MatchesTheFloat64DenseReference) {
   uint64_t seed = 20;
   for (const Case& c : Cases()) {
-    const Parameters p = Random(c, ++seed);
+    const StepProblem p = Random(c, ++seed);
     const Dense want = Reference(c, p);
     TopKTrainStepWorkspace workspace;
     const Sparse got = RunStep(c, p, &workspace);
@@ -156,14 +137,7 @@ TEST(BatchTopKTrainStepTest, MatchesTheFloat64DenseReference) {
     // The kept entries are the dense batch top-k's non-zero entries.
     const torch::Tensor f = ScatterTopK(got.result.values, got.result.indices, c.n);
     EXPECT_TRUE(torch::equal(f != 0, want.f != 0)) << c.name;
-    const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
-    for (int i = 0; i < 4; ++i) {
-      const double scale = want.grads[i].abs().max().item<double>();
-      ASSERT_GT(scale, 0.0) << c.name << " " << names[i];
-      const double error =
-          (got.grads[i].to(torch::kFloat64) - want.grads[i]).abs().max().item<double>();
-      EXPECT_LT(error, 2e-5 * scale) << c.name << " " << names[i];
-    }
+    ExpectGradientsNear(got.grads, want.grads, 2e-5, c.name);
     const Rounds rounds = ExpectedRounds(c, p);
     EXPECT_EQ(got.result.candidate_rounds, rounds.rounds) << c.name;
     EXPECT_EQ(got.result.reencoded_rows, rounds.reencoded) << c.name;
@@ -173,7 +147,9 @@ TEST(BatchTopKTrainStepTest, MatchesTheFloat64DenseReference) {
       // need the later rounds alone).
       EXPECT_LT(got.result.reencoded_rows, c.batch * (got.result.candidate_rounds - 1));
     }
-    if (c.name == "plain") EXPECT_EQ(got.result.candidate_rounds, 1) << c.name;
+    if (c.name == "plain") {
+      EXPECT_EQ(got.result.candidate_rounds, 1) << c.name;
+    }
     if (c.name == "few_positive") {
       EXPECT_LT((want.f > 0).sum().item<int64_t>(), c.batch * c.options.k) << "the case is vacuous";
     }
@@ -185,16 +161,12 @@ TEST(BatchTopKTrainStepTest, SameBitsOnOneAndTwoThreads) {
   c.batch = 300;
   c.n = 1000;
   c.dead_mask = torch::arange(1000) % 2 == 0;
-  const Parameters p = Random(c, 5);
-  const int threads = at::get_num_threads();
+  const StepProblem p = Random(c, 5);
   TopKTrainStepWorkspace workspace;
-  at::set_num_threads(1);
-  const Sparse one = RunStep(c, p, &workspace);
-  at::set_num_threads(2);
-  const Sparse two = RunStep(c, p, &workspace);
-  at::set_num_threads(threads);
-  EXPECT_EQ(one.result.loss, two.result.loss);
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(one.grads[i], two.grads[i])) << i;
+  ExpectSameBitsOnOneAndTwoThreads([&] {
+    const Sparse s = RunStep(c, p, &workspace);
+    return StepBits{s.result.loss, s.grads};
+  });
 }
 
 }  // namespace

@@ -21,34 +21,32 @@ inline bool Before(const Entry& a, const Entry& b) {
   return a.value > b.value || (a.value == b.value && a.index < b.index);
 }
 
-// A bounded heap of the best `capacity` entries seen, its root the worst of
-// them. The standard library's heap functions with Before as "less" keep
-// the largest under Before (the worst kept) at the root.
+// The best `capacity` entries seen, kept in a buffer of 2 * capacity: new
+// entries are appended, and when the buffer fills, a selection
+// (std::nth_element) keeps the best half and raises the admission
+// threshold to the worst kept value. O(1) amortised per admitted entry,
+// where a bounded heap pays O(log capacity) on each of the many entries
+// admitted early in a row (AuxK keeps 512 of thousands of dead latents).
+// The kept set is the unique top `capacity` under Before, however the
+// entries arrive.
 class BestEntries {
  public:
-  BestEntries(Entry* storage, int64_t capacity) : heap_(storage), capacity_(capacity) {}
+  // storage: 2 * capacity entries.
+  BestEntries(Entry* storage, int64_t capacity) : buffer_(storage), capacity_(capacity) {}
 
   // Offers entries in increasing index order: a later entry that ties the
   // worst kept value has a higher index, so it loses; only a strictly larger
-  // value displaces the root.
+  // value passes the threshold.
   void Offer(float value, int64_t index) {
-    if (size_ < capacity_) {
-      heap_[size_++] = {value, index};
-      std::push_heap(heap_, heap_ + size_, Before);
-      if (size_ == capacity_) threshold_ = heap_[0].value;
-    } else if (value > threshold_) {
-      std::pop_heap(heap_, heap_ + size_, Before);
-      heap_[size_ - 1] = {value, index};
-      std::push_heap(heap_, heap_ + size_, Before);
-      threshold_ = heap_[0].value;
-    }
+    buffer_[size_++] = {value, index};
+    if (size_ == 2 * capacity_) Shrink();
   }
 
   // Scans z[0, cols) for columns first_index + j.
   void OfferRow(const float* z, int64_t cols, int64_t first_index) {
     int64_t j = 0;
-    for (; j < cols && size_ < capacity_; ++j) Offer(z[j], first_index + j);
-    // The hot loop: one comparison per element once the heap is full.
+    for (; j < cols && !selected_; ++j) Offer(z[j], first_index + j);
+    // The hot loop: one comparison per element once a threshold is set.
     for (; j < cols; ++j) {
       if (z[j] > threshold_) Offer(z[j], first_index + j);
     }
@@ -58,23 +56,32 @@ class BestEntries {
   void OfferColumns(const float* z, const int64_t* columns, int64_t count, int64_t first_index) {
     for (int64_t c = 0; c < count; ++c) {
       const float v = z[columns[c]];
-      if (size_ < capacity_ || v > threshold_) Offer(v, first_index + columns[c]);
+      if (!selected_ || v > threshold_) Offer(v, first_index + columns[c]);
     }
   }
 
   // Sorts the kept entries (best first) into values/indices.
   void Write(float* values, int64_t* indices) {
-    std::sort(heap_, heap_ + size_, Before);
+    if (size_ > capacity_) Shrink();
+    std::sort(buffer_, buffer_ + size_, Before);
     for (int64_t i = 0; i < size_; ++i) {
-      values[i] = heap_[i].value;
-      indices[i] = heap_[i].index;
+      values[i] = buffer_[i].value;
+      indices[i] = buffer_[i].index;
     }
   }
 
  private:
-  Entry* heap_;
+  void Shrink() {
+    std::nth_element(buffer_, buffer_ + capacity_ - 1, buffer_ + size_, Before);
+    size_ = capacity_;
+    threshold_ = buffer_[capacity_ - 1].value;
+    selected_ = true;
+  }
+
+  Entry* buffer_;
   int64_t capacity_;
   int64_t size_ = 0;
+  bool selected_ = false;  // a selection ran: threshold_ admits
   float threshold_ = -std::numeric_limits<float>::infinity();
 };
 
@@ -139,8 +146,8 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
   // a block edge inside the matrix would change those columns' last bits.
   const int64_t block_cols =
       std::min(std::max(kColumnQuantum, options.block_cols / kColumnQuantum * kColumnQuantum), n);
-  // Heap storage for one row block, reused across blocks.
-  std::vector<Entry> main_heaps(block_rows * k), aux_heaps(block_rows * k_aux);
+  // Selection buffers for one row block, reused across blocks.
+  std::vector<Entry> main_buffers(block_rows * 2 * k), aux_buffers(block_rows * 2 * k_aux);
   // Per column block: the dead latents inside it, relative to its start.
   std::vector<int64_t> dead_in_block;
 
@@ -150,8 +157,8 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
     best.reserve(rows);
     best_aux.reserve(rows);
     for (int64_t r = 0; r < rows; ++r) {
-      best.emplace_back(main_heaps.data() + r * k, k);
-      best_aux.emplace_back(aux_heaps.data() + r * k_aux, k_aux);
+      best.emplace_back(main_buffers.data() + r * 2 * k, k);
+      best_aux.emplace_back(aux_buffers.data() + r * 2 * k_aux, k_aux);
     }
     const torch::Tensor x_block = x_c.narrow(0, r0, rows);
     auto next_dead = dead.begin();

@@ -20,16 +20,32 @@ enum Slot : int {
   kDzMain,        // dz of the top-K slots  [batch, K]
   kDzAux,         // dz of the aux slots    [batch, k_aux']
   kEncoderGradT,  // dW_enc transposed      [n, d]
+  // AuxK's dense method, over the m latents some row picked:
+  kAuxCode,          // ReLU(z) of the aux slots, zero elsewhere [batch, m]
+  kAuxCodeGrad,      // dLoss/dz on the aux slots, zero elsewhere [batch, m]
+  kAuxDecoder,       // their W_dec rows                          [m, d]
+  kAuxDecoderGrad,   // AuxK's part of their dW_dec rows          [m, d]
+  kAuxEncoderGradT,  // AuxK's part of their dW_enc columns       [m, d]
   kSlotCount
 };
 
 // Which decode an active entry feeds (its upstream gradient's buffer).
-enum Source : uint8_t { kMain = 0, kMultiOnly = 1, kAux = 2 };
+enum Source : uint8_t { kMain = 0, kMultiOnly = 1 };
 
 // Rows of per-row passes handed to one task; a row costs O(k * d).
 constexpr int64_t kRowGrain = 16;
 // Latents handed to one task in the gradient pass.
 constexpr int64_t kLatentGrain = 64;
+
+// Rows per block in AuxK's sparse passes, for m picked latents and k_aux
+// slots per row: about 16 entries per (block, latent) on average, so each
+// decoder row (e_hat, dz) and each gradient row (dW) is loaded once per 16
+// entries, within [128, 1024] rows (a 128-row block of G_aux and x_c at
+// d 768 is 768 KB, cache-sized) and at most the batch.
+int64_t AuxBlockRows(int64_t batch, int64_t m, int64_t k_aux) {
+  const int64_t rows = std::clamp<int64_t>(16 * m / std::max<int64_t>(k_aux, 1), 128, 1024);
+  return std::max<int64_t>(1, std::min(rows, batch));
+}
 
 // y += a * x over d floats.
 inline void Axpy(int64_t d, float a, const float* x, float* y) {
@@ -142,18 +158,46 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
               " and k ", k);
   const bool multi = options.multi_topk_factor > 0 && big_k > k;
   const double multi_coefficient = multi ? options.multi_topk_coefficient : 0.0;
-  (void)n;
   const int64_t k_aux = code.aux_values.defined() ? code.aux_values.size(1) : 0;
+
+  // AuxK's latents: those some row picked with z > 0 (the others get no
+  // gradient from it), in ascending order, and the method for this step.
+  const float* z_aux = k_aux > 0 ? code.aux_values.data_ptr<float>() : nullptr;
+  const int64_t* idx_aux = k_aux > 0 ? code.aux_indices.data_ptr<int64_t>() : nullptr;
+  bool aux_dense = false;
+  int64_t m = 0;
+  const TopKTrainStepOptions::AuxKMethod method = options.auxk_method;
+  if (k_aux > 0) {
+    std::vector<int32_t>& column = workspace->aux_column;
+    std::vector<int64_t>& latents = workspace->aux_latents;
+    column.assign(n, -1);
+    for (int64_t e = 0; e < batch * k_aux; ++e) {
+      if (z_aux[e] > 0.0f) column[idx_aux[e]] = 0;
+    }
+    latents.clear();
+    for (int64_t i = 0; i < n; ++i) {
+      if (column[i] == 0) {
+        column[i] = static_cast<int32_t>(latents.size());
+        latents.push_back(i);
+      }
+    }
+    m = static_cast<int64_t>(latents.size());
+    aux_dense = m > 0 && method != TopKTrainStepOptions::AuxKMethod::kSparse &&
+                (method == TopKTrainStepOptions::AuxKMethod::kDense ||
+                 m <= kAuxKDenseMaxRatio * k_aux);
+  }
 
   TopKTrainStepResult result;
   result.auxk_on = k_aux > 0;
+  result.auxk_dense = aux_dense;
   result.multi_topk_on = multi;
   torch::Tensor x_hat = workspace->Buffer(kXHat, batch, d);
   torch::Tensor up_main = workspace->Buffer(kUpstreamMain, batch, d);
   torch::Tensor up_multi = multi ? workspace->Buffer(kUpstreamMulti, batch, d) : torch::Tensor();
   torch::Tensor up_aux = k_aux > 0 ? workspace->Buffer(kUpstreamAux, batch, d) : torch::Tensor();
   torch::Tensor dz_main = workspace->Buffer(kDzMain, batch, big_k);
-  torch::Tensor dz_aux = k_aux > 0 ? workspace->Buffer(kDzAux, batch, k_aux) : torch::Tensor();
+  const bool aux_sparse = m > 0 && !aux_dense;
+  torch::Tensor dz_aux = aux_sparse ? workspace->Buffer(kDzAux, batch, k_aux) : torch::Tensor();
 
   const float* xs = x_in.data_ptr<float>();
   const torch::Tensor centered_in = centered.contiguous();
@@ -162,14 +206,118 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   const float* b_dec = params.b_dec.data_ptr<float>();
   const float* z = code.values.data_ptr<float>();
   const int64_t* idx = code.indices.data_ptr<int64_t>();
-  const float* z_aux = k_aux > 0 ? code.aux_values.data_ptr<float>() : nullptr;
-  const int64_t* idx_aux = k_aux > 0 ? code.aux_indices.data_ptr<int64_t>() : nullptr;
   float* xh = x_hat.data_ptr<float>();
   float* g_main = up_main.data_ptr<float>();
   float* g_multi = multi ? up_multi.data_ptr<float>() : nullptr;
   float* g_aux = k_aux > 0 ? up_aux.data_ptr<float>() : nullptr;
   float* dz = dz_main.data_ptr<float>();
-  float* dz_a = k_aux > 0 ? dz_aux.data_ptr<float>() : nullptr;
+  float* dz_a = dz_aux.defined() ? dz_aux.data_ptr<float>() : nullptr;
+
+  // AuxK, dense: the [batch, m] code and the picked decoder rows, then
+  // e_hat = A W_dec_aux (one GEMM) into AuxK's upstream buffer.
+  torch::Tensor aux_code, aux_decoder;
+  if (aux_dense) {
+    aux_code = workspace->Buffer(kAuxCode, batch, m);
+    aux_decoder = workspace->Buffer(kAuxDecoder, m, d);
+    float* A = aux_code.data_ptr<float>();
+    const int32_t* column = workspace->aux_column.data();
+    ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        float* row = A + b * m;
+        std::fill(row, row + m, 0.0f);
+        // A row's aux latents are distinct: no slot overwrites another.
+        for (int64_t a = 0; a < k_aux; ++a) {
+          const float v = z_aux[b * k_aux + a];
+          if (v > 0.0f) row[column[idx_aux[b * k_aux + a]]] = v;
+        }
+      }
+    });
+    float* rows = aux_decoder.data_ptr<float>();
+    const int64_t* latents = workspace->aux_latents.data();
+    ParallelFor(0, m, kLatentGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        std::memcpy(rows + j * d, W_dec + latents[j] * d, d * sizeof(float));
+      }
+    });
+    torch::mm_out(up_aux, aux_code, aux_decoder);
+  }
+
+  // AuxK, sparse: its entries (z > 0) grouped per block of rows by latent,
+  // in (row, slot) order; then e_hat block by block, each picked decoder
+  // row read once per block for all the block's entries of that latent
+  // while the block's e_hat rows stay in cache. A row sums its entries in
+  // latent order.
+  const int64_t aux_block_rows = aux_sparse ? AuxBlockRows(batch, m, k_aux) : 0;
+  const int64_t aux_blocks = aux_sparse ? (batch + aux_block_rows - 1) / aux_block_rows : 0;
+  std::vector<int64_t>& aux_base = workspace->aux_block_base;
+  std::vector<int32_t>& aux_offsets = workspace->aux_block_offsets;
+  std::vector<int32_t>& aux_rows = workspace->aux_entry_rows;
+  std::vector<int32_t>& aux_slots = workspace->aux_entry_slots;
+  const int64_t* picked = workspace->aux_latents.data();
+  // Block blk's groups: visit(i, rows, slots, begin, end) for each picked
+  // latent j in [j0, j1) with entries there, its entries' rows and flat
+  // slots being rows[begin, end) and slots[begin, end).
+  auto for_each_aux_group = [&](int64_t blk, int64_t j0, int64_t j1, auto&& visit) {
+    const int32_t* offsets = aux_offsets.data() + blk * (n + 1);
+    const int32_t* rows = aux_rows.data() + aux_base[blk];
+    const int32_t* slots = aux_slots.data() + aux_base[blk];
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t i = picked[j];
+      if (offsets[i] < offsets[i + 1]) visit(i, rows, slots, offsets[i], offsets[i + 1]);
+    }
+  };
+  if (aux_sparse) {
+    aux_base.assign(aux_blocks + 1, 0);
+    aux_offsets.resize(aux_blocks * (n + 1));
+    ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t blk = begin; blk < end; ++blk) {
+        const int64_t e0 = blk * aux_block_rows * k_aux;
+        const int64_t e1 = std::min(batch, (blk + 1) * aux_block_rows) * k_aux;
+        int64_t count = 0;
+        for (int64_t e = e0; e < e1; ++e) count += z_aux[e] > 0.0f;
+        aux_base[blk + 1] = count;
+      }
+    });
+    for (int64_t blk = 0; blk < aux_blocks; ++blk) aux_base[blk + 1] += aux_base[blk];
+    aux_rows.resize(aux_base[aux_blocks]);
+    aux_slots.resize(aux_base[aux_blocks]);
+    ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<int32_t> next(n);
+      for (int64_t blk = begin; blk < end; ++blk) {
+        const int64_t e0 = blk * aux_block_rows * k_aux;
+        const int64_t e1 = std::min(batch, (blk + 1) * aux_block_rows) * k_aux;
+        int32_t* offsets = aux_offsets.data() + blk * (n + 1);
+        std::fill(offsets, offsets + n + 1, 0);
+        for (int64_t e = e0; e < e1; ++e) {
+          if (z_aux[e] > 0.0f) ++offsets[idx_aux[e] + 1];
+        }
+        for (int64_t i = 0; i < n; ++i) offsets[i + 1] += offsets[i];
+        std::copy(offsets, offsets + n, next.begin());
+        int32_t* rows = aux_rows.data() + aux_base[blk];
+        int32_t* slots = aux_slots.data() + aux_base[blk];
+        for (int64_t e = e0; e < e1; ++e) {
+          if (z_aux[e] <= 0.0f) continue;
+          const int32_t at = next[idx_aux[e]]++;
+          rows[at] = static_cast<int32_t>(e / k_aux);
+          slots[at] = static_cast<int32_t>(e);
+        }
+      }
+    });
+    ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t blk = begin; blk < end; ++blk) {
+        const int64_t r0 = blk * aux_block_rows, r1 = std::min(batch, r0 + aux_block_rows);
+        std::fill(g_aux + r0 * d, g_aux + r1 * d, 0.0f);
+        for_each_aux_group(blk, 0, m, [&](int64_t i, const int32_t* rows, const int32_t* slots,
+                                          int32_t e0, int32_t e1) {
+          const float* w = W_dec + i * d;
+          for (int32_t e = e0; e < e1; ++e) Axpy(d, z_aux[slots[e]], w, g_aux + rows[e] * d);
+        });
+      }
+    });
+  } else if (k_aux > 0 && !aux_dense) {
+    // No aux slot has z > 0: e_hat is zero.
+    up_aux.zero_();
+  }
 
   // Pass 1, per row: the decodes (summed from zero in slot order, the bias
   // last, as SparseDecode does) and the rows' squared sums.
@@ -223,12 +371,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
         }
       }
       if (k_aux > 0) {
-        float* e_hat = g_aux + b * d;
-        std::fill(e_hat, e_hat + d, 0.0f);
-        for (int64_t a = 0; a < k_aux; ++a) {
-          const float v = std::max(z_aux[b * k_aux + a], 0.0f);
-          if (v != 0.0f) Axpy(d, v, W_dec + idx_aux[b * k_aux + a] * d, e_hat);
-        }
+        const float* e_hat = g_aux + b * d;
         double sq = 0;
         for (int64_t j = 0; j < d; ++j) {
           residual[j] = x_row[j] - xh_row[j];
@@ -261,23 +404,57 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
         const float* x_row = xs + b * d;
         const float* xh_row = xh + b * d;
         for (int64_t j = 0; j < d; ++j) ga[j] = aux_scale * (ga[j] - (x_row[j] - xh_row[j]));
-        for (int64_t a = 0; a < k_aux; ++a) {
-          const float za = z_aux[b * k_aux + a];
-          dz_a[b * k_aux + a] = za > 0.0f ? Dot(d, ga, W_dec + idx_aux[b * k_aux + a] * d) : 0.0f;
-        }
       }
     }
   });
 
-  // Pass 4: the active entries (z > 0) grouped by latent, in (row, slot)
-  // order within each latent: a counting sort, sequential (O(entries)).
+  // AuxK, sparse: dz of each entry, block by block as for e_hat (each
+  // entry's own dot product: the same bits in any order).
+  if (aux_sparse) {
+    ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t blk = begin; blk < end; ++blk) {
+        for_each_aux_group(blk, 0, m, [&](int64_t i, const int32_t* rows, const int32_t* slots,
+                                          int32_t e0, int32_t e1) {
+          const float* w = W_dec + i * d;
+          for (int32_t e = e0; e < e1; ++e) dz_a[slots[e]] = Dot(d, g_aux + rows[e] * d, w);
+        });
+      }
+    });
+  }
+
+  // AuxK, dense: dZ = (G_aux W_dec_aux^T) on the picked slots (A > 0),
+  // then dW_dec_aux = A^T G_aux, dW_enc_aux^T = dZ^T x_c (three GEMMs), and
+  // db_enc_aux = dZ summed over rows, per column in row order.
+  torch::Tensor aux_decoder_grad, aux_encoder_grad_t;
+  std::vector<float> aux_bias;
+  if (aux_dense) {
+    torch::Tensor aux_dz = workspace->Buffer(kAuxCodeGrad, batch, m);
+    torch::mm_out(aux_dz, up_aux, aux_decoder.t());
+    const float* A = aux_code.data_ptr<float>();
+    float* dZ = aux_dz.data_ptr<float>();
+    ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t e = begin * m; e < end * m; ++e) dZ[e] = A[e] > 0.0f ? dZ[e] : 0.0f;
+    });
+    aux_decoder_grad = workspace->Buffer(kAuxDecoderGrad, m, d);
+    torch::mm_out(aux_decoder_grad, aux_code.t(), up_aux);
+    aux_encoder_grad_t = workspace->Buffer(kAuxEncoderGradT, m, d);
+    torch::mm_out(aux_encoder_grad_t, aux_dz.t(), centered_in);
+    aux_bias.assign(m, 0.0f);
+    ParallelFor(0, m, kLatentGrain * 4, [&](int64_t begin, int64_t end) {
+      for (int64_t b = 0; b < batch; ++b) {
+        const float* row = dZ + b * m;
+        for (int64_t j = begin; j < end; ++j) aux_bias[j] += row[j];
+      }
+    });
+  }
+
+  // Pass 4: the top-K's active entries (z > 0) grouped by latent, in
+  // (row, slot) order within each latent: a counting sort, sequential
+  // (O(entries)). AuxK's are grouped per block above.
   std::vector<int64_t>& offsets = workspace->latent_offsets;
   offsets.assign(n + 1, 0);
   for (int64_t e = 0; e < batch * big_k; ++e) {
     if (z[e] > 0.0f) ++offsets[idx[e] + 1];
-  }
-  for (int64_t e = 0; e < batch * k_aux; ++e) {
-    if (z_aux[e] > 0.0f) ++offsets[idx_aux[e] + 1];
   }
   for (int64_t i = 0; i < n; ++i) offsets[i + 1] += offsets[i];
   const int64_t entries = offsets[n];
@@ -299,10 +476,6 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
         const int64_t e = b * big_k + s;
         if (z[e] > 0.0f) add(idx[e], b, s < k ? kMain : kMultiOnly, z[e], dz[e]);
       }
-      for (int64_t a = 0; a < k_aux; ++a) {
-        const int64_t e = b * k_aux + a;
-        if (z_aux[e] > 0.0f) add(idx_aux[e], b, kAux, z_aux[e], dz_a[e]);
-      }
     }
   }
 
@@ -312,7 +485,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   float* ge_t = encoder_grad_t.data_ptr<float>();
   float* gd = grads.W_dec.data_ptr<float>();
   float* gb_enc = grads.b_enc.data_ptr<float>();
-  const float* upstream_of[3] = {g_main, g_multi, g_aux};
+  const float* upstream_of[2] = {g_main, g_multi};
   ParallelFor(0, n, kLatentGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       float* dec_row = gd + i * d;
@@ -333,6 +506,46 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
       gb_enc[i] = bias;
     }
   });
+  if (aux_sparse) {
+    // AuxK's entries, added after the top-K's: per picked latent, block by
+    // block (row order), so the block's G_aux and x_c rows are read from
+    // cache by all its latents. Split over the picked latents (not over
+    // all n), so that both threads get work wherever the dead latents lie.
+    ParallelFor(0, m, kLatentGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t blk = 0; blk < aux_blocks; ++blk) {
+        for_each_aux_group(blk, begin, end, [&](int64_t i, const int32_t* rows,
+                                                const int32_t* slots, int32_t e0, int32_t e1) {
+          float* dec_row = gd + i * d;
+          float* enc_row = ge_t + i * d;
+          float bias = gb_enc[i];
+          for (int32_t e = e0; e < e1; ++e) {
+            const int64_t row = rows[e];
+            Axpy(d, z_aux[slots[e]], g_aux + row * d, dec_row);
+            const float dz_value = dz_a[slots[e]];
+            if (dz_value != 0.0f) {
+              Axpy(d, dz_value, xc + row * d, enc_row);
+              bias += dz_value;
+            }
+          }
+          gb_enc[i] = bias;
+        });
+      }
+    });
+  }
+  if (aux_dense) {
+    // The picked latents' AuxK parts, added after their TopK parts.
+    const float* dec_part = aux_decoder_grad.data_ptr<float>();
+    const float* enc_part = aux_encoder_grad_t.data_ptr<float>();
+    const int64_t* latents = workspace->aux_latents.data();
+    ParallelFor(0, m, kLatentGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const int64_t i = latents[j];
+        Axpy(d, 1.0f, dec_part + j * d, gd + i * d);
+        Axpy(d, 1.0f, enc_part + j * d, ge_t + i * d);
+        gb_enc[i] += aux_bias[j];
+      }
+    });
+  }
   grads.W_enc.copy_(encoder_grad_t.t());
 
   // db_dec: the decoders' bias gradient (G summed over rows, per column in

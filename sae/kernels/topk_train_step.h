@@ -46,7 +46,22 @@ struct TopKTrainStepOptions {
   // Multi-TopK: 0 (off) or the factor m.
   int64_t multi_topk_factor = 0;
   double multi_topk_coefficient = 0.125;
+  // How AuxK's decode and gradients are computed (the same function either
+  // way; the bits differ by float32 rounding):
+  //   kSparse: per active entry, O(batch * k_aux * d) scattered row reads.
+  //   kDense:  four GEMMs over the m latents some row picked, O(batch * m * d)
+  //            at the sgemm rate, on a [batch, m] code that is mostly zero.
+  //   kAuto:   dense when m <= kAuxKDenseMaxRatio * k_aux.
+  enum class AuxKMethod { kAuto, kSparse, kDense };
+  AuxKMethod auxk_method = AuxKMethod::kAuto;
 };
+
+// kAuto's switch point. The dense GEMMs do m / k_aux times the sparse
+// path's multiply-adds, but at the sgemm rate instead of the rate of
+// scattered 3 KB row reads from L3 or memory; measured on 2 cores
+// (results/benchmarks/train_step.md) the dense path wins up to about this
+// ratio. Its workspace is two [batch, m] float buffers.
+inline constexpr int64_t kAuxKDenseMaxRatio = 16;
 
 // The parameters (float32, contiguous): W_enc [d, n], b_enc [n],
 // W_dec [n, d], b_dec [d].
@@ -67,6 +82,7 @@ struct TopKTrainStepResult {
   double multi_topk_nmse = 0;  // (0 when off)
   bool auxk_on = false;
   bool multi_topk_on = false;
+  bool auxk_dense = false;  // AuxK ran the dense method this step
   torch::Tensor values;   // [batch, k] ReLU(z) of the code, best first
   torch::Tensor indices;  // [batch, k] int64 latents
   torch::Tensor x_hat;    // [batch, d] (a workspace buffer: valid until the next step)
@@ -88,6 +104,18 @@ class TopKTrainStepWorkspace {
   std::vector<uint8_t> entry_sources;  // which decode the entry feeds
   std::vector<float> entry_values;     // ReLU(z)
   std::vector<float> entry_dz;         // dLoss/dz
+  // AuxK's dense method: the latents some row picked, ascending, and each
+  // latent's column in the [batch, m] code (-1: not picked).
+  std::vector<int64_t> aux_latents;
+  std::vector<int32_t> aux_column;
+  // AuxK's sparse method: its entries grouped per block of rows by latent.
+  // Block b's entries are [aux_block_base[b], aux_block_base[b + 1]);
+  // latent i's within it are at offsets aux_block_offsets[b * (n + 1) + i]
+  // up to the next latent's. Each entry's row and flat [batch, k_aux] slot.
+  std::vector<int64_t> aux_block_base;
+  std::vector<int32_t> aux_block_offsets;
+  std::vector<int32_t> aux_entry_rows;
+  std::vector<int32_t> aux_entry_slots;
 
  private:
   std::vector<torch::Tensor> buffers_;

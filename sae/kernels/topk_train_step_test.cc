@@ -1,13 +1,13 @@
 // TopKTrainStep's loss and gradients against the dense reference, TopKLoss
 // (sae/topk.h) differentiated by autograd in float64 (topk_test holds that
 // autograd gradient to central differences): plain TopK, AuxK with half
-// and all latents dead, Multi-TopK, k = n; every gradient element written;
-// the same bits on one and two threads.
+// and all latents dead, Multi-TopK, k = n, each with AuxK's sparse and
+// dense methods; every gradient element written; the same bits on one and
+// two threads.
 #include "sae/kernels/topk_train_step.h"
 
-#include <ATen/Parallel.h>
-
 #include "gtest/gtest.h"
+#include "sae/kernels/internal/step_testing.h"
 #include "sae/sae.h"
 #include "sae/topk.h"
 
@@ -21,20 +21,8 @@ struct Case {
   torch::Tensor dead_mask;  // [n] bool or undefined
 };
 
-struct Parameters {
-  torch::Tensor x, W_enc, b_enc, W_dec, b_dec;
-};
-
-Parameters Random(const Case& c, uint64_t seed) {
-  torch::manual_seed(seed);
-  Parameters p;
-  p.x = torch::randn({c.batch, c.d});
-  p.W_dec = torch::randn({c.n, c.d});
-  p.W_dec /= p.W_dec.norm(2, 1, true);
-  p.W_enc = (p.W_dec.t() + 0.1 * torch::randn({c.d, c.n})).contiguous();
-  p.b_enc = 0.1 * torch::randn({c.n});
-  p.b_dec = 0.1 * torch::randn({c.d});
-  return p;
+StepProblem Random(const Case& c, uint64_t seed) {
+  return RandomStepProblem(c.batch, c.d, c.n, seed);
 }
 
 struct Reference {
@@ -44,11 +32,8 @@ struct Reference {
 };
 
 // TopKLoss and its autograd gradients in float64.
-Reference Dense(const Case& c, const Parameters& p) {
-  std::vector<torch::Tensor> leaves;
-  for (const torch::Tensor& t : {p.W_enc, p.b_enc, p.W_dec, p.b_dec}) {
-    leaves.push_back(t.to(torch::kFloat64).requires_grad_(true));
-  }
+Reference Dense(const Case& c, const StepProblem& p) {
+  std::vector<torch::Tensor> leaves = Float64Leaves(p);
   LossInputs inputs{p.x.to(torch::kFloat64), leaves[0], leaves[1], leaves[2], leaves[3]};
   inputs.dead_mask = c.dead_mask;
   TopKLossOptions options;
@@ -68,12 +53,9 @@ struct Sparse {
   std::vector<torch::Tensor> grads;
 };
 
-Sparse RunStep(const Case& c, const Parameters& p, TopKTrainStepWorkspace* workspace) {
+Sparse RunStep(const Case& c, const StepProblem& p, TopKTrainStepWorkspace* workspace) {
   Sparse s;
-  // NaN-filled: every element must be overwritten.
-  for (const torch::Tensor& t : {p.W_enc, p.b_enc, p.W_dec, p.b_dec}) {
-    s.grads.push_back(torch::full_like(t, std::numeric_limits<float>::quiet_NaN()));
-  }
+  s.grads = NanGradients(p);
   s.result = TopKTrainStep(p.x, {p.W_enc, p.b_enc, p.W_dec, p.b_dec}, c.dead_mask, c.options,
                            {s.grads[0], s.grads[1], s.grads[2], s.grads[3]}, workspace);
   return s;
@@ -88,6 +70,8 @@ std::vector<Case> Cases() {
   cases.push_back({"auxk_half_dead", 96, 24, 300, plain, torch::arange(300) % 2 == 1});
   cases.push_back({"auxk_all_dead", 96, 24, 300, plain, torch::ones({300}, torch::kBool)});
   cases.push_back({"auxk_few_dead", 96, 24, 300, plain, torch::arange(300) % 60 == 0});
+  // 400 rows: AuxK's sparse passes run over several row blocks.
+  cases.push_back({"auxk_row_blocks", 400, 24, 300, plain, torch::arange(300) % 2 == 0});
   TopKTrainStepOptions multi = plain;
   multi.multi_topk_factor = 4;
   cases.push_back({"multi_topk", 96, 24, 300, multi, torch::arange(300) < 100});
@@ -98,10 +82,24 @@ std::vector<Case> Cases() {
   return cases;
 }
 
+// Every case with AuxK's sparse and its dense method.
+std::vector<Case> CasesForBothAuxKMethods() {
+  std::vector<Case> cases;
+  for (Case c : Cases()) {
+    for (auto [method, suffix] : {std::pair{TopKTrainStepOptions::AuxKMethod::kSparse, "/sparse"},
+                                  std::pair{TopKTrainStepOptions::AuxKMethod::kDense, "/dense"}}) {
+      c.options.auxk_method = method;
+      cases.push_back(c);
+      cases.back().name += suffix;
+    }
+  }
+  return cases;
+}
+
 TEST(TopKTrainStepTest, LossAndGradientsMatchTheFloat64DenseReference) {
-  uint64_t seed = 10;
-  for (const Case& c : Cases()) {
-    const Parameters p = Random(c, ++seed);
+  int index = 0;
+  for (const Case& c : CasesForBothAuxKMethods()) {
+    const StepProblem p = Random(c, 11 + index++ / 2);  // both methods on one problem
     const Reference ref = Dense(c, p);
     TopKTrainStepWorkspace workspace;
     const Sparse got = RunStep(c, p, &workspace);
@@ -111,26 +109,23 @@ TEST(TopKTrainStepTest, LossAndGradientsMatchTheFloat64DenseReference) {
       EXPECT_NEAR(got.result.auxk, ref.terms.at("auxk"), 1e-5 * ref.terms.at("auxk") + 1e-12)
           << c.name;
       EXPECT_EQ(got.result.auxk_on, ref.terms.at("auxk") != 0.0) << c.name;
+      EXPECT_EQ(got.result.auxk_dense,
+                got.result.auxk_on &&
+                    c.options.auxk_method == TopKTrainStepOptions::AuxKMethod::kDense)
+          << c.name;
     }
     if (c.options.multi_topk_factor > 0) {
       EXPECT_NEAR(got.result.multi_topk_nmse, ref.terms.at("multi_topk_nmse"),
                   1e-5 * ref.terms.at("multi_topk_nmse"))
           << c.name;
     }
-    const char* names[] = {"W_enc", "b_enc", "W_dec", "b_dec"};
-    for (int i = 0; i < 4; ++i) {
-      const torch::Tensor want = ref.grads[i];
-      const double scale = want.abs().max().item<double>();
-      ASSERT_GT(scale, 0.0) << c.name << " " << names[i];
-      const double error = (got.grads[i].to(torch::kFloat64) - want).abs().max().item<double>();
-      EXPECT_LT(error, 2e-5 * scale) << c.name << " " << names[i];
-    }
+    ExpectGradientsNear(got.grads, ref.grads, 2e-5, c.name);
   }
 }
 
 TEST(TopKTrainStepTest, CodeAndReconstructionAreTheForwardPass) {
   const Case c = Cases()[0];
-  const Parameters p = Random(c, 3);
+  const StepProblem p = Random(c, 3);
   TopKTrainStepWorkspace workspace;
   const Sparse got = RunStep(c, p, &workspace);
   const torch::Tensor z = torch::addmm(p.b_enc, p.x - p.b_dec, p.W_enc);
@@ -147,16 +142,16 @@ TEST(TopKTrainStepTest, SameBitsOnOneAndTwoThreadsAndAcrossCalls) {
   c.batch = 300;
   c.n = 1000;
   c.dead_mask = torch::arange(1000) % 2 == 0;
-  const Parameters p = Random(c, 4);
-  const int threads = at::get_num_threads();
-  TopKTrainStepWorkspace workspace;
-  at::set_num_threads(1);
-  const Sparse one = RunStep(c, p, &workspace);
-  at::set_num_threads(2);
-  const Sparse two = RunStep(c, p, &workspace);
-  at::set_num_threads(threads);
-  EXPECT_EQ(one.result.loss, two.result.loss);
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(one.grads[i], two.grads[i])) << i;
+  const StepProblem p = Random(c, 4);
+  for (auto method : {TopKTrainStepOptions::AuxKMethod::kSparse,
+                      TopKTrainStepOptions::AuxKMethod::kDense}) {
+    c.options.auxk_method = method;
+    TopKTrainStepWorkspace workspace;  // reused: the second call sees the first's buffers
+    ExpectSameBitsOnOneAndTwoThreads([&] {
+      const Sparse s = RunStep(c, p, &workspace);
+      return StepBits{s.result.loss, s.grads};
+    });
+  }
 }
 
 }  // namespace
