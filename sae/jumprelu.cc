@@ -11,6 +11,7 @@
 #include <torch/utils.h>
 
 #include "harness/schedule.h"
+#include "sae/kernels/jumprelu_train_step.h"
 
 namespace saelab {
 namespace {
@@ -160,6 +161,34 @@ TrainOutput JumpReluSae::TrainForward(const torch::Tensor& x, const TrainStepInf
   TrainOutput out = TrainOutputFrom(JumpReluLoss(LossInputsFor(x, info), options));
   out.terms["sparsity_coefficient"] = options.sparsity_coefficient;
   return out;
+}
+
+JumpReluSae::~JumpReluSae() = default;
+
+bool JumpReluSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                                     TrainOutput* out) {
+  if (!config_.sparse_step() || config_.variant() != JumpReluConfig::STANDARD) return false;
+  if (!PrepareSparseStep(x, {&W_enc, &b_enc, &W_dec, &b_dec, &log_threshold})) return false;
+  torch::NoGradGuard no_grad;
+  if (workspace_ == nullptr) workspace_ = std::make_unique<JumpReluTrainStepWorkspace>();
+  JumpReluTrainStepOptions options;
+  options.bandwidth = config_.bandwidth();
+  options.sparsity_coefficient = SparsityCoefficientAt(info.step, info.total_steps);
+  const JumpReluTrainStepResult step = JumpReluTrainStep(
+      x, {W_enc, b_enc, W_dec, b_dec, log_threshold}, options,
+      {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad(), log_threshold.grad()},
+      workspace_.get());
+  if (!step.computed) return false;
+  out->x_hat = step.x_hat;
+  out->f = torch::Tensor();
+  out->fired = step.fired;
+  out->loss = torch::tensor(step.loss, torch::kFloat64);
+  out->terms = {{"mse", step.mse},
+                {"l0", step.l0},
+                {"sparsity", step.l0},
+                {"pre_act", 0.0},
+                {"sparsity_coefficient", options.sparsity_coefficient}};
+  return true;
 }
 
 namespace {

@@ -56,6 +56,7 @@
 #define SAELAB_SAE_JUMPRELU_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "sae/architecture.h"
@@ -63,6 +64,8 @@
 #include "sae/sae.h"
 
 namespace saelab {
+
+class JumpReluTrainStepWorkspace;  // sae/kernels/jumprelu_train_step.h
 
 class JumpReluSae : public Sae {
  public:
@@ -82,6 +85,12 @@ class JumpReluSae : public Sae {
   // sum under ANTHROPIC_2025), "pre_act" (0 under STANDARD),
   // "sparsity_coefficient" (lambda_t this step).
   TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
+  // The sparse step (config sparse_step, STANDARD only), with the same
+  // terms as TrainForward (f undefined, fired set); false on a batch too
+  // dense for it, or where it does not apply.
+  bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                          TrainOutput* out) override;
+  ~JumpReluSae() override;
 
   // lambda at `step` of `total_steps` (the warm-up schedule).
   double SparsityCoefficientAt(int64_t step, int64_t total_steps) const;
@@ -95,6 +104,7 @@ class JumpReluSae : public Sae {
 
  private:
   JumpReluConfig config_;
+  std::unique_ptr<JumpReluTrainStepWorkspace> workspace_;
 };
 
 // JumpReLU_theta(z) = z * H(z - theta) with the pseudo-derivatives above.

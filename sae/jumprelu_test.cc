@@ -360,6 +360,45 @@ TEST(JumpReluTest, TrainForwardReportsTheLossTermsAndTheWarmedUpCoefficient) {
               1e-9);
 }
 
+// The sparse step (sae/kernels/jumprelu_train_step.h, whose own test holds
+// it to a float64 reference) as the SAE wires it: the same loss, terms and
+// gradients as TrainForward + backward, in float32; on a dense code it
+// declines, and the trainer takes the dense path.
+TEST(JumpReluTest, SparseStepGivesTrainForwardsGradientsAndDeclinesADenseCode) {
+  torch::manual_seed(9);
+  const torch::Tensor x = torch::randn({64, 16});  // z ~ N(0, 1) at the tied init
+  TrainStepInfo info;
+  info.step = 50;
+  info.total_steps = 100;  // past the warm-up
+  // theta 2.5, band 0.2: about 1% of entries fire or sit in the band.
+  JumpReluSae sae(16, 256, Config(/*lambda=*/0.4, /*bandwidth=*/0.2, /*initial_threshold=*/2.5), 5);
+  TrainOutput sparse;
+  ASSERT_TRUE(sae.TrainStepGradients(x, info, &sparse));
+  std::vector<torch::Tensor> sparse_grads;
+  for (const torch::Tensor& p : sae.parameters()) sparse_grads.push_back(p.grad().clone());
+  for (const torch::Tensor& p : sae.parameters()) p.mutable_grad().zero_();
+  TrainOutput dense = sae.TrainForward(x, info);
+  dense.loss.backward();
+  EXPECT_NEAR(sparse.loss.item<double>(), dense.loss.item<double>(),
+              1e-5 * dense.loss.item<double>());
+  for (const char* term : {"mse", "l0", "sparsity", "pre_act", "sparsity_coefficient"}) {
+    EXPECT_NEAR(sparse.terms.at(term), dense.terms.at(term), 1e-5 * std::abs(dense.terms.at(term)))
+        << term;
+  }
+  EXPECT_GT(dense.terms.at("l0"), 0.5);  // the case is not vacuous
+  EXPECT_TRUE(torch::equal(sparse.fired, (dense.f != 0).any(0)));
+  const std::vector<torch::Tensor> params = sae.parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const double scale = params[i].grad().abs().max().item<double>();
+    ASSERT_GT(scale, 0.0) << i;
+    EXPECT_LT((sparse_grads[i] - params[i].grad()).abs().max().item<double>(), 1e-4 * scale) << i;
+  }
+
+  JumpReluSae dense_sae(16, 256, Config(0.4, 0.2, /*initial_threshold=*/0.001), 5);  // half fire
+  TrainOutput declined;
+  EXPECT_FALSE(dense_sae.TrainStepGradients(x, info, &declined));
+}
+
 // Sparse codes over random unit features: x = sum_k c_k g_k, each of
 // n_features active with probability p at magnitude U(1, 2).
 torch::Tensor SyntheticBatch(const torch::Tensor& features, int64_t batch, double p) {

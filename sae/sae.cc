@@ -56,6 +56,19 @@ LossInputs Sae::LossInputsFor(const torch::Tensor& x, const TrainStepInfo& info)
   return inputs;
 }
 
+bool PrepareSparseStep(const torch::Tensor& x, std::initializer_list<torch::Tensor*> params) {
+  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat) return false;
+  // The kernels read the parameters as plain float32 arrays.
+  for (const torch::Tensor* p : params) {
+    if (!p->is_contiguous() || p->scalar_type() != torch::kFloat) return false;
+  }
+  torch::NoGradGuard no_grad;
+  for (torch::Tensor* p : params) {
+    if (!p->grad().defined()) p->mutable_grad() = torch::zeros_like(*p);
+  }
+  return true;
+}
+
 void Sae::RegisterTiedParameters(uint64_t seed, double decoder_row_norm) {
   torch::NoGradGuard no_grad;
   auto generator = at::detail::createCPUGenerator(seed);

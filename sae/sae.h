@@ -20,6 +20,7 @@
 #define SAELAB_SAE_SAE_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <string>
 
@@ -89,6 +90,14 @@ struct LossOutput {
 
 // The TrainOutput of a loss: the same tensors, the terms read out as doubles.
 TrainOutput TrainOutputFrom(const LossOutput& loss);
+
+// For an architecture's TrainStepGradients (a hand-written sparse step):
+// true when x and every parameter are contiguous CPU float32 (the kernels
+// read them as plain arrays), after giving each parameter a grad buffer
+// (zeros) if it has none. False otherwise, touching nothing.
+//
+//   if (!PrepareSparseStep(x, {&W_enc, &b_enc, &W_dec, &b_dec})) return false;
+bool PrepareSparseStep(const torch::Tensor& x, std::initializer_list<torch::Tensor*> params);
 
 class Sae : public torch::nn::Module {
  public:

@@ -111,16 +111,7 @@ TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& i
 
 bool PrepareSparseTopKStep(bool sparse_decode, const torch::Tensor& x,
                            std::initializer_list<torch::Tensor*> params) {
-  if (!sparse_decode || !x.device().is_cpu() || x.scalar_type() != torch::kFloat) return false;
-  // The kernels read the parameters as plain float32 arrays.
-  for (const torch::Tensor* p : params) {
-    if (!p->is_contiguous() || p->scalar_type() != torch::kFloat) return false;
-  }
-  torch::NoGradGuard no_grad;
-  for (torch::Tensor* p : params) {
-    if (!p->grad().defined()) p->mutable_grad() = torch::zeros_like(*p);
-  }
-  return true;
+  return sparse_decode && PrepareSparseStep(x, params);
 }
 
 TrainOutput SparseTopKStepOutput(const TopKTrainStepResult& step, int64_t n_latents,

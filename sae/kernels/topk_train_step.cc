@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "harness/parallel_for.h"
+#include "sae/kernels/internal/row_ops.h"
 
 namespace saelab {
 namespace {
@@ -47,40 +48,10 @@ int64_t AuxBlockRows(int64_t batch, int64_t m, int64_t k_aux) {
   return std::max<int64_t>(1, std::min(rows, batch));
 }
 
-// y += a * x over d floats.
-inline void Axpy(int64_t d, float a, const float* x, float* y) {
-  for (int64_t j = 0; j < d; ++j) y[j] += a * x[j];
-}
-
-// <a, b> in eight partial sums (so the compiler can vectorise without
-// reassociating), combined in a fixed order.
-inline float Dot(int64_t d, const float* a, const float* b) {
-  float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t j = 0;
-  for (; j + 8 <= d; j += 8) {
-    for (int l = 0; l < 8; ++l) lanes[l] += a[j + l] * b[j + l];
-  }
-  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-              ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-  for (; j < d; ++j) sum += a[j] * b[j];
-  return sum;
-}
-
-double SquaredDistance(int64_t d, const float* a, const float* b) {
-  double sum = 0;
-  for (int64_t j = 0; j < d; ++j) {
-    const double diff = static_cast<double>(a[j]) - b[j];
-    sum += diff * diff;
-  }
-  return sum;
-}
-
-// Sums per-row partial sums in row order (the same for any thread count).
-double Total(const std::vector<double>& per_row) {
-  double sum = 0;
-  for (double v : per_row) sum += v;
-  return sum;
-}
+using kernels_internal::Axpy;
+using kernels_internal::Dot;
+using kernels_internal::SquaredDistance;
+using kernels_internal::Total;
 
 // BatchNmse's denominator guard (sae/topk.cc): sum ||b||^2, at least the
 // smallest normal float.

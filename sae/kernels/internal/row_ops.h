@@ -1,0 +1,54 @@
+// The row primitives of the sparse step kernels: float32 rows of length d,
+// summed in a fixed order so that the bits do not depend on threads.
+// Compiled into each kernel with its copts (AVX2 + FMA, -O3).
+#ifndef SAELAB_SAE_KERNELS_INTERNAL_ROW_OPS_H_
+#define SAELAB_SAE_KERNELS_INTERNAL_ROW_OPS_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace saelab {
+namespace kernels_internal {
+
+// y += a * x over d floats.
+inline void Axpy(int64_t d, float a, const float* x, float* y) {
+  for (int64_t j = 0; j < d; ++j) y[j] += a * x[j];
+}
+
+// <a, b> in eight partial sums (so the compiler can vectorise without
+// reassociating), combined in a fixed order.
+inline float Dot(int64_t d, const float* a, const float* b) {
+  float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8) {
+    for (int l = 0; l < 8; ++l) lanes[l] += a[j + l] * b[j + l];
+  }
+  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+              ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  for (; j < d; ++j) sum += a[j] * b[j];
+  return sum;
+}
+
+// ||a - b||^2 in float64.
+inline double SquaredDistance(int64_t d, const float* a, const float* b) {
+  double sum = 0;
+  for (int64_t j = 0; j < d; ++j) {
+    const double diff = static_cast<double>(a[j]) - b[j];
+    sum += diff * diff;
+  }
+  return sum;
+}
+
+// Sums per-row partial sums in row order (the same for any thread count).
+inline double Total(const std::vector<double>& per_row) {
+  double sum = 0;
+  for (double v : per_row) sum += v;
+  return sum;
+}
+
+}  // namespace kernels_internal
+}  // namespace saelab
+
+#endif  // SAELAB_SAE_KERNELS_INTERNAL_ROW_OPS_H_

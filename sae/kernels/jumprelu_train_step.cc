@@ -1,0 +1,265 @@
+#include "sae/kernels/jumprelu_train_step.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "harness/parallel_for.h"
+#include "sae/kernels/internal/row_ops.h"
+
+namespace saelab {
+namespace {
+
+using kernels_internal::Axpy;
+using kernels_internal::Dot;
+using kernels_internal::SquaredDistance;
+using kernels_internal::Total;
+
+enum Slot : int {
+  kPreActivations = 0,  // z of one row block      [rows, n]
+  kXHat,                // x_hat                   [batch, d]
+  kUpstream,            // G = 2 (x_hat - x) / batch [batch, d]
+  kEncoderGradT,        // dW_enc transposed       [n, d]
+  kSlotCount
+};
+
+constexpr int64_t kRowGrain = 16;
+constexpr int64_t kLatentGrain = 64;
+// The pre-activation block holds at most this many floats (64 MiB): the
+// whole batch at n 4096, 256 rows at n 65536.
+constexpr int64_t kBlockFloats = int64_t{1} << 24;
+
+void CheckArguments(const torch::Tensor& x, const JumpReluParameters& p,
+                    const JumpReluGradients& g) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat,
+              "JumpReluTrainStep: x must be [batch, d] float32");
+  const int64_t d = x.size(1), n = p.W_enc.size(1);
+  auto check = [](const torch::Tensor& t, std::vector<int64_t> shape, const char* name) {
+    TORCH_CHECK(t.defined() && t.sizes() == torch::IntArrayRef(shape) &&
+                    t.scalar_type() == torch::kFloat && t.is_contiguous(),
+                "JumpReluTrainStep: ", name, " must be a contiguous float32 tensor of shape ",
+                torch::IntArrayRef(shape), ", got ", t.defined() ? t.sizes() : torch::IntArrayRef{});
+  };
+  check(p.W_enc, {d, n}, "W_enc");
+  check(p.b_enc, {n}, "b_enc");
+  check(p.W_dec, {n, d}, "W_dec");
+  check(p.b_dec, {d}, "b_dec");
+  check(p.log_threshold, {n}, "log_threshold");
+  check(g.W_enc, {d, n}, "the W_enc gradient");
+  check(g.b_enc, {n}, "the b_enc gradient");
+  check(g.W_dec, {n, d}, "the W_dec gradient");
+  check(g.b_dec, {d}, "the b_dec gradient");
+  check(g.log_threshold, {n}, "the log_threshold gradient");
+}
+
+// Counting sort of per-row entries by latent, rows in order: offsets
+// [n + 1], and for each grouped entry the (row, position in the row) it
+// came from.
+template <typename Entry>
+void GroupByLatent(const std::vector<std::vector<Entry>>& per_row, int64_t n,
+                   std::vector<int64_t>* offsets, std::vector<std::pair<int32_t, int32_t>>* from) {
+  offsets->assign(n + 1, 0);
+  for (const auto& row : per_row) {
+    for (const Entry& e : row) ++(*offsets)[e.latent + 1];
+  }
+  for (int64_t i = 0; i < n; ++i) (*offsets)[i + 1] += (*offsets)[i];
+  const int64_t entries = (*offsets)[n];
+  from->resize(entries);
+  std::vector<int64_t> next(offsets->begin(), offsets->end() - 1);
+  for (int64_t b = 0; b < static_cast<int64_t>(per_row.size()); ++b) {
+    for (int64_t s = 0; s < static_cast<int64_t>(per_row[b].size()); ++s) {
+      const int64_t at = next[per_row[b][s].latent]++;
+      (*from)[at] = {static_cast<int32_t>(b), static_cast<int32_t>(s)};
+    }
+  }
+}
+
+}  // namespace
+
+torch::Tensor JumpReluTrainStepWorkspace::Buffer(int slot, int64_t rows, int64_t cols) {
+  if (static_cast<int>(buffers_.size()) <= slot) buffers_.resize(slot + 1);
+  torch::Tensor& buffer = buffers_[slot];
+  if (!buffer.defined() || buffer.numel() < rows * cols) {
+    buffer = torch::empty({rows * cols}, torch::kFloat);
+  }
+  return buffer.narrow(0, 0, rows * cols).view({rows, cols});
+}
+
+JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpReluParameters& params,
+                                          const JumpReluTrainStepOptions& options,
+                                          const JumpReluGradients& grads,
+                                          JumpReluTrainStepWorkspace* workspace) {
+  CheckArguments(x, params, grads);
+  TORCH_CHECK(options.bandwidth > 0, "JumpReluTrainStep: bandwidth must be > 0");
+  const torch::Tensor x_in = x.contiguous();
+  const int64_t batch = x.size(0), d = x.size(1), n = params.W_enc.size(1);
+  JumpReluTrainStepResult result;
+  if (batch == 0) return result;
+
+  // theta as the dense path computes it (one exp over the [n] tensor), and
+  // the band test as its RectangleKernel does, in float32.
+  const torch::Tensor theta_tensor = params.log_threshold.exp().contiguous();
+  const float* theta = theta_tensor.data_ptr<float>();
+  const float bandwidth = static_cast<float>(options.bandwidth);
+
+  // Pass 0, per row block: z = b_enc + x W_enc (the bias first, the GEMM
+  // accumulating onto it, as torch::addmm computes it), scanned for the
+  // firing and band entries; stops once they pass max_density.
+  workspace->firing.resize(batch);
+  workspace->band.resize(batch);
+  const double cap = options.max_density * static_cast<double>(batch) * static_cast<double>(n);
+  const int64_t block_rows = std::max<int64_t>(1, std::min(batch, kBlockFloats / std::max<int64_t>(n, 1)));
+  int64_t entries = 0, firing_total = 0;
+  for (int64_t r0 = 0; r0 < batch; r0 += block_rows) {
+    const int64_t rows = std::min(block_rows, batch - r0);
+    torch::Tensor z = workspace->Buffer(kPreActivations, rows, n);
+    z.copy_(params.b_enc.unsqueeze(0).expand({rows, n}));
+    torch::addmm_out(z, z, x_in.narrow(0, r0, rows), params.W_enc);
+    const float* zs = z.data_ptr<float>();
+    ParallelFor(0, rows, kRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        auto& firing = workspace->firing[r0 + r];
+        auto& band = workspace->band[r0 + r];
+        firing.clear();
+        band.clear();
+        const float* z_row = zs + r * n;
+        for (int64_t i = 0; i < n; ++i) {
+          const float zi = z_row[i];
+          if (zi > theta[i]) firing.push_back({static_cast<int32_t>(i), zi});
+          if (std::fabs((zi - theta[i]) / bandwidth) <= 0.5f) {
+            band.push_back({static_cast<int32_t>(i), zi});
+          }
+        }
+      }
+    });
+    for (int64_t r = r0; r < r0 + rows; ++r) {
+      firing_total += static_cast<int64_t>(workspace->firing[r].size());
+      entries += static_cast<int64_t>(workspace->firing[r].size() + workspace->band[r].size());
+    }
+    if (static_cast<double>(entries) > cap) {
+      result.density = static_cast<double>(entries) /
+                       (static_cast<double>(r0 + rows) * static_cast<double>(n));
+      return result;
+    }
+  }
+  result.computed = true;
+  result.density = static_cast<double>(entries) / (static_cast<double>(batch) * n);
+  result.l0 = static_cast<double>(firing_total) / batch;
+
+  const float* xs = x_in.data_ptr<float>();
+  const float* W_dec = params.W_dec.data_ptr<float>();
+  const float* b_dec = params.b_dec.data_ptr<float>();
+  torch::Tensor x_hat = workspace->Buffer(kXHat, batch, d);
+  torch::Tensor upstream = workspace->Buffer(kUpstream, batch, d);
+  float* xh = x_hat.data_ptr<float>();
+  float* g = upstream.data_ptr<float>();
+
+  // Pass 1, per row: x_hat (firing entries in latent order, the bias last)
+  // and the squared error; then G.
+  std::vector<double> squares(batch);
+  const float scale = static_cast<float>(2.0 / batch);
+  ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      float* row = xh + b * d;
+      std::fill(row, row + d, 0.0f);
+      for (const auto& e : workspace->firing[b]) Axpy(d, e.z, W_dec + e.latent * d, row);
+      for (int64_t j = 0; j < d; ++j) row[j] += b_dec[j];
+      squares[b] = SquaredDistance(d, row, xs + b * d);
+      float* g_row = g + b * d;
+      for (int64_t j = 0; j < d; ++j) g_row[j] = scale * (row[j] - xs[b * d + j]);
+    }
+  });
+  result.mse = Total(squares) / batch;
+  result.loss = result.mse + options.sparsity_coefficient * result.l0;
+
+  // Pass 2, per row: df = <G_b, W_dec[i]> of every firing and band entry.
+  workspace->firing_df.resize(batch);
+  workspace->band_df.resize(batch);
+  ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float* g_row = g + b * d;
+      auto& firing_df = workspace->firing_df[b];
+      auto& band_df = workspace->band_df[b];
+      firing_df.clear();
+      band_df.clear();
+      for (const auto& e : workspace->firing[b]) {
+        firing_df.push_back(Dot(d, g_row, W_dec + e.latent * d));
+      }
+      for (const auto& e : workspace->band[b]) {
+        band_df.push_back(Dot(d, g_row, W_dec + e.latent * d));
+      }
+    }
+  });
+
+  // Pass 3: the entries grouped by latent, rows in order (counting sorts,
+  // sequential: O(entries)).
+  std::vector<std::pair<int32_t, int32_t>>& from = workspace->grouped_from;
+  GroupByLatent(workspace->firing, n, &workspace->firing_offsets, &from);
+  workspace->firing_rows.resize(from.size());
+  workspace->firing_values.resize(from.size());
+  workspace->firing_grouped_df.resize(from.size());
+  for (size_t e = 0; e < from.size(); ++e) {
+    workspace->firing_rows[e] = from[e].first;
+    workspace->firing_values[e] = workspace->firing[from[e].first][from[e].second].z;
+    workspace->firing_grouped_df[e] = workspace->firing_df[from[e].first][from[e].second];
+  }
+  GroupByLatent(workspace->band, n, &workspace->band_offsets, &from);
+  workspace->band_grouped_df.resize(from.size());
+  for (size_t e = 0; e < from.size(); ++e) {
+    workspace->band_grouped_df[e] = workspace->band_df[from[e].first][from[e].second];
+  }
+
+  // Pass 4, per latent: the decoder row's and encoder column's gradients
+  // over its firing entries, and theta's over its band entries.
+  torch::Tensor encoder_grad_t = workspace->Buffer(kEncoderGradT, n, d);
+  float* ge_t = encoder_grad_t.data_ptr<float>();
+  float* gd = grads.W_dec.data_ptr<float>();
+  float* gb_enc = grads.b_enc.data_ptr<float>();
+  float* g_log_theta = grads.log_threshold.data_ptr<float>();
+  const float step_term =
+      static_cast<float>(-options.sparsity_coefficient / (options.bandwidth * batch));
+  const int64_t* f_off = workspace->firing_offsets.data();
+  const int64_t* k_off = workspace->band_offsets.data();
+  ParallelFor(0, n, kLatentGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* dec_row = gd + i * d;
+      float* enc_row = ge_t + i * d;
+      std::fill(dec_row, dec_row + d, 0.0f);
+      std::fill(enc_row, enc_row + d, 0.0f);
+      float bias = 0.0f;
+      for (int64_t e = f_off[i]; e < f_off[i + 1]; ++e) {
+        const int64_t row = workspace->firing_rows[e];
+        Axpy(d, workspace->firing_values[e], g + row * d, dec_row);
+        const float df = workspace->firing_grouped_df[e];
+        Axpy(d, df, xs + row * d, enc_row);
+        bias += df;
+      }
+      gb_enc[i] = bias;
+      const float jump_scale = -theta[i] / bandwidth;
+      float d_theta = 0.0f;
+      for (int64_t e = k_off[i]; e < k_off[i + 1]; ++e) {
+        d_theta += jump_scale * workspace->band_grouped_df[e] + step_term;
+      }
+      g_log_theta[i] = theta[i] * d_theta;
+    }
+  });
+  grads.W_enc.copy_(encoder_grad_t.t());
+
+  // db_dec = sum_b G_b, per column in row order.
+  float* gb_dec = grads.b_dec.data_ptr<float>();
+  ParallelFor(0, d, kLatentGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      float sum = 0.0f;
+      for (int64_t b = 0; b < batch; ++b) sum += g[b * d + j];
+      gb_dec[j] = sum;
+    }
+  });
+
+  result.fired = torch::zeros({n}, torch::kBool);
+  bool* fired = result.fired.data_ptr<bool>();
+  for (int64_t i = 0; i < n; ++i) fired[i] = f_off[i + 1] > f_off[i];
+  result.x_hat = x_hat;
+  return result;
+}
+
+}  // namespace saelab
