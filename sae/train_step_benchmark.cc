@@ -17,7 +17,9 @@
 //
 // Variants: topk and batch_topk with and without AuxK (AuxK: half the
 // latents dead), topk_dense (TopK through the dense autograd reference,
-// sparse_decode false), multi_topk (factor 4), relu_l1, jumprelu, gated.
+// sparse_decode false), multi_topk (factor 4), relu_l1, jumprelu (at its
+// initial thresholds: dense), jumprelu_sparse (at a trained SAE's sparsity:
+// the sparse step), gated.
 #include <benchmark/benchmark.h>
 #include <torch/optim/adam.h>
 #include <torch/types.h>
@@ -72,6 +74,11 @@ std::vector<Variant> Variants() {
       {"batch_topk_auxk", [](SaeConfig* c) { c->mutable_batch_topk()->set_k(kK); }, 0.5},
       {"relu_l1", [](SaeConfig* c) { c->mutable_relu_l1(); }},
       {"jumprelu", [](SaeConfig* c) { c->mutable_jumprelu(); }},
+      // Thresholds 2.5 with z ~ N(0, 1): 0.6% of the latents fire, as in a
+      // trained JumpReLU SAE, so the sparse step runs (at the paper's
+      // initial 0.001 half of them fire and the dense path runs).
+      {"jumprelu_sparse",
+       [](SaeConfig* c) { c->mutable_jumprelu()->set_initial_threshold(2.5); }},
       {"gated", [](SaeConfig* c) { c->mutable_gated(); }},
   };
 }

@@ -1,6 +1,7 @@
 #include "sae/kernels/topk_encode.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -52,14 +53,6 @@ class BestEntries {
     }
   }
 
-  // Scans z at the given block-relative columns (ascending).
-  void OfferColumns(const float* z, const int64_t* columns, int64_t count, int64_t first_index) {
-    for (int64_t c = 0; c < count; ++c) {
-      const float v = z[columns[c]];
-      if (!selected_ || v > threshold_) Offer(v, first_index + columns[c]);
-    }
-  }
-
   // Sorts the kept entries (best first) into values/indices.
   void Write(float* values, int64_t* indices) {
     if (size_ > capacity_) Shrink();
@@ -84,6 +77,77 @@ class BestEntries {
   bool selected_ = false;  // a selection ran: threshold_ admits
   float threshold_ = -std::numeric_limits<float>::infinity();
 };
+
+// A float's bits as an unsigned key with the float's order (-0 read as +0,
+// so that the two tie as they do in a comparison).
+inline uint32_t OrderedKey(float v) {
+  if (v == 0.0f) v = 0.0f;
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof(u));
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// The top `keep` of values[0, count) under Before (larger value first, then
+// lower index; index = latents[j]) written in ascending index order. A
+// radix selection on OrderedKey finds the keep-th largest key T and how
+// many of the keep equal T: an 11-bit histogram over all keys, then 11 and
+// 10 bits over the few keys left in the bucket that holds the cut. One pass
+// in index order then takes the keys above T and the first of those equal
+// to T. O(count) per row, no sort: AuxK keeps hundreds of thousands of
+// dead latents, where sorting or heaping the kept entries per row cost more
+// than the encoder's GEMM. keys: scratch of count entries.
+void SelectInIndexOrder(const float* values, const int64_t* latents, int64_t count, int64_t keep,
+                        uint32_t* keys, std::vector<uint32_t>* candidates, float* out_values,
+                        int64_t* out_indices) {
+  constexpr int kShifts[3] = {21, 10, 0};
+  constexpr uint32_t kDigitMasks[3] = {0x7FFu, 0x7FFu, 0x3FFu};
+  uint32_t prefix = 0, mask = 0;  // the cut's key bits resolved so far
+  int64_t need = keep;            // still to take among keys matching prefix
+  bool whole_bucket = false;      // the cut's bucket is taken whole
+  int64_t histogram[2048];
+  for (int level = 0; level < 3 && !whole_bucket; ++level) {
+    const int shift = kShifts[level];
+    const uint32_t digit_mask = kDigitMasks[level];
+    std::fill(histogram, histogram + digit_mask + 1, 0);
+    if (level == 0) {
+      for (int64_t j = 0; j < count; ++j) {
+        keys[j] = OrderedKey(values[j]);
+        ++histogram[keys[j] >> shift];
+      }
+    } else {
+      for (uint32_t key : *candidates) ++histogram[(key >> shift) & digit_mask];
+    }
+    int64_t above = 0;
+    int64_t bucket = digit_mask;
+    for (; bucket > 0 && above + histogram[bucket] < need; --bucket) above += histogram[bucket];
+    need -= above;
+    whole_bucket = need == histogram[bucket];
+    prefix |= static_cast<uint32_t>(bucket) << shift;
+    mask |= digit_mask << shift;
+    if (level == 0 && !whole_bucket) {
+      candidates->clear();
+      for (int64_t j = 0; j < count; ++j) {
+        if ((keys[j] & mask) == prefix) candidates->push_back(keys[j]);
+      }
+    } else if (level > 0 && !whole_bucket) {
+      std::vector<uint32_t>& c = *candidates;
+      c.erase(std::remove_if(c.begin(), c.end(),
+                             [&](uint32_t key) { return (key & mask) != prefix; }),
+              c.end());
+    }
+  }
+  // Taken: keys above the cut (all), and of the keys at the cut, all (a
+  // whole bucket) or the first `need` in index order.
+  int64_t out = 0, equal_left = need;
+  for (int64_t j = 0; j < count && out < keep; ++j) {
+    const uint32_t top = keys[j] & mask;
+    if (top > prefix || (top == prefix && (whole_bucket || equal_left-- > 0))) {
+      out_values[out] = values[j];
+      out_indices[out] = latents[j];
+      ++out;
+    }
+  }
+}
 
 void CheckArguments(const torch::Tensor& x_c, const torch::Tensor& W_enc,
                     const torch::Tensor& b_enc, const TopKEncodeOptions& options) {
@@ -147,19 +211,19 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
   const int64_t block_cols =
       std::min(std::max(kColumnQuantum, options.block_cols / kColumnQuantum * kColumnQuantum), n);
   // Selection buffers for one row block, reused across blocks.
-  std::vector<Entry> main_buffers(block_rows * 2 * k), aux_buffers(block_rows * 2 * k_aux);
-  // Per column block: the dead latents inside it, relative to its start.
+  std::vector<Entry> main_buffers(block_rows * 2 * k);
+  // AuxK: each row's pre-activations of the dead latents, gathered over the
+  // column blocks, and per column block the dead latents inside it.
+  const int64_t n_dead = static_cast<int64_t>(dead.size());
+  std::vector<float>& dead_values = workspace->dead_values;
+  if (k_aux > 0) dead_values.resize(block_rows * n_dead);
   std::vector<int64_t> dead_in_block;
 
   for (int64_t r0 = 0; r0 < batch; r0 += block_rows) {
     const int64_t rows = std::min(block_rows, batch - r0);
-    std::vector<BestEntries> best, best_aux;
+    std::vector<BestEntries> best;
     best.reserve(rows);
-    best_aux.reserve(rows);
-    for (int64_t r = 0; r < rows; ++r) {
-      best.emplace_back(main_buffers.data() + r * 2 * k, k);
-      best_aux.emplace_back(aux_buffers.data() + r * 2 * k_aux, k_aux);
-    }
+    for (int64_t r = 0; r < rows; ++r) best.emplace_back(main_buffers.data() + r * 2 * k, k);
     const torch::Tensor x_block = x_c.narrow(0, r0, rows);
     auto next_dead = dead.begin();
     for (int64_t c0 = 0; c0 < n; c0 += block_cols) {
@@ -171,6 +235,7 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
       z.copy_(b_enc.narrow(0, c0, cols).unsqueeze(0).expand({rows, cols}));
       torch::addmm_out(z, z, x_block, W_enc.narrow(1, c0, cols));
       dead_in_block.clear();
+      const int64_t dead_before = next_dead - dead.begin();
       for (; next_dead != dead.end() && *next_dead < c0 + cols; ++next_dead) {
         dead_in_block.push_back(*next_dead - c0);
       }
@@ -180,8 +245,8 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
           const float* z_row = z_data + r * cols;
           best[r].OfferRow(z_row, cols, c0);
           if (k_aux > 0) {
-            best_aux[r].OfferColumns(z_row, dead_in_block.data(),
-                                     static_cast<int64_t>(dead_in_block.size()), c0);
+            float* gathered = dead_values.data() + r * n_dead + dead_before;
+            for (size_t c = 0; c < dead_in_block.size(); ++c) gathered[c] = z_row[dead_in_block[c]];
           }
         }
       });
@@ -189,11 +254,14 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
     float* values = code.values.data_ptr<float>();
     int64_t* indices = code.indices.data_ptr<int64_t>();
     ParallelFor(0, rows, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+      std::vector<uint32_t> keys(k_aux > 0 ? n_dead : 0), candidates;
       for (int64_t r = begin; r < end; ++r) {
         best[r].Write(values + (r0 + r) * k, indices + (r0 + r) * k);
         if (k_aux > 0) {
-          best_aux[r].Write(code.aux_values.data_ptr<float>() + (r0 + r) * k_aux,
-                            code.aux_indices.data_ptr<int64_t>() + (r0 + r) * k_aux);
+          SelectInIndexOrder(dead_values.data() + r * n_dead, dead.data(), n_dead, k_aux,
+                             keys.data(), &candidates,
+                             code.aux_values.data_ptr<float>() + (r0 + r) * k_aux,
+                             code.aux_indices.data_ptr<int64_t>() + (r0 + r) * k_aux);
         }
       }
     });
@@ -218,8 +286,10 @@ TopKCode TopKEncodeReference(const torch::Tensor& x_c, const torch::Tensor& W_en
     const torch::Tensor z_dead = z.masked_fill(options.dead_mask.logical_not().unsqueeze(0),
                                                -std::numeric_limits<float>::infinity());
     auto [sorted, order] = z_dead.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true);
-    code.aux_values = sorted.narrow(1, 0, k_aux).contiguous();
-    code.aux_indices = order.narrow(1, 0, k_aux).contiguous();
+    // The kept entries, in ascending latent order.
+    auto [indices, positions] = order.narrow(1, 0, k_aux).sort(/*dim=*/1);
+    code.aux_indices = indices.contiguous();
+    code.aux_values = sorted.narrow(1, 0, k_aux).gather(1, positions).contiguous();
   }
   return code;
 }

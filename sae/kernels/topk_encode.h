@@ -9,7 +9,10 @@
 // Order and ties: each row's entries come sorted by value, largest first;
 // equal values are ordered by latent index, lower index first, so the
 // selection is deterministic: of tied candidates at the cut the lower
-// indices are kept. (torch::topk leaves ties unspecified.) A row's result
+// indices are kept. AuxK's entries are selected by the same order (ties at
+// the cut to the lower index) but come in ascending latent order: nothing
+// downstream reads their rank, and sorting hundreds per row cost more than
+// the selection. (torch::topk leaves ties unspecified.) A row's result
 // does not depend on the block sizes or the thread count: rows are
 // independent, and each block's GEMM sums over d in the same order as the
 // full product (the bias is added by the GEMM, as torch::addmm adds it), so
@@ -25,6 +28,7 @@
 #define SAELAB_SAE_KERNELS_TOPK_ENCODE_H_
 
 #include <cstdint>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -50,8 +54,10 @@ struct TopKEncodeOptions {
 struct TopKCode {
   torch::Tensor values;       // [batch, k] float32
   torch::Tensor indices;      // [batch, k] int64
-  torch::Tensor aux_values;   // [batch, k_aux'] float32, k_aux' = min(k_aux, dead)
-  torch::Tensor aux_indices;  // [batch, k_aux'] int64; undefined when no AuxK
+  // AuxK's top-k_aux' among the dead latents, k_aux' = min(k_aux, dead), in
+  // ascending latent order; undefined when no AuxK.
+  torch::Tensor aux_values;   // [batch, k_aux'] float32
+  torch::Tensor aux_indices;  // [batch, k_aux'] int64
 };
 
 // Reused buffers; one per training loop (not shared between threads).
@@ -60,6 +66,8 @@ class TopKEncodeWorkspace {
   // A [rows, cols] float32 block over this workspace's storage, grown (and
   // then kept) as needed.
   torch::Tensor Block(int64_t rows, int64_t cols);
+  // AuxK: a row block's pre-activations of the dead latents.
+  std::vector<float> dead_values;
 
  private:
   torch::Tensor storage_;
@@ -74,7 +82,8 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
                     TopKEncodeWorkspace* workspace);
 
 // The reference: z = addmm(b_enc, x_c, W_enc) in full, a stable descending
-// sort of each row, the first k (and the same over the dead latents).
+// sort of each row, the first k (and the same over the dead latents, then
+// put in ascending latent order).
 TopKCode TopKEncodeReference(const torch::Tensor& x_c, const torch::Tensor& W_enc,
                              const torch::Tensor& b_enc, const TopKEncodeOptions& options);
 

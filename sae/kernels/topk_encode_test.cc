@@ -4,6 +4,10 @@
 // no latents dead, exact ties, and 1 vs 2 threads.
 #include "sae/kernels/topk_encode.h"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include <ATen/Parallel.h>
 
 #include "gtest/gtest.h"
@@ -87,9 +91,25 @@ TEST(TopKEncodeTest, TiesKeepTheLowerIndex) {
   TopKEncodeOptions options;
   options.k = 12;
   options.block_cols = 64;
+  // AuxK over the odd latents (each of their values five times: the copies
+  // i + 40 s keep the parity of i): k_aux = 7 splits a tie too.
+  options.k_aux = 7;
+  options.dead_mask = torch::arange(200) % 2 == 1;
   TopKEncodeWorkspace workspace;
   const TopKCode got = TopKEncode(x_c, W_enc, b_enc, options, &workspace);
   ExpectSameCode(got, TopKEncodeReference(x_c, W_enc, b_enc, options), "ties");
+  // AuxK by hand for row 0: the odd latents' values, best first, lower
+  // index first on ties; the first 7, then in ascending latent order.
+  const torch::Tensor z0 = torch::addmm(b_enc, x_c, W_enc)[0];
+  std::vector<std::pair<float, int64_t>> odd;
+  for (int64_t i = 1; i < 200; i += 2) odd.push_back({z0[i].item<float>(), i});
+  std::stable_sort(odd.begin(), odd.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<int64_t> want;
+  for (int j = 0; j < 7; ++j) want.push_back(odd[j].second);
+  std::sort(want.begin(), want.end());
+  ASSERT_EQ(odd[6].first, odd[7].first) << "the cut at 7 must split a tie";
+  for (int j = 0; j < 7; ++j) EXPECT_EQ(got.aux_indices[0][j].item<int64_t>(), want[j]) << j;
   // The row's best value comes first at its lowest copy, then the copies in
   // increasing index order.
   for (int64_t r = 0; r < 33; ++r) {

@@ -21,12 +21,6 @@ enum Slot : int {
   kDzMain,        // dz of the top-K slots  [batch, K]
   kDzAux,         // dz of the aux slots    [batch, k_aux']
   kEncoderGradT,  // dW_enc transposed      [n, d]
-  // AuxK's dense method, over the m latents some row picked:
-  kAuxCode,          // ReLU(z) of the aux slots, zero elsewhere [batch, m]
-  kAuxCodeGrad,      // dLoss/dz on the aux slots, zero elsewhere [batch, m]
-  kAuxDecoder,       // their W_dec rows                          [m, d]
-  kAuxDecoderGrad,   // AuxK's part of their dW_dec rows          [m, d]
-  kAuxEncoderGradT,  // AuxK's part of their dW_enc columns       [m, d]
   kSlotCount
 };
 
@@ -132,42 +126,32 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   const int64_t k_aux = code.aux_values.defined() ? code.aux_values.size(1) : 0;
 
   // AuxK's latents: those some row picked with z > 0 (the others get no
-  // gradient from it), in ascending order, and the method for this step.
+  // gradient from it), in ascending order.
   const float* z_aux = k_aux > 0 ? code.aux_values.data_ptr<float>() : nullptr;
   const int64_t* idx_aux = k_aux > 0 ? code.aux_indices.data_ptr<int64_t>() : nullptr;
-  bool aux_dense = false;
-  int64_t m = 0;
-  const TopKTrainStepOptions::AuxKMethod method = options.auxk_method;
+  std::vector<int64_t>& picked_latents = workspace->aux_latents;
+  picked_latents.clear();
   if (k_aux > 0) {
-    std::vector<int32_t>& column = workspace->aux_column;
-    std::vector<int64_t>& latents = workspace->aux_latents;
-    column.assign(n, -1);
+    std::vector<uint8_t>& is_picked = workspace->aux_picked;
+    is_picked.assign(n, 0);
     for (int64_t e = 0; e < batch * k_aux; ++e) {
-      if (z_aux[e] > 0.0f) column[idx_aux[e]] = 0;
+      if (z_aux[e] > 0.0f) is_picked[idx_aux[e]] = 1;
     }
-    latents.clear();
     for (int64_t i = 0; i < n; ++i) {
-      if (column[i] == 0) {
-        column[i] = static_cast<int32_t>(latents.size());
-        latents.push_back(i);
-      }
+      if (is_picked[i]) picked_latents.push_back(i);
     }
-    m = static_cast<int64_t>(latents.size());
-    aux_dense = m > 0 && method != TopKTrainStepOptions::AuxKMethod::kSparse &&
-                (method == TopKTrainStepOptions::AuxKMethod::kDense ||
-                 m <= kAuxKDenseMaxRatio * k_aux);
   }
+  const int64_t m = static_cast<int64_t>(picked_latents.size());
 
   TopKTrainStepResult result;
   result.auxk_on = k_aux > 0;
-  result.auxk_dense = aux_dense;
   result.multi_topk_on = multi;
   torch::Tensor x_hat = workspace->Buffer(kXHat, batch, d);
   torch::Tensor up_main = workspace->Buffer(kUpstreamMain, batch, d);
   torch::Tensor up_multi = multi ? workspace->Buffer(kUpstreamMulti, batch, d) : torch::Tensor();
   torch::Tensor up_aux = k_aux > 0 ? workspace->Buffer(kUpstreamAux, batch, d) : torch::Tensor();
   torch::Tensor dz_main = workspace->Buffer(kDzMain, batch, big_k);
-  const bool aux_sparse = m > 0 && !aux_dense;
+  const bool aux_sparse = m > 0;
   torch::Tensor dz_aux = aux_sparse ? workspace->Buffer(kDzAux, batch, k_aux) : torch::Tensor();
 
   const float* xs = x_in.data_ptr<float>();
@@ -183,35 +167,6 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   float* g_aux = k_aux > 0 ? up_aux.data_ptr<float>() : nullptr;
   float* dz = dz_main.data_ptr<float>();
   float* dz_a = dz_aux.defined() ? dz_aux.data_ptr<float>() : nullptr;
-
-  // AuxK, dense: the [batch, m] code and the picked decoder rows, then
-  // e_hat = A W_dec_aux (one GEMM) into AuxK's upstream buffer.
-  torch::Tensor aux_code, aux_decoder;
-  if (aux_dense) {
-    aux_code = workspace->Buffer(kAuxCode, batch, m);
-    aux_decoder = workspace->Buffer(kAuxDecoder, m, d);
-    float* A = aux_code.data_ptr<float>();
-    const int32_t* column = workspace->aux_column.data();
-    ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        float* row = A + b * m;
-        std::fill(row, row + m, 0.0f);
-        // A row's aux latents are distinct: no slot overwrites another.
-        for (int64_t a = 0; a < k_aux; ++a) {
-          const float v = z_aux[b * k_aux + a];
-          if (v > 0.0f) row[column[idx_aux[b * k_aux + a]]] = v;
-        }
-      }
-    });
-    float* rows = aux_decoder.data_ptr<float>();
-    const int64_t* latents = workspace->aux_latents.data();
-    ParallelFor(0, m, kLatentGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) {
-        std::memcpy(rows + j * d, W_dec + latents[j] * d, d * sizeof(float));
-      }
-    });
-    torch::mm_out(up_aux, aux_code, aux_decoder);
-  }
 
   // AuxK, sparse: its entries (z > 0) grouped per block of rows by latent,
   // in (row, slot) order; then e_hat block by block, each picked decoder
@@ -285,7 +240,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
         });
       }
     });
-  } else if (k_aux > 0 && !aux_dense) {
+  } else if (k_aux > 0) {
     // No aux slot has z > 0: e_hat is zero.
     up_aux.zero_();
   }
@@ -393,32 +348,6 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
     });
   }
 
-  // AuxK, dense: dZ = (G_aux W_dec_aux^T) on the picked slots (A > 0),
-  // then dW_dec_aux = A^T G_aux, dW_enc_aux^T = dZ^T x_c (three GEMMs), and
-  // db_enc_aux = dZ summed over rows, per column in row order.
-  torch::Tensor aux_decoder_grad, aux_encoder_grad_t;
-  std::vector<float> aux_bias;
-  if (aux_dense) {
-    torch::Tensor aux_dz = workspace->Buffer(kAuxCodeGrad, batch, m);
-    torch::mm_out(aux_dz, up_aux, aux_decoder.t());
-    const float* A = aux_code.data_ptr<float>();
-    float* dZ = aux_dz.data_ptr<float>();
-    ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t e = begin * m; e < end * m; ++e) dZ[e] = A[e] > 0.0f ? dZ[e] : 0.0f;
-    });
-    aux_decoder_grad = workspace->Buffer(kAuxDecoderGrad, m, d);
-    torch::mm_out(aux_decoder_grad, aux_code.t(), up_aux);
-    aux_encoder_grad_t = workspace->Buffer(kAuxEncoderGradT, m, d);
-    torch::mm_out(aux_encoder_grad_t, aux_dz.t(), centered_in);
-    aux_bias.assign(m, 0.0f);
-    ParallelFor(0, m, kLatentGrain * 4, [&](int64_t begin, int64_t end) {
-      for (int64_t b = 0; b < batch; ++b) {
-        const float* row = dZ + b * m;
-        for (int64_t j = begin; j < end; ++j) aux_bias[j] += row[j];
-      }
-    });
-  }
-
   // Pass 4: the top-K's active entries (z > 0) grouped by latent, in
   // (row, slot) order within each latent: a counting sort, sequential
   // (O(entries)). AuxK's are grouped per block above.
@@ -500,20 +429,6 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
           }
           gb_enc[i] = bias;
         });
-      }
-    });
-  }
-  if (aux_dense) {
-    // The picked latents' AuxK parts, added after their TopK parts.
-    const float* dec_part = aux_decoder_grad.data_ptr<float>();
-    const float* enc_part = aux_encoder_grad_t.data_ptr<float>();
-    const int64_t* latents = workspace->aux_latents.data();
-    ParallelFor(0, m, kLatentGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) {
-        const int64_t i = latents[j];
-        Axpy(d, 1.0f, dec_part + j * d, gd + i * d);
-        Axpy(d, 1.0f, enc_part + j * d, ge_t + i * d);
-        gb_enc[i] += aux_bias[j];
       }
     });
   }

@@ -15,8 +15,17 @@
 //   dW_dec[i] += v G_b,   dW_enc[:, i] += dz x_c[b],   db_enc[i] += dz
 //   db_dec = sum_b G_b(main) - W_enc db_enc      (one matrix-vector product)
 // Entries with z <= 0 contribute nothing and are skipped. The weight
-// gradients are summed per latent, over its entries in (row, slot) order,
-// one latent per task: the bits do not depend on the thread count.
+// gradients are summed per latent, over its top-K entries in (row, slot)
+// order and then its AuxK entries in row order, one latent per task: the
+// bits do not depend on the thread count.
+//
+// AuxK has k_aux / k times the top-k's entries (16x at the default k_aux
+// 512, k 32), each an O(d) row operation. They are taken per block of rows
+// grouped by latent, so that each picked decoder row is read once per block
+// for all the block's entries of that latent while the block's e_hat, G and
+// x_c rows stay in cache; e_hat sums a row's entries in latent order. (Four
+// GEMMs over the picked latents' dense [batch, m] code were tried instead
+// and were slower at every benchmarked shape: results/benchmarks/train_step.md.)
 //
 // The dense reference is TopKLoss (sae/topk.h) differentiated by autograd;
 // the test holds the two within float32 tolerance and checks both against
@@ -46,22 +55,7 @@ struct TopKTrainStepOptions {
   // Multi-TopK: 0 (off) or the factor m.
   int64_t multi_topk_factor = 0;
   double multi_topk_coefficient = 0.125;
-  // How AuxK's decode and gradients are computed (the same function either
-  // way; the bits differ by float32 rounding):
-  //   kSparse: per active entry, O(batch * k_aux * d) scattered row reads.
-  //   kDense:  four GEMMs over the m latents some row picked, O(batch * m * d)
-  //            at the sgemm rate, on a [batch, m] code that is mostly zero.
-  //   kAuto:   dense when m <= kAuxKDenseMaxRatio * k_aux.
-  enum class AuxKMethod { kAuto, kSparse, kDense };
-  AuxKMethod auxk_method = AuxKMethod::kAuto;
 };
-
-// kAuto's switch point. The dense GEMMs do m / k_aux times the sparse
-// path's multiply-adds, but at the sgemm rate instead of the rate of
-// scattered 3 KB row reads from L3 or memory; measured on 2 cores
-// (results/benchmarks/train_step.md) the dense path wins up to about this
-// ratio. Its workspace is two [batch, m] float buffers.
-inline constexpr int64_t kAuxKDenseMaxRatio = 16;
 
 // The parameters (float32, contiguous): W_enc [d, n], b_enc [n],
 // W_dec [n, d], b_dec [d].
@@ -82,7 +76,6 @@ struct TopKTrainStepResult {
   double multi_topk_nmse = 0;  // (0 when off)
   bool auxk_on = false;
   bool multi_topk_on = false;
-  bool auxk_dense = false;  // AuxK ran the dense method this step
   torch::Tensor values;   // [batch, k] ReLU(z) of the code, best first
   torch::Tensor indices;  // [batch, k] int64 latents
   torch::Tensor x_hat;    // [batch, d] (a workspace buffer: valid until the next step)
@@ -104,11 +97,10 @@ class TopKTrainStepWorkspace {
   std::vector<uint8_t> entry_sources;  // which decode the entry feeds
   std::vector<float> entry_values;     // ReLU(z)
   std::vector<float> entry_dz;         // dLoss/dz
-  // AuxK's dense method: the latents some row picked, ascending, and each
-  // latent's column in the [batch, m] code (-1: not picked).
+  // AuxK: the latents some row picked (z > 0), ascending, and a [n] mark.
   std::vector<int64_t> aux_latents;
-  std::vector<int32_t> aux_column;
-  // AuxK's sparse method: its entries grouped per block of rows by latent.
+  std::vector<uint8_t> aux_picked;
+  // AuxK's entries grouped per block of rows by latent.
   // Block b's entries are [aux_block_base[b], aux_block_base[b + 1]);
   // latent i's within it are at offsets aux_block_offsets[b * (n + 1) + i]
   // up to the next latent's. Each entry's row and flat [batch, k_aux] slot.
