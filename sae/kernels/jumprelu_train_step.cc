@@ -25,8 +25,10 @@ enum Slot : int {
 
 constexpr int64_t kRowGrain = 16;
 constexpr int64_t kLatentGrain = 64;
-// The pre-activation block holds at most this many floats (64 MiB): the
-// whole batch at n 4096, 256 rows at n 65536.
+// The pre-activation block: at most kBlockRows rows (so that a dense
+// batch is given up after its first block) and kBlockFloats floats
+// (64 MiB: 256 rows at n 65536).
+constexpr int64_t kBlockRows = 512;
 constexpr int64_t kBlockFloats = int64_t{1} << 24;
 
 void CheckArguments(const torch::Tensor& x, const JumpReluParameters& p,
@@ -108,7 +110,8 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
   workspace->firing.resize(batch);
   workspace->band.resize(batch);
   const double cap = options.max_density * static_cast<double>(batch) * static_cast<double>(n);
-  const int64_t block_rows = std::max<int64_t>(1, std::min(batch, kBlockFloats / std::max<int64_t>(n, 1)));
+  const int64_t block_rows = std::max<int64_t>(
+      1, std::min({batch, kBlockRows, kBlockFloats / std::max<int64_t>(n, 1)}));
   int64_t entries = 0, firing_total = 0;
   for (int64_t r0 = 0; r0 < batch; r0 += block_rows) {
     const int64_t rows = std::min(block_rows, batch - r0);
