@@ -31,6 +31,8 @@
 
 #include <torch/types.h>
 
+#include "sae/kernels/internal/buffers.h"
+
 namespace saelab {
 
 struct JumpReluTrainStepOptions {
@@ -83,7 +85,7 @@ class JumpReluTrainStepWorkspace {
   std::vector<std::pair<int32_t, int32_t>> grouped_from;  // (row, position) of each
 
  private:
-  std::vector<torch::Tensor> buffers_;
+  kernels_internal::BufferSlots buffers_;
 };
 
 // x: [batch, d] float32 (scaled, as JumpReluSae trains on).

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "harness/parallel_for.h"
+#include "sae/kernels/internal/buffers.h"
 #include "sae/kernels/internal/row_ops.h"
 
 namespace saelab {
@@ -57,10 +59,7 @@ void CheckArguments(const torch::Tensor& x, const TopKParameters& p, const TopKG
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat, "TopKTrainStep: x must be [batch, d] float32");
   const int64_t d = x.size(1), n = p.W_enc.size(1);
   auto check = [](const torch::Tensor& t, std::vector<int64_t> shape, const char* name) {
-    TORCH_CHECK(t.defined() && t.sizes() == torch::IntArrayRef(shape) &&
-                    t.scalar_type() == torch::kFloat && t.is_contiguous(),
-                "TopKTrainStep: ", name, " must be a contiguous float32 tensor of shape ",
-                torch::IntArrayRef(shape), ", got ", t.defined() ? t.sizes() : torch::IntArrayRef{});
+    kernels_internal::CheckFloatTensor(t, std::move(shape), "TopKTrainStep", name);
   };
   check(p.W_enc, {d, n}, "W_enc");
   check(p.b_enc, {n}, "b_enc");
@@ -75,12 +74,7 @@ void CheckArguments(const torch::Tensor& x, const TopKParameters& p, const TopKG
 }  // namespace
 
 torch::Tensor TopKTrainStepWorkspace::Buffer(int slot, int64_t rows, int64_t cols) {
-  if (static_cast<int>(buffers_.size()) <= slot) buffers_.resize(slot + 1);
-  torch::Tensor& buffer = buffers_[slot];
-  if (!buffer.defined() || buffer.numel() < rows * cols) {
-    buffer = torch::empty({rows * cols}, torch::kFloat);
-  }
-  return buffer.narrow(0, 0, rows * cols).view({rows, cols});
+  return buffers_.Get(slot, rows, cols);
 }
 
 torch::Tensor TopKTrainStepWorkspace::CenteredInput(const torch::Tensor& x,

@@ -42,6 +42,8 @@
 
 #include <torch/types.h>
 
+#include "sae/kernels/internal/buffers.h"
+
 #include "sae/kernels/topk_encode.h"
 
 namespace saelab {
@@ -110,7 +112,7 @@ class TopKTrainStepWorkspace {
   std::vector<int32_t> aux_entry_slots;
 
  private:
-  std::vector<torch::Tensor> buffers_;
+  kernels_internal::BufferSlots buffers_;
 };
 
 // x: [batch, d] float32, finite. dead_mask: [n] bool or undefined.
