@@ -13,6 +13,7 @@ namespace saelab {
 namespace {
 
 using kernels_internal::Axpy;
+using kernels_internal::ColumnSums;
 using kernels_internal::Dot;
 using kernels_internal::SquaredDistance;
 using kernels_internal::Total;
@@ -243,14 +244,7 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
   grads.W_enc.copy_(encoder_grad_t.t());
 
   // db_dec = sum_b G_b, per column in row order.
-  float* gb_dec = grads.b_dec.data_ptr<float>();
-  ParallelFor(0, d, kLatentGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
-      float sum = 0.0f;
-      for (int64_t b = 0; b < batch; ++b) sum += g[b * d + j];
-      gb_dec[j] = sum;
-    }
-  });
+  ColumnSums(batch, d, g, grads.b_dec.data_ptr<float>());
 
   result.fired = torch::zeros({n}, torch::kBool);
   bool* fired = result.fired.data_ptr<bool>();

@@ -45,6 +45,7 @@ int64_t AuxBlockRows(int64_t batch, int64_t m, int64_t k_aux) {
 }
 
 using kernels_internal::Axpy;
+using kernels_internal::ColumnSums;
 using kernels_internal::Dot;
 using kernels_internal::SquaredDistance;
 using kernels_internal::Total;
@@ -430,14 +431,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
 
   // db_dec: the decoders' bias gradient (G summed over rows, per column in
   // row order) minus the encoder's W_enc db_enc (z reads x - b_dec).
-  float* gb_dec = grads.b_dec.data_ptr<float>();
-  ParallelFor(0, d, kLatentGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
-      float sum = 0.0f;
-      for (int64_t b = 0; b < batch; ++b) sum += g_main[b * d + j];
-      gb_dec[j] = sum;
-    }
-  });
+  ColumnSums(batch, d, g_main, grads.b_dec.data_ptr<float>());
   grads.b_dec.sub_(torch::mv(params.W_enc, grads.b_enc));
 
   result.values = torch::relu(code.values.narrow(1, 0, k));

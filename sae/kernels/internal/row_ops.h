@@ -9,6 +9,8 @@
 #include <limits>
 #include <vector>
 
+#include "harness/parallel_for.h"
+
 namespace saelab {
 namespace kernels_internal {
 
@@ -39,6 +41,18 @@ inline double SquaredDistance(int64_t d, const float* a, const float* b) {
     sum += diff * diff;
   }
   return sum;
+}
+
+// out[j] = sum over rows b of a[b * d + j], each column in row order (the
+// same bits for any thread count); columns split over threads.
+inline void ColumnSums(int64_t rows, int64_t d, const float* a, float* out) {
+  ParallelFor(0, d, /*grain=*/64, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      float sum = 0.0f;
+      for (int64_t b = 0; b < rows; ++b) sum += a[b * d + j];
+      out[j] = sum;
+    }
+  });
 }
 
 // Sums per-row partial sums in row order (the same for any thread count).
