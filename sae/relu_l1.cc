@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "harness/schedule.h"
+#include "sae/kernels/jumprelu_train_step.h"
 
 namespace saelab {
 
@@ -44,6 +45,28 @@ TrainOutput ReluL1Sae::TrainForward(const torch::Tensor& x, const TrainStepInfo&
   TrainOutput out = TrainOutputFrom(ReluL1Loss(LossInputsFor(x, info), options));
   out.terms["l1_coefficient"] = options.l1_coefficient;
   return out;
+}
+
+ReluL1Sae::~ReluL1Sae() = default;
+
+bool ReluL1Sae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                                   TrainOutput* out) {
+  if (!config_.sparse_step()) return false;
+  if (!PrepareSparseStep(x, {&W_enc, &b_enc, &W_dec, &b_dec})) return false;
+  torch::NoGradGuard no_grad;
+  if (workspace_ == nullptr) workspace_ = std::make_unique<JumpReluTrainStepWorkspace>();
+  JumpReluTrainStepOptions options;
+  options.l1_coefficient = L1CoefficientAt(info.step, info.total_steps);
+  const JumpReluTrainStepResult step = JumpReluTrainStep(
+      x, {W_enc, b_enc, W_dec, b_dec, torch::Tensor()}, options,
+      {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad(), torch::Tensor()}, workspace_.get());
+  if (!step.computed) return false;
+  out->x_hat = step.x_hat;
+  out->f = torch::Tensor();
+  out->fired = step.fired;
+  out->loss = torch::tensor(step.loss, torch::kFloat64);
+  out->terms = {{"mse", step.mse}, {"l1", step.l1}, {"l1_coefficient", options.l1_coefficient}};
+  return true;
 }
 
 namespace {

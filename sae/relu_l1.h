@@ -16,12 +16,15 @@
 #define SAELAB_SAE_RELU_L1_H_
 
 #include <cstdint>
+#include <memory>
 
 #include "sae/architecture.h"
 #include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
 namespace saelab {
+
+class JumpReluTrainStepWorkspace;  // sae/kernels/jumprelu_train_step.h
 
 class ReluL1Sae : public Sae {
  public:
@@ -34,12 +37,18 @@ class ReluL1Sae : public Sae {
   // terms: "mse" (E||x - x_hat||^2), "l1" (the norm-weighted sum),
   // "l1_coefficient" (lambda_t this step).
   TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
+  // The sparse step (config sparse_step), with TrainForward's terms (f
+  // undefined, fired set); false on a batch too dense for it.
+  bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                          TrainOutput* out) override;
+  ~ReluL1Sae() override;
 
   // lambda at `step` of `total_steps` (the warm-up schedule).
   double L1CoefficientAt(int64_t step, int64_t total_steps) const;
 
  private:
   ReluL1Config config_;
+  std::unique_ptr<JumpReluTrainStepWorkspace> workspace_;
 };
 
 // The knobs of ReluL1Loss for one step.

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <torch/utils.h>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "sae/internal/gradient_check.h"
@@ -80,6 +81,48 @@ TEST(ReluL1Test, LossGradientsMatchFiniteDifferences) {
       {torch::randn({d, n}), torch::randn({n}), torch::randn({n, d}), torch::randn({d})}, 1e-6);
   EXPECT_GT(check.max_abs_gradient, 1e-2);
   EXPECT_LT(check.max_abs_error, 1e-6);
+}
+
+// The sparse step (sae/kernels/jumprelu_train_step.h with theta = 0, whose
+// own test holds it to a float64 reference) as the SAE wires it: the same
+// loss, terms and gradients as TrainForward + backward, in float32; on a
+// dense code it declines, and the trainer takes the dense path.
+TEST(ReluL1Test, SparseStepGivesTrainForwardsGradientsAndDeclinesADenseCode) {
+  torch::manual_seed(9);
+  const torch::Tensor x = torch::randn({64, 16});  // z ~ N(0, 0.1^2) at the init
+  TrainStepInfo info;
+  info.step = 50;
+  info.total_steps = 100;  // past the warm-up
+  ReluL1Sae sae(16, 256, DefaultConfig(), 5);
+  {
+    torch::NoGradGuard no_grad;
+    sae.b_enc.fill_(-0.25);  // about 0.6% of the entries fire, as after training
+  }
+  TrainOutput sparse;
+  ASSERT_TRUE(sae.TrainStepGradients(x, info, &sparse));
+  std::vector<torch::Tensor> sparse_grads;
+  for (const torch::Tensor& p : sae.parameters()) sparse_grads.push_back(p.grad().clone());
+  for (const torch::Tensor& p : sae.parameters()) p.mutable_grad().zero_();
+  TrainOutput dense = sae.TrainForward(x, info);
+  dense.loss.backward();
+  EXPECT_NEAR(sparse.loss.item<double>(), dense.loss.item<double>(),
+              1e-5 * dense.loss.item<double>());
+  for (const char* term : {"mse", "l1", "l1_coefficient"}) {
+    EXPECT_NEAR(sparse.terms.at(term), dense.terms.at(term), 1e-5 * std::abs(dense.terms.at(term)))
+        << term;
+  }
+  EXPECT_GT(dense.terms.at("l1"), 0.0);  // the case is not vacuous
+  EXPECT_TRUE(torch::equal(sparse.fired, (dense.f != 0).any(0)));
+  const std::vector<torch::Tensor> params = sae.parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const double scale = params[i].grad().abs().max().item<double>();
+    ASSERT_GT(scale, 0.0) << i;
+    EXPECT_LT((sparse_grads[i] - params[i].grad()).abs().max().item<double>(), 1e-4 * scale) << i;
+  }
+
+  ReluL1Sae dense_sae(16, 256, DefaultConfig(), 5);  // b_enc 0: half the entries fire
+  TrainOutput declined;
+  EXPECT_FALSE(dense_sae.TrainStepGradients(x, info, &declined));
 }
 
 TEST(ReluL1Test, L1CoefficientWarmsUpLinearlyOverTheFirstFivePercent) {

@@ -17,7 +17,8 @@
 //
 // Variants: topk and batch_topk with and without AuxK (AuxK: half the
 // latents dead), topk_dense (TopK through the dense autograd reference,
-// sparse_decode false), multi_topk (factor 4), relu_l1, jumprelu (at its
+// sparse_decode false), multi_topk (factor 4), relu_l1 (at its initial
+// biases: dense), relu_l1_sparse (at a trained SAE's sparsity), jumprelu (at its
 // initial thresholds: dense), jumprelu_sparse (at a trained SAE's sparsity:
 // the sparse step), gated.
 #include <benchmark/benchmark.h>
@@ -54,6 +55,8 @@ struct Variant {
   // Sets the architecture and its knobs on a config with name, n and batch set.
   std::function<void(SaeConfig*)> configure;
   double dead_fraction = 0.0;  // > 0: that share of latents dead (AuxK on)
+  // Changes the fresh SAE's parameters (e.g. to a trained SAE's sparsity).
+  std::function<void(Sae&)> prepare;
 };
 
 std::vector<Variant> Variants() {
@@ -73,6 +76,13 @@ std::vector<Variant> Variants() {
       {"batch_topk", [](SaeConfig* c) { c->mutable_batch_topk()->set_k(kK); }},
       {"batch_topk_auxk", [](SaeConfig* c) { c->mutable_batch_topk()->set_k(kK); }, 0.5},
       {"relu_l1", [](SaeConfig* c) { c->mutable_relu_l1(); }},
+      // b_enc -0.25 with z ~ N(0, 0.1^2) (decoder_init_norm 0.1): 0.6% of the
+      // latents fire, as in a trained ReLU-L1 SAE, so the sparse step runs.
+      {"relu_l1_sparse", [](SaeConfig* c) { c->mutable_relu_l1(); }, 0.0,
+       [](Sae& sae) {
+         torch::NoGradGuard no_grad;
+         sae.b_enc.fill_(-0.25);
+       }},
       {"jumprelu", [](SaeConfig* c) { c->mutable_jumprelu(); }},
       // Thresholds 2.5 with z ~ N(0, 1): 0.6% of the latents fire, as in a
       // trained JumpReLU SAE, so the sparse step runs (at the paper's
@@ -110,6 +120,7 @@ void BM_TrainStep(benchmark::State& state, Shape shape, Variant variant) {
     return;
   }
   Sae& sae = **made;
+  if (variant.prepare) variant.prepare(sae);
   const TrainerConfig& trainer = config.trainer();
   std::vector<torch::Tensor> params = sae.parameters();
   torch::optim::Adam adam(params, torch::optim::AdamOptions(trainer.lr())

@@ -46,12 +46,14 @@ void CheckArguments(const torch::Tensor& x, const JumpReluParameters& p,
   check(p.b_enc, {n}, "b_enc");
   check(p.W_dec, {n, d}, "W_dec");
   check(p.b_dec, {d}, "b_dec");
-  check(p.log_threshold, {n}, "log_threshold");
+  TORCH_CHECK(p.log_threshold.defined() == g.log_threshold.defined(),
+              "JumpReluTrainStep: log_threshold and its gradient must both be given or neither");
+  if (p.log_threshold.defined()) check(p.log_threshold, {n}, "log_threshold");
   check(g.W_enc, {d, n}, "the W_enc gradient");
   check(g.b_enc, {n}, "the b_enc gradient");
   check(g.W_dec, {n, d}, "the W_dec gradient");
   check(g.b_dec, {d}, "the b_dec gradient");
-  check(g.log_threshold, {n}, "the log_threshold gradient");
+  if (g.log_threshold.defined()) check(g.log_threshold, {n}, "the log_threshold gradient");
 }
 
 // Counting sort of per-row entries by latent, rows in order: offsets
@@ -94,10 +96,18 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
   if (batch == 0) return result;
 
   // theta as the dense path computes it (one exp over the [n] tensor), and
-  // the band test as its RectangleKernel does, in float32.
-  const torch::Tensor theta_tensor = params.log_threshold.exp().contiguous();
+  // the band test as its RectangleKernel does, in float32. No thresholds:
+  // theta = 0, no band (ReLU).
+  const bool thresholds = params.log_threshold.defined();
+  const torch::Tensor theta_tensor =
+      thresholds ? params.log_threshold.exp().contiguous() : torch::zeros({n}, torch::kFloat);
   const float* theta = theta_tensor.data_ptr<float>();
   const float bandwidth = static_cast<float>(options.bandwidth);
+  // The L1 term's decoder norms, as the dense path computes them.
+  const bool l1 = options.l1_coefficient != 0.0;
+  const torch::Tensor norms_tensor =
+      l1 ? params.W_dec.norm(2, {1}).contiguous() : torch::Tensor();
+  const float* norms = l1 ? norms_tensor.data_ptr<float>() : nullptr;
 
   // Pass 0, per row block: z = b_enc + x W_enc (the bias first, the GEMM
   // accumulating onto it, as torch::addmm computes it), scanned for the
@@ -124,7 +134,7 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
         for (int64_t i = 0; i < n; ++i) {
           const float zi = z_row[i];
           if (zi > theta[i]) firing.push_back({static_cast<int32_t>(i), zi});
-          if (std::fabs((zi - theta[i]) / bandwidth) <= 0.5f) {
+          if (thresholds && std::fabs((zi - theta[i]) / bandwidth) <= 0.5f) {
             band.push_back({static_cast<int32_t>(i), zi});
           }
         }
@@ -153,8 +163,8 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
   float* g = upstream.data_ptr<float>();
 
   // Pass 1, per row: x_hat (firing entries in latent order, the bias last)
-  // and the squared error; then G.
-  std::vector<double> squares(batch);
+  // and the squared error; then G. The L1 term's per-row sums.
+  std::vector<double> squares(batch), l1_sums(batch);
   const float scale = static_cast<float>(2.0 / batch);
   ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
@@ -163,12 +173,20 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
       for (const auto& e : workspace->firing[b]) Axpy(d, e.z, W_dec + e.latent * d, row);
       for (int64_t j = 0; j < d; ++j) row[j] += b_dec[j];
       squares[b] = SquaredDistance(d, row, xs + b * d);
+      if (l1) {
+        double sum = 0;
+        for (const auto& e : workspace->firing[b]) sum += static_cast<double>(e.z) * norms[e.latent];
+        l1_sums[b] = sum;
+      }
       float* g_row = g + b * d;
       for (int64_t j = 0; j < d; ++j) g_row[j] = scale * (row[j] - xs[b * d + j]);
     }
   });
   result.mse = Total(squares) / batch;
-  result.loss = result.mse + options.sparsity_coefficient * result.l0;
+  result.l1 = l1 ? Total(l1_sums) / batch : 0.0;
+  result.loss = result.mse + options.sparsity_coefficient * result.l0 +
+                options.l1_coefficient * result.l1;
+  const float l1_scale = static_cast<float>(options.l1_coefficient / batch);
 
   // Pass 2, per row: df = <G_b, W_dec[i]> of every firing and band entry.
   workspace->firing_df.resize(batch);
@@ -180,11 +198,14 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
       auto& band_df = workspace->band_df[b];
       firing_df.clear();
       band_df.clear();
+      // The L1 term's part of df: mu ||W_dec[i]|| / batch.
       for (const auto& e : workspace->firing[b]) {
-        firing_df.push_back(Dot(d, g_row, W_dec + e.latent * d));
+        firing_df.push_back(Dot(d, g_row, W_dec + e.latent * d) +
+                            (l1 ? l1_scale * norms[e.latent] : 0.0f));
       }
       for (const auto& e : workspace->band[b]) {
-        band_df.push_back(Dot(d, g_row, W_dec + e.latent * d));
+        band_df.push_back(Dot(d, g_row, W_dec + e.latent * d) +
+                          (l1 ? l1_scale * norms[e.latent] : 0.0f));
       }
     }
   });
@@ -213,7 +234,7 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
   float* ge_t = encoder_grad_t.data_ptr<float>();
   float* gd = grads.W_dec.data_ptr<float>();
   float* gb_enc = grads.b_enc.data_ptr<float>();
-  float* g_log_theta = grads.log_threshold.data_ptr<float>();
+  float* g_log_theta = thresholds ? grads.log_threshold.data_ptr<float>() : nullptr;
   const float step_term =
       static_cast<float>(-options.sparsity_coefficient / (options.bandwidth * batch));
   const int64_t* f_off = workspace->firing_offsets.data();
@@ -224,15 +245,21 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
       float* enc_row = ge_t + i * d;
       std::fill(dec_row, dec_row + d, 0.0f);
       std::fill(enc_row, enc_row + d, 0.0f);
-      float bias = 0.0f;
+      float bias = 0.0f, activity = 0.0f;
       for (int64_t e = f_off[i]; e < f_off[i + 1]; ++e) {
         const int64_t row = workspace->firing_rows[e];
         Axpy(d, workspace->firing_values[e], g + row * d, dec_row);
+        activity += workspace->firing_values[e];
         const float df = workspace->firing_grouped_df[e];
         Axpy(d, df, xs + row * d, enc_row);
         bias += df;
       }
       gb_enc[i] = bias;
+      // The L1 term through ||W_dec[i]||: (mu / batch) (sum_b z_bi) W_dec[i] / ||W_dec[i]||.
+      if (l1 && activity != 0.0f && norms[i] > 0.0f) {
+        Axpy(d, l1_scale * activity / norms[i], W_dec + i * d, dec_row);
+      }
+      if (!thresholds) continue;
       const float jump_scale = -theta[i] / bandwidth;
       float d_theta = 0.0f;
       for (int64_t e = k_off[i]; e < k_off[i + 1]; ++e) {

@@ -1,14 +1,19 @@
 // One JumpReLU SAE training step's loss and gradients (the paper's L0 loss,
 // JumpReluConfig::STANDARD, sae/jumprelu.h), computed sparsely: after the
 // encoder GEMM only the firing entries (z > theta) and the entries inside
-// the threshold's kernel band (|z - theta| <= eps / 2) are touched.
+// the threshold's kernel band (|z - theta| <= eps / 2) are touched. Without
+// thresholds (theta = 0, no band) and with the decoder-norm-weighted L1
+// term it is ReLU-L1's step (sae/relu_l1.h): ReLU(z) = z 1[z > 0].
 //
 //   z = x W_enc + b_enc,  A_b = {i : z_bi > theta_i},  K_b = {i : |z_bi - theta_i| <= eps/2}
 //   x_hat_b = b_dec + sum_{i in A_b} z_bi W_dec[i]
 //   loss = mean_b ||x_b - x_hat_b||^2 + lambda * mean_b |A_b|
-// Backward, with G_b = 2 (x_hat_b - x_b) / batch and df_bi = <G_b, W_dec[i]>:
+//          + mu * mean_b sum_{i in A_b} z_bi ||W_dec[i]||
+// Backward, with G_b = 2 (x_hat_b - x_b) / batch and the gradient in f,
+// df_bi = <G_b, W_dec[i]> + mu ||W_dec[i]|| / batch:
 //   i in A_b:  dW_dec[i] += z_bi G_b,  dW_enc[:, i] += df_bi x_b,  db_enc[i] += df_bi
 //   i in K_b:  dtheta_i += -(theta_i / eps) df_bi - lambda / (eps * batch)
+//   dW_dec[i] += (mu / batch) (sum_b z_bi) W_dec[i] / ||W_dec[i]||
 //   db_dec = sum_b G_b,  dlog_threshold = theta * dtheta
 // The weight gradients are summed per latent over its entries in row order,
 // one latent per task: the bits do not depend on the thread count.
@@ -38,19 +43,21 @@ namespace saelab {
 struct JumpReluTrainStepOptions {
   double bandwidth = 0.001;             // eps
   double sparsity_coefficient = 0.0;    // lambda on the L0 term this step
+  double l1_coefficient = 0.0;          // mu on the decoder-norm-weighted L1 term
   // The largest (firing + band entries) / (batch * n) at which the sparse
   // step runs; denser codes are left to the dense path.
   double max_density = 1.0 / 32;
 };
 
 // float32, contiguous: W_enc [d, n], b_enc [n], W_dec [n, d], b_dec [d],
-// log_threshold [n].
+// log_threshold [n] (undefined: theta = 0 and no band, ReLU).
 struct JumpReluParameters {
   torch::Tensor W_enc, b_enc, W_dec, b_dec, log_threshold;
 };
 
 // Gradient buffers of the parameters' shapes (float32, contiguous); every
-// element is overwritten when the step is computed.
+// element is overwritten when the step is computed. log_threshold is
+// undefined when the parameters' is.
 struct JumpReluGradients {
   torch::Tensor W_enc, b_enc, W_dec, b_dec, log_threshold;
 };
@@ -61,6 +68,7 @@ struct JumpReluTrainStepResult {
   double loss = 0;
   double mse = 0;          // mean_b ||x_b - x_hat_b||^2
   double l0 = 0;           // mean_b |A_b|
+  double l1 = 0;           // mean_b sum_{i in A_b} z_bi ||W_dec[i]||
   torch::Tensor fired;     // [n] bool: fired on some row
   torch::Tensor x_hat;     // [batch, d] (a workspace buffer: valid until the next step)
 };

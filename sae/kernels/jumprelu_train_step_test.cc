@@ -1,8 +1,10 @@
 // JumpReluTrainStep against the dense reference, JumpReluLoss (STANDARD,
 // sae/jumprelu.h) differentiated by autograd in float64 (jumprelu_test
 // holds that autograd gradient to the paper's pseudo-derivatives): loss,
-// terms and all five gradients, with the L0 coefficient on and off; a code
-// denser than max_density is left alone; the same bits on 1 and 2 threads.
+// terms and all five gradients, with the L0 coefficient on and off; without
+// thresholds and with the L1 term, ReluL1Loss (sae/relu_l1.h) the same way;
+// a code denser than max_density is left alone; the same bits on 1 and 2
+// threads.
 #include "sae/kernels/jumprelu_train_step.h"
 
 #include <cmath>
@@ -11,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "sae/jumprelu.h"
 #include "sae/kernels/internal/step_testing.h"
+#include "sae/relu_l1.h"
 #include "sae/sae.h"
 
 namespace saelab {
@@ -112,6 +115,40 @@ TEST(JumpReluTrainStepTest, LossAndGradientsMatchTheFloat64DenseReference) {
     const torch::Tensor z = torch::addmm(problem.p.b_enc, problem.p.x, problem.p.W_enc);
     EXPECT_TRUE(torch::equal(got.result.fired, (z > problem.log_threshold.exp()).any(0))) << label;
   }
+}
+
+// Without thresholds and with the L1 term: ReLU-L1's loss (sae/relu_l1.h).
+TEST(JumpReluTrainStepTest, WithoutThresholdsItIsTheReluL1LossAndGradients) {
+  const StepProblem p = RandomStepProblem(/*batch=*/96, /*d=*/24, /*n=*/300, /*seed=*/12);
+  const double mu = 0.3;
+  const torch::Tensor z32 = torch::addmm(p.b_enc, p.x, p.W_enc);
+  const torch::Tensor z64 = torch::addmm(p.b_enc.to(torch::kFloat64), p.x.to(torch::kFloat64),
+                                         p.W_enc.to(torch::kFloat64));
+  ASSERT_TRUE(torch::equal(z32 > 0, z64 > 0));  // the same firing set in both precisions
+
+  std::vector<torch::Tensor> leaves = Float64Leaves(p);
+  LossInputs inputs{p.x.to(torch::kFloat64), leaves[0], leaves[1], leaves[2], leaves[3]};
+  ReluL1LossOptions loss_options;
+  loss_options.l1_coefficient = mu;
+  LossOutput ref = ReluL1Loss(inputs, loss_options);
+  ref.loss.backward();
+  std::vector<torch::Tensor> ref_grads;
+  for (const torch::Tensor& leaf : leaves) ref_grads.push_back(leaf.grad());
+
+  JumpReluTrainStepOptions options;
+  options.l1_coefficient = mu;
+  options.max_density = 1.0;  // half the entries fire at this init
+  std::vector<torch::Tensor> grads = NanGradients(p);
+  JumpReluTrainStepWorkspace workspace;
+  const JumpReluTrainStepResult got =
+      JumpReluTrainStep(p.x, {p.W_enc, p.b_enc, p.W_dec, p.b_dec, torch::Tensor()}, options,
+                        {grads[0], grads[1], grads[2], grads[3], torch::Tensor()}, &workspace);
+  ASSERT_TRUE(got.computed);
+  EXPECT_NEAR(got.loss, ref.loss.item<double>(), 1e-5 * ref.loss.item<double>());
+  EXPECT_NEAR(got.mse, ref.terms.at("mse").item<double>(), 1e-5 * got.mse);
+  EXPECT_NEAR(got.l1, ref.terms.at("l1").item<double>(), 1e-5 * got.l1);
+  EXPECT_EQ(got.l0, (z32 > 0).sum(1).to(torch::kFloat64).mean().item<double>());
+  ExpectGradientsNear(grads, ref_grads, 2e-5, "relu_l1");
 }
 
 TEST(JumpReluTrainStepTest, LeavesADenseCodeToTheDensePath) {
