@@ -133,9 +133,9 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
         const float* z_row = zs + r * n;
         for (int64_t i = 0; i < n; ++i) {
           const float zi = z_row[i];
-          if (zi > theta[i]) firing.push_back({static_cast<int32_t>(i), zi});
+          if (zi > theta[i]) firing.push_back({static_cast<int32_t>(i), zi, 0.0f});
           if (thresholds && std::fabs((zi - theta[i]) / bandwidth) <= 0.5f) {
-            band.push_back({static_cast<int32_t>(i), zi});
+            band.push_back({static_cast<int32_t>(i), zi, 0.0f});
           }
         }
       }
@@ -188,24 +188,15 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
                 options.l1_coefficient * result.l1;
   const float l1_scale = static_cast<float>(options.l1_coefficient / batch);
 
-  // Pass 2, per row: df = <G_b, W_dec[i]> of every firing and band entry.
-  workspace->firing_df.resize(batch);
-  workspace->band_df.resize(batch);
+  // Pass 2, per row: df = <G_b, W_dec[i]> (plus the L1 term's
+  // mu ||W_dec[i]|| / batch) of every firing and band entry.
   ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const float* g_row = g + b * d;
-      auto& firing_df = workspace->firing_df[b];
-      auto& band_df = workspace->band_df[b];
-      firing_df.clear();
-      band_df.clear();
-      // The L1 term's part of df: mu ||W_dec[i]|| / batch.
-      for (const auto& e : workspace->firing[b]) {
-        firing_df.push_back(Dot(d, g_row, W_dec + e.latent * d) +
-                            (l1 ? l1_scale * norms[e.latent] : 0.0f));
-      }
-      for (const auto& e : workspace->band[b]) {
-        band_df.push_back(Dot(d, g_row, W_dec + e.latent * d) +
-                          (l1 ? l1_scale * norms[e.latent] : 0.0f));
+      for (auto* entries : {&workspace->firing[b], &workspace->band[b]}) {
+        for (auto& e : *entries) {
+          e.df = Dot(d, g_row, W_dec + e.latent * d) + (l1 ? l1_scale * norms[e.latent] : 0.0f);
+        }
       }
     }
   });
@@ -220,12 +211,12 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
   for (size_t e = 0; e < from.size(); ++e) {
     workspace->firing_rows[e] = from[e].first;
     workspace->firing_values[e] = workspace->firing[from[e].first][from[e].second].z;
-    workspace->firing_grouped_df[e] = workspace->firing_df[from[e].first][from[e].second];
+    workspace->firing_grouped_df[e] = workspace->firing[from[e].first][from[e].second].df;
   }
   GroupByLatent(workspace->band, n, &workspace->band_offsets, &from);
   workspace->band_grouped_df.resize(from.size());
   for (size_t e = 0; e < from.size(); ++e) {
-    workspace->band_grouped_df[e] = workspace->band_df[from[e].first][from[e].second];
+    workspace->band_grouped_df[e] = workspace->band[from[e].first][from[e].second].df;
   }
 
   // Pass 4, per latent: the decoder row's and encoder column's gradients

@@ -78,13 +78,14 @@ class JumpReluTrainStepWorkspace {
   // [rows, cols] float32 named buffer, allocated once per shape.
   torch::Tensor Buffer(int slot, int64_t rows, int64_t cols);
 
-  // Per row: the firing entries (latent, z), then the band entries.
+  // Per row: the firing entries, then the band entries, each with its
+  // latent, z and (after the upstream pass) df.
   struct Entry {
     int32_t latent;
     float z;
+    float df;
   };
   std::vector<std::vector<Entry>> firing, band;
-  std::vector<std::vector<float>> firing_df, band_df;  // df of each entry
   // Firing entries grouped by latent (row order): latent i owns
   // [offsets[i], offsets[i + 1]) of rows / values / df; the same for band.
   std::vector<int64_t> firing_offsets, band_offsets;

@@ -26,9 +26,8 @@ inline bool Before(const Entry& a, const Entry& b) {
 // entries are appended, and when the buffer fills, a selection
 // (std::nth_element) keeps the best half and raises the admission
 // threshold to the worst kept value. O(1) amortised per admitted entry,
-// where a bounded heap pays O(log capacity) on each of the many entries
-// admitted early in a row (AuxK keeps 512 of thousands of dead latents).
-// The kept set is the unique top `capacity` under Before, however the
+// where a bounded heap pays O(log capacity) on each of the entries
+// admitted early in a row. The kept set is the unique top `capacity` under Before, however the
 // entries arrive.
 class BestEntries {
  public:
