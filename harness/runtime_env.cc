@@ -12,6 +12,7 @@ void PinRuntimeEnvironment(char** argv) {
   setenv("SAELAB_RUNTIME_PINNED", "1", 1);
   setenv("OPENBLAS_CORETYPE", "Haswell", /*overwrite=*/0);
   setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
+  setenv("OPENBLAS_THREAD_TIMEOUT", "4", /*overwrite=*/0);
   setenv("GLIBC_TUNABLES",
          "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184:"
          "glibc.malloc.top_pad=268435456",

@@ -28,6 +28,13 @@ namespace saelab {
 //   for the next GEMM: with 2 intra-op threads on 2 cores a TopK training
 //   step took 519 ms spinning and 298 ms passive (d 768, n 4096, batch
 //   4096; 310 ms with 1 thread). Waiting policy changes no bits.
+// - OPENBLAS_THREAD_TIMEOUT=4. OpenBLAS's worker threads likewise keep
+//   calling sched_yield for 2^28 cycles (about 0.1 s) after each GEMM, on
+//   the cores the intra-op threads need for the top-k, sparse passes and
+//   Adam that follow it: a sixth of a TopK step's CPU samples went to that
+//   spinning. 4 (2^4 cycles, OpenBLAS's minimum) puts them to sleep at once;
+//   the step went from 258 to 232 ms (d 768, n 4096, 2 intra-op threads)
+//   with the GEMM alone unchanged. No bits change.
 // A variable the user already set is left alone. If re-executing fails, a
 // warning is printed and the process continues unpinned. Call first thing
 // in main, before any thread starts.
