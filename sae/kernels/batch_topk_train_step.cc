@@ -29,7 +29,7 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
   const int64_t batch = x.size(0), n = params.W_enc.size(1);
   const int64_t kept_total = std::min(options.k * batch, batch * n);
   int64_t per_row = std::min(n, options.candidates_per_row > 0 ? options.candidates_per_row
-                                                                : 4 * options.k);
+                                                                : 2 * options.k);
   const torch::Tensor centered = workspace->CenteredInput(x_in, params.b_dec);
   TopKEncodeOptions encode_options;
   encode_options.k_aux = options.auxk_coefficient > 0 ? options.k_aux : 0;
@@ -90,8 +90,8 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
     // row's last candidate's latent, which is not kept either (the row is
     // not saturated), so scattering the code by latent stays well defined.
     // AuxK's code does not depend on K' and is kept from the first
-    // round. A row's bits do not depend on the rows encoded with it (the
-    // encoder's GEMM sums each output over d in one order).
+    // round. The re-encoded rows' values can differ from the first round's
+    // in the last bit (a GEMM over fewer rows; see the header).
     ++result.candidate_rounds;
     result.reencoded_rows += static_cast<int64_t>(saturated_rows.size());
     const int64_t wider = std::min(n, 2 * per_row);

@@ -73,10 +73,15 @@ std::vector<Case> Cases() {
   BatchTopKTrainStepOptions plain;
   plain.k = 8;
   plain.k_aux = 32;
+  // The default first width (2k) saturates a row of these random inputs;
+  // 4k saturates none, so "plain" runs one round.
+  BatchTopKTrainStepOptions wide = plain;
+  wide.candidates_per_row = 32;
   BatchTopKTrainStepOptions narrow = plain;
   narrow.candidates_per_row = 4;  // the scaled rows hold far more than 4 kept entries
   return {
-      {"plain", 96, 24, 300, plain, torch::Tensor()},
+      {"plain", 96, 24, 300, wide, torch::Tensor()},
+      {"default_width", 96, 24, 300, plain, torch::Tensor()},
       {"auxk_half_dead", 96, 24, 300, plain, torch::arange(300) % 2 == 1},
       {"saturated_rows", 96, 24, 300, narrow, torch::arange(300) < 50, 0.0, /*hot_rows=*/true},
       {"few_positive", 96, 24, 300, plain, torch::Tensor(), /*bias_shift=*/-2.5},
@@ -100,7 +105,7 @@ Rounds ExpectedRounds(const Case& c, const StepProblem& p) {
   const int64_t kept_total = c.options.k * c.batch;
   std::vector<int64_t> width(c.batch, c.options.candidates_per_row > 0
                                           ? c.options.candidates_per_row
-                                          : 4 * c.options.k);
+                                          : 2 * c.options.k);
   Rounds r;
   for (;;) {
     std::vector<float> positive;
