@@ -37,7 +37,7 @@ struct BenchmarkBounds {
 };
 
 struct BenchmarkMainOptions {
-  // Measure the sgemm ceiling (2048^3, best of 5) before and after.
+  // Measure the sgemm ceiling (2048^3, best of 20) before and after.
   bool measure_sgemm = true;
   // Untimed set-up after flag parsing and the first ceiling measurement
   // (build a model, write a store); an error ends the program with status 1.
