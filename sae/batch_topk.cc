@@ -6,6 +6,7 @@
 #include <string>
 #include <torch/utils.h>
 #include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "sae/geometric_median.h"
@@ -160,6 +161,25 @@ void BatchTopKSae::BeforeOptimizerStep() { ProjectDecoderGradient(); }
 
 void BatchTopKSae::AfterOptimizerStep() { RenormalizeDecoderRows(); }
 
+void BatchTopKSae::Calibrate(const std::vector<torch::Tensor>& x) {
+  torch::NoGradGuard no_grad;
+  BatchTopKTrainStepOptions options;
+  options.k = config_.k();
+  options.auxk_coefficient = 0;  // the selection only
+  TopKEncodeWorkspace workspace;
+  double sum = 0.0;
+  int64_t counted = 0;
+  for (const torch::Tensor& batch : x) {
+    const torch::Tensor centered = (batch - b_dec).contiguous();
+    const BatchTopKSelection selection = SelectBatchTopK(
+        centered, {W_enc, b_enc, W_dec, b_dec}, torch::Tensor(), options, &workspace);
+    if (selection.min_kept <= 0.0f) continue;  // nothing kept: no estimate
+    sum += selection.min_kept;
+    ++counted;
+  }
+  if (counted > 0) threshold_.fill_(sum / counted);
+}
+
 namespace {
 
 absl::Status Resolve(int64_t d_in, SaeConfig* config) {
@@ -168,6 +188,11 @@ absl::Status Resolve(int64_t d_in, SaeConfig* config) {
   if (batch_topk->k() < 1 || batch_topk->k() > n) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch_topk.k must be in [1, n_latents = ", n, "], got ", batch_topk->k()));
+  }
+  if (batch_topk->threshold_calibration_batches() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch_topk.threshold_calibration_batches must be >= 0, got ",
+        batch_topk->threshold_calibration_batches()));
   }
   if (batch_topk->auxk_coefficient() < 0) {
     return absl::InvalidArgumentError("batch_topk.auxk_coefficient must be >= 0");

@@ -19,10 +19,12 @@
 // TrainForward sets m = the smallest positive activation kept in the batch
 // and updates threshold <- decay * threshold + (1 - decay) * m; the first
 // update (threshold still 0) sets threshold = m, and a batch with nothing
-// kept leaves it unchanged. This is the paper's estimate of E[min kept
-// activation], tracked as dictionary_learning's BatchTopKTrainer does
-// (EMA, first value taken directly); unlike it, tracking starts at step 0.
-// Until the first update the threshold is 0 and inference is plain ReLU.
+// kept leaves it unchanged (dictionary_learning's BatchTopKTrainer tracks
+// it so; here from step 0). After the last step the trainer calls
+// Calibrate, which replaces it with the mean smallest kept activation of
+// the run's last batches under the final weights: the paper's estimate
+// (E[min kept activation]) without the moving average's lag. Until the
+// first update the threshold is 0 and inference is plain ReLU.
 //
 // Decoder rows have unit norm (gradient component along each row removed
 // before the step, rows renormalised after). Init: random unit decoder
@@ -74,6 +76,10 @@ class BatchTopKSae : public Sae {
   void InitFromSample(const torch::Tensor& x) override;
   void BeforeOptimizerStep() override;
   void AfterOptimizerStep() override;
+  // threshold = the mean over the batches of the smallest activation the
+  // batch top-k keeps (config.threshold_calibration_batches of them).
+  int64_t CalibrationBatches() const override { return config_.threshold_calibration_batches(); }
+  void Calibrate(const std::vector<torch::Tensor>& x) override;
 
  private:
   BatchTopKConfig config_;

@@ -186,6 +186,43 @@ TEST(BatchTopKTest, ThresholdTracksTheMinimumKeptActivation) {
   EXPECT_NEAR(l0, k, 0.15 * k);
 }
 
+TEST(BatchTopKTest, CalibrateSetsTheMeanSmallestKeptActivationOfTheBatches) {
+  torch::manual_seed(12);
+  const int64_t d = 8, n = 32, k = 4, batch = 64;
+  BatchTopKSae sae(d, n, Config(k), 6);
+  {
+    torch::NoGradGuard no_grad;
+    sae.b_enc.copy_(0.1 * torch::randn({n}));
+  }
+  const std::vector<torch::Tensor> batches = {VariedTokens(batch, d), VariedTokens(batch, d),
+                                              torch::randn({batch, d})};
+  double sum = 0;
+  for (const torch::Tensor& x : batches) sum += KthLargest(PreActivations(sae, x), k);
+  sae.Calibrate(batches);
+  EXPECT_NEAR(sae.threshold(), sum / 3, 1e-5 * sum / 3);
+  // Inference at it keeps about k per token on those batches.
+  const torch::Tensor f = sae.EncodeScaled(torch::cat(batches)).detach();
+  EXPECT_NEAR((f != 0).sum(1).to(torch::kFloat64).mean().item<double>(), k, 0.2 * k);
+}
+
+TEST(BatchTopKTest, CalibrateLeavesOutBatchesThatKeepNothing) {
+  const int64_t d = 8, n = 32, k = 4, batch = 16;
+  BatchTopKSae sae(d, n, Config(k), 6);
+  {
+    torch::NoGradGuard no_grad;
+    sae.b_enc.fill_(-100.0);  // at x = b_dec every pre-activation is -100
+  }
+  const torch::Tensor at_b_dec = sae.b_dec.detach().unsqueeze(0).expand({batch, d}).clone();
+  sae.Calibrate({at_b_dec});
+  EXPECT_EQ(sae.threshold(), 0.0);  // untouched: no estimate
+  torch::manual_seed(13);
+  const torch::Tensor far = 1000.0 * torch::randn({batch, d});
+  const float m = KthLargest(PreActivations(sae, far), k);
+  ASSERT_GT(m, 0.0f);
+  sae.Calibrate({at_b_dec, far});
+  EXPECT_NEAR(sae.threshold(), m, 1e-5 * m);  // the mean of the one estimate
+}
+
 TEST(BatchTopKTest, ABatchWithNothingKeptLeavesTheThresholdUnchanged) {
   EXPECT_EQ(NextBatchTopKThreshold(0.3, torch::zeros({4, 5}), 0.9), 0.3);
   EXPECT_EQ(NextBatchTopKThreshold(0.0, torch::zeros({4, 5}), 0.9), 0.0);

@@ -23,6 +23,7 @@
 #include <initializer_list>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -143,6 +144,12 @@ class Sae : public torch::nn::Module {
   virtual void BeforeOptimizerStep() {}
   // Called after the optimiser step (e.g. to renormalise decoder rows).
   virtual void AfterOptimizerStep() {}
+  // After the last step, before the final save: how many of the run's last
+  // training batches the SAE wants to see again with its final weights
+  // (0: none), and the call that gets them (scaled, in step order). E.g.
+  // BatchTopK sets its inference threshold from them.
+  virtual int64_t CalibrationBatches() const { return 0; }
+  virtual void Calibrate(const std::vector<torch::Tensor>& x) { (void)x; }
 
   // Decoder directions [n_latents, d_in] (rows are latents), detached.
   torch::Tensor DecoderDirections() const { return W_dec.detach(); }

@@ -277,6 +277,18 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     }
   }
   progress.Finish(absl::StrFormat("loss %.5g", result.last_terms["loss"]));
+  if (const int64_t calibration = sae->CalibrationBatches(); calibration > 0) {
+    // The last batches again, as the loop read them (TrainBatch is a pure
+    // function of the step), so a resumed run calibrates on the same ones.
+    std::vector<torch::Tensor> batches;
+    for (int64_t step = std::max<int64_t>(0, total_steps - calibration); step < total_steps;
+         ++step) {
+      ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, batch_size));
+      batches.push_back(batch * sae->input_scale());
+    }
+    torch::NoGradGuard no_grad;
+    sae->Calibrate(batches);
+  }
   RETURN_IF_ERROR(CheckWeightsFinite(*sae, config.name(), total_steps - 1));
   if (!options.dir.empty()) {
     // The curve first: a kill between the two leaves a train state to resume.

@@ -13,6 +13,7 @@
 #include "harness/file_io.h"
 #include "harness/safetensors.h"
 #include "harness/train_state.h"
+#include "sae/batch_topk.h"
 #include "sae/checkpoint.h"
 
 namespace saelab {
@@ -126,6 +127,37 @@ TEST(TrainerTest, SameSeedGivesBitIdenticalSaes) {
     ExpectSameTensors(*a->sae, *b->sae);
     EXPECT_FALSE(torch::equal(a->sae->W_dec, c->sae->W_dec));
   }
+}
+
+// BatchTopK's inference threshold is set after the last step from the
+// run's last training batches under the final weights; the weights are the
+// moving-average run's.
+TEST(TrainerTest, BatchTopKCalibratesItsThresholdOnTheLastBatches) {
+  SaeConfig config = TopKConfigForTest();
+  config.set_name("batch_topk_test");
+  config.mutable_batch_topk()->set_k(3);
+  config.mutable_batch_topk()->set_threshold_calibration_batches(0);
+  auto source = Source();
+  auto tracked = TrainSae(config, *source, 5);
+  config.mutable_batch_topk()->set_threshold_calibration_batches(4);
+  auto calibrated = TrainSae(config, *source, 5);
+  ASSERT_TRUE(tracked.ok() && calibrated.ok());
+  EXPECT_TRUE(torch::equal(tracked->sae->W_dec, calibrated->sae->W_dec));
+  auto& sae = static_cast<BatchTopKSae&>(*calibrated->sae);
+  // Brute force: each batch's (3 * 128)-th largest ReLU(z), z in float64.
+  const int64_t steps = 60, batch_size = 128;
+  double sum = 0;
+  for (int64_t step = steps - 4; step < steps; ++step) {
+    const torch::Tensor x =
+        source->TrainBatch(step, batch_size).value().to(torch::kFloat64) * sae.input_scale();
+    const torch::Tensor z = torch::relu(torch::addmm(sae.b_enc.detach().to(torch::kFloat64),
+                                                     x - sae.b_dec.detach().to(torch::kFloat64),
+                                                     sae.W_enc.detach().to(torch::kFloat64)));
+    sum += std::get<0>(z.flatten().topk(3 * batch_size)).min().item<double>();
+  }
+  EXPECT_NEAR(sae.threshold(), sum / 4, 1e-5 * sum / 4);
+  EXPECT_GT(std::abs(sae.threshold() - static_cast<BatchTopKSae&>(*tracked->sae).threshold()),
+            1e-3 * sum / 4);
 }
 
 TEST(TrainerTest, ACallersNoGradGuardDoesNotChangeTraining) {

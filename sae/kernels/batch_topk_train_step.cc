@@ -18,27 +18,23 @@ bool Before(const Candidate& a, const Candidate& b) {
 
 }  // namespace
 
-BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKParameters& params,
-                                            const torch::Tensor& dead_mask,
-                                            const BatchTopKTrainStepOptions& options,
-                                            const TopKGradients& grads,
-                                            TopKTrainStepWorkspace* workspace) {
-  TORCH_CHECK(x.dim() == 2 && params.W_enc.dim() == 2, "BatchTopKTrainStep: bad shapes");
-  TORCH_CHECK(options.k >= 1, "BatchTopKTrainStep: k = ", options.k, " < 1");
-  const torch::Tensor x_in = x.contiguous();
-  const int64_t batch = x.size(0), n = params.W_enc.size(1);
+BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKParameters& params,
+                                   const torch::Tensor& dead_mask,
+                                   const BatchTopKTrainStepOptions& options,
+                                   TopKEncodeWorkspace* workspace) {
+  TORCH_CHECK(centered.dim() == 2 && params.W_enc.dim() == 2, "SelectBatchTopK: bad shapes");
+  TORCH_CHECK(options.k >= 1, "SelectBatchTopK: k = ", options.k, " < 1");
+  const int64_t batch = centered.size(0), n = params.W_enc.size(1);
   const int64_t kept_total = std::min(options.k * batch, batch * n);
   int64_t per_row = std::min(n, options.candidates_per_row > 0 ? options.candidates_per_row
                                                                 : 2 * options.k);
-  const torch::Tensor centered = workspace->CenteredInput(x_in, params.b_dec);
   TopKEncodeOptions encode_options;
   encode_options.k_aux = options.auxk_coefficient > 0 ? options.k_aux : 0;
   encode_options.dead_mask = dead_mask;
 
-  BatchTopKTrainStepResult result;
+  BatchTopKSelection result;
   encode_options.k = per_row;
-  TopKCode code = TopKEncode(centered, params.W_enc, params.b_enc, encode_options,
-                             &workspace->encode);
+  TopKCode code = TopKEncode(centered, params.W_enc, params.b_enc, encode_options, workspace);
   result.candidate_rounds = 1;
   std::vector<Candidate> positive;
   std::vector<int64_t> saturated_rows;
@@ -83,6 +79,14 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
           if (!kept(values[e], b * n + idx[e])) values[e] = 0.0f;
         }
       }
+      if (cut.flat >= 0) {
+        result.min_kept = cut.value;
+      } else if (!positive.empty()) {
+        result.min_kept = std::min_element(positive.begin(), positive.end(),
+                                           [](const Candidate& a, const Candidate& b) {
+                                             return a.value < b.value;
+                                           })->value;
+      }
       break;
     }
     // Encode only the saturated rows again, with twice the candidates; the
@@ -99,7 +103,7 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
     TopKEncodeOptions wider_options;
     wider_options.k = wider;
     const TopKCode again = TopKEncode(centered.index_select(0, rows), params.W_enc,
-                                      params.b_enc, wider_options, &workspace->encode);
+                                      params.b_enc, wider_options, workspace);
     torch::Tensor values = torch::zeros({batch, wider}, torch::kFloat);
     torch::Tensor indices = torch::empty({batch, wider}, torch::kInt64);
     values.narrow(1, 0, per_row).copy_(code.values);
@@ -112,6 +116,25 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
     code.indices = indices;
     per_row = wider;
   }
+  result.code = std::move(code);
+  return result;
+}
+
+BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKParameters& params,
+                                            const torch::Tensor& dead_mask,
+                                            const BatchTopKTrainStepOptions& options,
+                                            const TopKGradients& grads,
+                                            TopKTrainStepWorkspace* workspace) {
+  TORCH_CHECK(x.dim() == 2 && params.W_enc.dim() == 2, "BatchTopKTrainStep: bad shapes");
+  const torch::Tensor x_in = x.contiguous();
+  const torch::Tensor centered = workspace->CenteredInput(x_in, params.b_dec);
+  BatchTopKSelection selection =
+      SelectBatchTopK(centered, params, dead_mask, options, &workspace->encode);
+  BatchTopKTrainStepResult result;
+  result.candidate_rounds = selection.candidate_rounds;
+  result.reencoded_rows = selection.reencoded_rows;
+  const int64_t per_row = selection.code.values.size(1);
+  const TopKCode& code = selection.code;
   TopKTrainStepOptions step_options;
   step_options.k = per_row;
   step_options.k_aux = options.k_aux;

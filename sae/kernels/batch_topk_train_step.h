@@ -53,6 +53,22 @@ struct BatchTopKTrainStepResult : TopKTrainStepResult {
   int64_t reencoded_rows = 0;
 };
 
+// The selection alone, on centered = x - b_dec [batch, d]: code.values /
+// indices [batch, K'] (ReLU(z), zero where not kept; AuxK's code as
+// TopKEncode gives it when options.auxk_coefficient > 0 and dead_mask is
+// set), min_kept the smallest kept value (the cut; 0 when nothing is
+// kept). BatchTopKSae calibrates its inference threshold with it.
+struct BatchTopKSelection {
+  TopKCode code;
+  float min_kept = 0.0f;
+  int64_t candidate_rounds = 0;
+  int64_t reencoded_rows = 0;
+};
+BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKParameters& params,
+                                   const torch::Tensor& dead_mask,
+                                   const BatchTopKTrainStepOptions& options,
+                                   TopKEncodeWorkspace* workspace);
+
 // Shapes and buffers as TopKTrainStep's. result.values / indices are
 // [batch, K'] (ReLU(z), zero where the entry was not kept).
 BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKParameters& params,
