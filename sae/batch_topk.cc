@@ -6,9 +6,11 @@
 #include <string>
 #include <torch/utils.h>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "harness/status_macros.h"
 #include "sae/geometric_median.h"
 #include "sae/kernels/batch_topk_train_step.h"
 #include "sae/kernels/sparse_decode.h"
@@ -17,8 +19,8 @@
 namespace saelab {
 
 BatchTopKSae::BatchTopKSae(int64_t d_in, int64_t n_latents, const BatchTopKConfig& config,
-                           uint64_t seed)
-    : Sae(d_in, n_latents), config_(config) {
+                           std::vector<int64_t> prefix_widths, uint64_t seed)
+    : Sae(d_in, n_latents), config_(config), prefix_widths_(std::move(prefix_widths)) {
   RegisterTiedParameters(seed, /*decoder_row_norm=*/1.0);
   // 0 = not yet tracked; inference is then plain ReLU.
   threshold_ = register_buffer("threshold", torch::zeros({}, torch::kFloat32));
@@ -47,24 +49,43 @@ std::tuple<torch::Tensor, torch::Tensor> BatchTopKEntries(const torch::Tensor& z
   return {values, indices};
 }
 
-// x_hat [B, d] from the kept entries (values, flat_indices [kept]) of a
-// [B, n] code, by SparseDecodeRagged. Fills *f [B, n] (detached).
-torch::Tensor SparseBatchDecode(const torch::Tensor& values, const torch::Tensor& flat_indices,
-                                int64_t batch, int64_t n, const torch::Tensor& W_dec,
-                                const torch::Tensor& b_dec, torch::Tensor* f) {
+// The kept entries of a [B, n] code in SparseDecodeRagged's layout.
+struct RaggedCode {
+  torch::Tensor values;   // [kept], row by row; carries the gradient
+  torch::Tensor latents;  // [kept] int64
+  torch::Tensor offsets;  // [B] int64: row r's first entry
+};
+
+// The ragged form of the kept entries (values, flat_indices [kept]) of a
+// [B, n] code. Fills *f [B, n] (detached).
+RaggedCode RaggedBatchCode(const torch::Tensor& values, const torch::Tensor& flat_indices,
+                           int64_t batch, int64_t n, torch::Tensor* f) {
   // Ascending flat index = grouped by row (token), as the ragged layout
   // needs; indices are distinct, so the order is unique.
   auto [sorted, order] = flat_indices.sort();
-  torch::Tensor row_values = values.index_select(0, order);  // keeps the gradient
+  RaggedCode code;
+  code.values = values.index_select(0, order);  // keeps the gradient
   torch::Tensor rows = sorted.div(n, "floor");
-  torch::Tensor latents = sorted - rows * n;
+  code.latents = sorted - rows * n;
   // offsets[r] = the first entry of row r (= the next row's start, or the
   // end, for an empty row).
-  torch::Tensor offsets = torch::searchsorted(rows, torch::arange(batch, rows.options()));
+  code.offsets = torch::searchsorted(rows, torch::arange(batch, rows.options()));
   *f = torch::zeros({batch * n}, values.options())
-           .index_put_({sorted}, row_values.detach())
+           .index_put_({sorted}, code.values.detach())
            .view({batch, n});
-  return SparseDecodeRagged(row_values, latents, offsets, W_dec, b_dec);
+  return code;
+}
+
+// f[:, :width] W_dec[:width] + b_dec [B, d] for the prefix of `width`
+// latents: the entries of later latents are zeroed, which leaves both
+// their contribution and their gradient out.
+torch::Tensor PrefixDecode(const LossOutput& out, const RaggedCode* code, int64_t width,
+                           const torch::Tensor& W_dec, const torch::Tensor& b_dec) {
+  if (code != nullptr) {
+    torch::Tensor inside = (code->latents < width).to(code->values.scalar_type());
+    return SparseDecodeRagged(code->values * inside, code->latents, code->offsets, W_dec, b_dec);
+  }
+  return torch::addmm(b_dec, out.f.narrow(1, 0, width), W_dec.narrow(0, 0, width));
 }
 
 }  // namespace
@@ -89,9 +110,11 @@ LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& o
   const torch::Tensor& b_dec = inputs.b_dec;
   torch::Tensor z = torch::addmm(inputs.b_enc, x - b_dec, inputs.W_enc);  // [B, n]
   LossOutput out;
+  RaggedCode code;
   if (options.sparse_decode) {
     auto [values, indices] = BatchTopKEntries(z, options.k);
-    out.x_hat = SparseBatchDecode(values, indices, z.size(0), z.size(1), W_dec, b_dec, &out.f);
+    code = RaggedBatchCode(values, indices, z.size(0), z.size(1), &out.f);
+    out.x_hat = SparseDecodeRagged(code.values, code.latents, code.offsets, W_dec, b_dec);
   } else {
     out.f = BatchTopKActivations(z, options.k);       // [B, n]
     out.x_hat = torch::addmm(b_dec, out.f, W_dec);    // [B, d]
@@ -104,6 +127,12 @@ LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& o
   out.loss = nmse + options.auxk_coefficient * auxk;
   out.terms["nmse"] = nmse;
   out.terms["auxk"] = auxk;
+  for (int64_t width : options.prefix_widths) {
+    torch::Tensor prefix_nmse = BatchNmse(
+        PrefixDecode(out, options.sparse_decode ? &code : nullptr, width, W_dec, b_dec), x);
+    out.loss = out.loss + prefix_nmse;
+    out.terms[absl::StrCat("prefix_nmse_", width)] = prefix_nmse;
+  }
   return out;
 }
 
@@ -118,6 +147,8 @@ double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double d
 
 bool BatchTopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
                                       TrainOutput* out) {
+  // The sparse step has no prefix losses: Matryoshka trains through autograd.
+  if (!prefix_widths_.empty()) return false;
   if (!PrepareSparseTopKStep(config_.sparse_decode(), x, {&W_enc, &b_enc, &W_dec, &b_dec})) {
     return false;
   }
@@ -139,8 +170,9 @@ bool BatchTopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInf
 }
 
 TrainOutput BatchTopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
-  TrainOutput out =
-      TrainOutputFrom(BatchTopKLoss(LossInputsFor(x, info), BatchTopKLossOptionsFrom(config_)));
+  BatchTopKLossOptions options = BatchTopKLossOptionsFrom(config_);
+  options.prefix_widths = prefix_widths_;
+  TrainOutput out = TrainOutputFrom(BatchTopKLoss(LossInputsFor(x, info), options));
   {
     torch::NoGradGuard no_grad;
     // EMA in double; stored as float32 like the other tensors.
@@ -180,32 +212,37 @@ void BatchTopKSae::Calibrate(const std::vector<torch::Tensor>& x) {
   if (counted > 0) threshold_.fill_(sum / counted);
 }
 
-namespace {
-
-absl::Status Resolve(int64_t d_in, SaeConfig* config) {
-  const int64_t n = config->n_latents();
-  BatchTopKConfig* batch_topk = config->mutable_batch_topk();
+absl::Status ResolveBatchTopKConfig(int64_t d_in, int64_t n, const std::string& field,
+                                    BatchTopKConfig* batch_topk) {
   if (batch_topk->k() < 1 || batch_topk->k() > n) {
     return absl::InvalidArgumentError(
-        absl::StrCat("batch_topk.k must be in [1, n_latents = ", n, "], got ", batch_topk->k()));
+        absl::StrCat(field, ".k must be in [1, n_latents = ", n, "], got ", batch_topk->k()));
   }
   if (batch_topk->threshold_calibration_batches() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "batch_topk.threshold_calibration_batches must be >= 0, got ",
-        batch_topk->threshold_calibration_batches()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".threshold_calibration_batches must be >= 0, got ",
+                     batch_topk->threshold_calibration_batches()));
   }
   if (batch_topk->auxk_coefficient() < 0) {
-    return absl::InvalidArgumentError("batch_topk.auxk_coefficient must be >= 0");
+    return absl::InvalidArgumentError(absl::StrCat(field, ".auxk_coefficient must be >= 0"));
   }
   if (batch_topk->threshold_decay() < 0 || batch_topk->threshold_decay() >= 1) {
-    return absl::InvalidArgumentError("batch_topk.threshold_decay must be in [0, 1)");
+    return absl::InvalidArgumentError(absl::StrCat(field, ".threshold_decay must be in [0, 1)"));
   }
   if (!batch_topk->has_k_aux()) batch_topk->set_k_aux(DefaultKAux(d_in, n));
   if (batch_topk->k_aux() < 1 || batch_topk->k_aux() > n) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "batch_topk.k_aux must be in [1, n_latents = ", n, "], got ", batch_topk->k_aux()));
+        field, ".k_aux must be in [1, n_latents = ", n, "], got ", batch_topk->k_aux()));
   }
-  FillOptimizerDefaults(TopKLearningRate(n), kTopKAdamEps, config);
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status Resolve(int64_t d_in, SaeConfig* config) {
+  RETURN_IF_ERROR(ResolveBatchTopKConfig(d_in, config->n_latents(), "batch_topk",
+                                         config->mutable_batch_topk()));
+  FillOptimizerDefaults(TopKLearningRate(config->n_latents()), kTopKAdamEps, config);
   return absl::OkStatus();
 }
 

@@ -39,7 +39,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "sae/architecture.h"
 #include "sae/kernels/topk_train_step.h"
 #include "sae/sae_config.pb.h"
@@ -51,7 +54,8 @@ class BatchTopKSae : public Sae {
  public:
   // config.k and config.k_aux must be set and in [1, n_latents] (see
   // ResolveSaeConfig); checked by the caller.
-  BatchTopKSae(int64_t d_in, int64_t n_latents, const BatchTopKConfig& config, uint64_t seed);
+  BatchTopKSae(int64_t d_in, int64_t n_latents, const BatchTopKConfig& config, uint64_t seed)
+      : BatchTopKSae(d_in, n_latents, config, /*prefix_widths=*/{}, seed) {}
 
   std::string architecture() const override { return "batch_topk"; }
   int64_t k() const { return config_.k(); }
@@ -81,8 +85,17 @@ class BatchTopKSae : public Sae {
   int64_t CalibrationBatches() const override { return config_.threshold_calibration_batches(); }
   void Calibrate(const std::vector<torch::Tensor>& x) override;
 
+ protected:
+  // With prefix_widths (strictly increasing, each in [1, n_latents)): the
+  // Matryoshka loss (BatchTopKLossOptions::prefix_widths), trained through
+  // autograd (TrainStepGradients declines). For MatryoshkaBatchTopKSae.
+  BatchTopKSae(int64_t d_in, int64_t n_latents, const BatchTopKConfig& config,
+               std::vector<int64_t> prefix_widths, uint64_t seed);
+  const std::vector<int64_t>& prefix_widths() const { return prefix_widths_; }
+
  private:
   BatchTopKConfig config_;
+  std::vector<int64_t> prefix_widths_;
   torch::Tensor threshold_;  // [] float32 buffer "threshold"
   // The sparse step's buffers, reused from step to step.
   std::unique_ptr<TopKTrainStepWorkspace> workspace_;
@@ -100,6 +113,10 @@ struct BatchTopKLossOptions {
   // Decode the kept entries with SparseDecodeRagged; false: the dense
   // product f W_dec (the reference).
   bool sparse_decode = true;
+  // Matryoshka (sae/matryoshka_batch_topk.h): inner widths m_1 < m_2 < ...
+  // (each in [1, n)) whose prefix reconstructions f[:, :m] W_dec[:m] + b_dec
+  // each add their NMSE to the loss. Empty: plain BatchTopK.
+  std::vector<int64_t> prefix_widths;
 };
 
 // Reads the options from a resolved BatchTopKConfig.
@@ -110,8 +127,10 @@ BatchTopKLossOptions BatchTopKLossOptionsFrom(const BatchTopKConfig& config);
 // bool or undefined). Returns loss = nmse + auxk_coefficient * auxk, f
 // [B, n] (the batch top-k activations; detached when sparse_decode, as the
 // loss does not go through it), x_hat [B, d] and terms "nmse" and "auxk"
-// (undetached scalars; auxk is 0 when auxk_coefficient is 0). AuxK's
-// target, the residual x - x_hat, is detached.
+// (undetached scalars; auxk is 0 when auxk_coefficient is 0), and with
+// prefix widths "prefix_nmse_<m>" for each m, added to the loss with
+// weight 1. AuxK's target, the residual x - x_hat of the full width, is
+// detached.
 LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& options);
 
 // One threshold update from training activations f [B, n]: with m the
@@ -119,6 +138,12 @@ LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& o
 // else decay * threshold + (1 - decay) * m. Returns threshold unchanged if
 // f has no positive entry.
 double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay);
+
+// Checks config (k, k_aux, auxk_coefficient, threshold_decay,
+// threshold_calibration_batches) for an SAE of n_latents latents and fills
+// k_aux's default. `field` names the message in errors ("batch_topk").
+absl::Status ResolveBatchTopKConfig(int64_t d_in, int64_t n_latents, const std::string& field,
+                                    BatchTopKConfig* config);
 
 // The architecture table's row (sae/architecture.h): TopK's recipe
 // (sae/topk.h); SAELens "jumprelu" with the scalar threshold repeated per

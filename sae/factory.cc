@@ -10,6 +10,7 @@
 #include "sae/batch_topk.h"
 #include "sae/gated.h"
 #include "sae/jumprelu.h"
+#include "sae/matryoshka_batch_topk.h"
 #include "sae/relu_l1.h"
 #include "sae/topk.h"
 
@@ -43,6 +44,7 @@ const std::vector<const SaeArchitecture*>& SaeArchitectures() {
           &BatchTopKArchitecture(),
           &JumpReluArchitecture(),
           &GatedArchitecture(),
+          &MatryoshkaBatchTopKArchitecture(),
       };
   return *rows;
 }

@@ -260,7 +260,7 @@ TEST(FactoryTest, EveryRowBuildsItsArchitectureFromTheConfigDefaults) {
 TEST(FactoryTest, SparsityKnobIsKForTopKArchitecturesAndLambdaOtherwise) {
   const std::map<std::string, bool> is_k = {{"relu_l1", false}, {"topk", true},
                                             {"batch_topk", true}, {"jumprelu", false},
-                                            {"gated", false}};
+                                            {"gated", false}, {"matryoshka_batch_topk", true}};
   for (const SaeArchitecture* row : SaeArchitectures()) {
     SaeConfig config;
     SelectArchitecture(*row, &config);

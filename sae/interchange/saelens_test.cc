@@ -37,7 +37,8 @@ constexpr int64_t kK = 4;
 // SAELens formulas), found from the test's runfiles directory.
 constexpr char kSaeLensFixture[] = "sae/interchange/testdata/saelens_fixture";
 
-const char* const kArchitectures[] = {"relu_l1", "topk", "batch_topk", "jumprelu", "gated"};
+const char* const kArchitectures[] = {"relu_l1",  "topk",  "batch_topk",
+                                      "jumprelu", "gated", "matryoshka_batch_topk"};
 
 SaeConfig ConfigFor(const std::string& architecture) {
   SaeConfig config;
@@ -46,6 +47,9 @@ SaeConfig ConfigFor(const std::string& architecture) {
   if (architecture == "relu_l1") config.mutable_relu_l1()->set_l1_coefficient(3.0);
   if (architecture == "topk") config.mutable_topk()->set_k(kK);
   if (architecture == "batch_topk") config.mutable_batch_topk()->set_k(kK);
+  if (architecture == "matryoshka_batch_topk") {
+    config.mutable_matryoshka_batch_topk()->mutable_batch_topk()->set_k(kK);
+  }
   if (architecture == "jumprelu") config.mutable_jumprelu()->set_bandwidth(0.002);
   if (architecture == "gated") config.mutable_gated()->set_l1_coefficient(2.0);
   absl::Status resolved = ResolveSaeConfig(kDIn, &config);
@@ -167,6 +171,9 @@ TEST_P(SaeLensArchitectureTest, ExportWritesExactlySaeLensStateDictAndConfig) {
       {"batch_topk", {"jumprelu", true, with_threshold}},
       {"jumprelu", {"jumprelu", false, with_threshold}},
       {"gated", {"gated", true, {"W_enc", "b_gate", "r_mag", "b_mag", "W_dec", "b_dec"}}},
+      // SAELens saves its MatryoshkaBatchTopKTrainingSAE as BatchTopK's
+      // inference form.
+      {"matryoshka_batch_topk", {"jumprelu", true, with_threshold}},
   };
   const Expected& want = expected.at(architecture);
 
@@ -193,7 +200,7 @@ TEST_P(SaeLensArchitectureTest, ExportWritesExactlySaeLensStateDictAndConfig) {
   EXPECT_EQ(weights.tensors.at("W_enc").sizes(), c10::IntArrayRef({kDIn, kNLatents}));
   EXPECT_EQ(weights.tensors.at("W_dec").sizes(), c10::IntArrayRef({kNLatents, kDIn}));
   EXPECT_EQ(weights.tensors.at("b_dec").sizes(), c10::IntArrayRef({kDIn}));
-  if (architecture == "batch_topk") {
+  if (architecture == "batch_topk" || architecture == "matryoshka_batch_topk") {
     EXPECT_TRUE(torch::equal(weights.tensors.at("threshold"), torch::full({kNLatents}, 0.15f)));
   }
   if (architecture == "jumprelu") {
