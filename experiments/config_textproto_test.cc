@@ -151,6 +151,7 @@ TEST(TextprotoTest, ShippedConfigsParse) {
        {"experiments/quickstart.textproto", "experiments/subject_sae.textproto",
         "experiments/synthetic_recovery.textproto",
         "experiments/synthetic_recovery_matched_l0.textproto",
+        "experiments/synthetic_absorption.textproto",
         "experiments/train_subject_lm.textproto"}) {
     ExperimentConfig config;
     const absl::Status status = ParseTextProtoFile(path, &config);

@@ -1,6 +1,7 @@
 #include "experiments/synthetic_recovery.h"
 
 #include <map>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -41,15 +42,35 @@ absl::Status RunSyntheticRecovery(const SyntheticRecoveryConfig& config, const s
 
   torch::Tensor true_codes = source->EvalCodes();
   const double true_l0 = (true_codes != 0).sum().item<double>() / true_codes.size(0);
+  // With a feature hierarchy, absorption too: parent_of[i] = i's parent.
+  const bool hierarchy = source->parents() > 0;
+  std::vector<std::string> summarized = {"mmcs", "nmse"};
+  if (hierarchy) summarized.push_back("absorption");
+  torch::Tensor parent_of = torch::full({config.data().n_features()}, -1, torch::kInt64);
+  if (hierarchy) {
+    parent_of.narrow(0, source->parents(), parent_of.size(0) - source->parents())
+        .copy_(torch::arange(source->parents()).repeat_interleave(source->children_per_parent()));
+  }
   // Plot series: per sweep, group means with 95% intervals.
   RETURN_IF_ERROR(
       RunSweeps(config.sweeps(), *source, source->EvalSet(), config.reconstruction_eval(), run_dir,
-                {"mmcs", "nmse"}, seeds, result, [&](TrainedSae& trained) {
+                summarized, seeds, result, [&](TrainedSae& trained) {
                   const double mmcs =
                       MeanMaxCosineSimilarity(source->features(), trained.sae->DecoderDirections());
-                  (*trained.result->mutable_metrics())["mmcs"] = mmcs;
-                  (*trained.result->mutable_metrics())["true_l0"] = true_l0;
+                  auto& metrics = *trained.result->mutable_metrics();
+                  metrics["mmcs"] = mmcs;
+                  metrics["true_l0"] = true_l0;
                   Log("%-28s mmcs %.4f", trained.result->name().c_str(), mmcs);
+                  if (!hierarchy) return;
+                  torch::NoGradGuard no_grad;
+                  const AbsorptionRates absorption =
+                      MeasureAbsorption(true_codes, trained.sae->Encode(source->EvalSet()),
+                                        source->features(), trained.sae->DecoderDirections(),
+                                        parent_of);
+                  metrics["absorption"] = absorption.with_child;
+                  metrics["parent_miss_alone"] = absorption.alone;
+                  Log("%-28s absorption %.4f (parent latent silent with a child; %.4f without)",
+                      trained.result->name().c_str(), absorption.with_child, absorption.alone);
                 }));
   Log("\n%-24s %5s %18s %26s %26s", "group", "seeds", "l0", "nmse (95% CI)", "mmcs (95% CI)");
   for (const SaeGroupSummary& g : result->groups()) {
@@ -57,6 +78,10 @@ absl::Status RunSyntheticRecovery(const SyntheticRecoveryConfig& config, const s
     Log("%-24s %5d %18.3f %8.4f [%.4f, %.4f] %8.4f [%.4f, %.4f]", g.group().c_str(), m.at("l0").n(),
         m.at("l0").mean(), m.at("nmse").mean(), m.at("nmse").ci95_low(), m.at("nmse").ci95_high(),
         m.at("mmcs").mean(), m.at("mmcs").ci95_low(), m.at("mmcs").ci95_high());
+    if (hierarchy) {
+      Log("%-24s %5s %18s absorption %.4f [%.4f, %.4f]", "", "", "", m.at("absorption").mean(),
+          m.at("absorption").ci95_low(), m.at("absorption").ci95_high());
+    }
   }
   return absl::OkStatus();
 }

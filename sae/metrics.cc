@@ -93,4 +93,38 @@ double MeanMaxCosineSimilarity(const torch::Tensor& true_features, const torch::
   return std::get<0>(cosines.max(1)).mean().item<double>();
 }
 
+AbsorptionRates MeasureAbsorption(const torch::Tensor& true_codes, const torch::Tensor& latents,
+                                  const torch::Tensor& true_features, const torch::Tensor& decoder,
+                                  const torch::Tensor& parent_of) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor t = true_features.to(torch::kFloat64);
+  torch::Tensor w = decoder.to(torch::kFloat64);
+  t = t / t.norm(2, {1}, true).clamp_min(1e-30);
+  w = w / w.norm(2, {1}, true).clamp_min(1e-30);
+  const torch::Tensor best_latent = std::get<1>(torch::mm(t, w.t()).max(1));  // [n_features]
+  const torch::Tensor active = true_codes != 0;
+  const torch::Tensor fired = latents != 0;
+  const torch::Tensor parents = std::get<0>(at::_unique(parent_of.masked_select(parent_of >= 0)));
+  AbsorptionRates rates;
+  int64_t silent_with_child = 0, silent_alone = 0;
+  for (int64_t i = 0; i < parents.numel(); ++i) {
+    const int64_t parent = parents[i].item<int64_t>();
+    const torch::Tensor children = (parent_of == parent).nonzero().squeeze(1);
+    const torch::Tensor parent_active = active.select(1, parent);
+    const torch::Tensor child_active = active.index_select(1, children).any(1);
+    const torch::Tensor silent = fired.select(1, best_latent[parent].item<int64_t>()).logical_not();
+    const torch::Tensor with_child = parent_active.logical_and(child_active);
+    const torch::Tensor alone = parent_active.logical_and(child_active.logical_not());
+    rates.pairs_with_child += with_child.sum().item<int64_t>();
+    rates.pairs_alone += alone.sum().item<int64_t>();
+    silent_with_child += with_child.logical_and(silent).sum().item<int64_t>();
+    silent_alone += alone.logical_and(silent).sum().item<int64_t>();
+  }
+  if (rates.pairs_with_child > 0) {
+    rates.with_child = static_cast<double>(silent_with_child) / rates.pairs_with_child;
+  }
+  if (rates.pairs_alone > 0) rates.alone = static_cast<double>(silent_alone) / rates.pairs_alone;
+  return rates;
+}
+
 }  // namespace saelab

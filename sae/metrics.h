@@ -67,6 +67,29 @@ class ReconstructionMetrics {
 // returns the mean over true features.
 double MeanMaxCosineSimilarity(const torch::Tensor& true_features, const torch::Tensor& decoder);
 
+// Feature absorption where the true hierarchy is known (the toy measure of
+// Chanin et al., "A is for Absorption", 2024, and the Matryoshka paper): a
+// parent feature's latent is the one whose decoder row has the largest
+// signed cosine with the parent's direction; it absorbs when, on a token
+// where the parent and one of its children are active, it stays silent
+// (a child latent carries the parent's direction instead).
+struct AbsorptionRates {
+  // Silent parent latent over the (parent, token) pairs with a child active.
+  double with_child = 0;
+  // The same over pairs where the parent fires without any child: the
+  // latent's plain miss rate, against which with_child is read.
+  double alone = 0;
+  int64_t pairs_with_child = 0;
+  int64_t pairs_alone = 0;
+};
+// true_codes [tokens, n_features] (0 = inactive), latents [tokens, n]
+// (0 = silent), true_features [n_features, d], decoder [n, d] (rows);
+// parent_of [n_features] int64: the parent feature of each feature, -1 for
+// none. Parents are the features some feature names as its parent.
+AbsorptionRates MeasureAbsorption(const torch::Tensor& true_codes, const torch::Tensor& latents,
+                                  const torch::Tensor& true_features, const torch::Tensor& decoder,
+                                  const torch::Tensor& parent_of);
+
 }  // namespace saelab
 
 #endif  // SAELAB_SAE_METRICS_H_

@@ -266,5 +266,40 @@ TEST(MmcsTest, ExtraUnnormalizedDecoderRowsAndFeaturesAreHandled) {
   EXPECT_NEAR(MeanMaxCosineSimilarity(truth, decoder), 0.8, 1e-7);
 }
 
+TEST(MetricsTest, AbsorptionCountsSilentParentLatentsWithAndWithoutAChild) {
+  // Features: 0 and 1 parents, 2 and 3 children of 0, 4 a child of 1.
+  // Decoder rows: latent 2 is feature 0's direction (its best match),
+  // latent 0 feature 1's; latent 1 matches nothing well.
+  torch::Tensor features = torch::eye(5, torch::kFloat64);
+  torch::Tensor decoder = Rows({{0, 0.9, 0, 0, 0.1},
+                                {0.1, 0.1, 0.1, 0.1, 0.1},
+                                {0.8, 0, 0.3, 0, 0}});
+  torch::Tensor parent_of = torch::tensor({-1, -1, 0, 0, 1}, torch::kInt64);
+  // Tokens (true codes; latent activations):
+  //  0: parent 0 + child 2, latent 2 silent   -> absorbed
+  //  1: parent 0 + child 3, latent 2 fires    -> not
+  //  2: parent 0 alone, latent 2 silent       -> alone, missed
+  //  3: parent 0 alone, latent 2 fires        -> alone, hit
+  //  4: parent 1 + child 4, latent 0 silent   -> absorbed
+  //  5: child 2 without parent 0 (not a pair)
+  torch::Tensor codes = Rows({{1, 0, 1, 0, 0},
+                              {1, 0, 0, 1, 0},
+                              {1, 0, 0, 0, 0},
+                              {1, 0, 0, 0, 0},
+                              {0, 1, 0, 0, 1},
+                              {0, 0, 1, 0, 0}});
+  torch::Tensor latents = Rows({{0, 1, 0},
+                                {0, 0, 2},
+                                {1, 0, 0},
+                                {0, 0, 1},
+                                {0, 1, 0},
+                                {0, 0, 0}});
+  AbsorptionRates rates = MeasureAbsorption(codes, latents, features, decoder, parent_of);
+  EXPECT_EQ(rates.pairs_with_child, 3);
+  EXPECT_EQ(rates.pairs_alone, 2);
+  EXPECT_NEAR(rates.with_child, 2.0 / 3.0, kTol);
+  EXPECT_NEAR(rates.alone, 0.5, kTol);
+}
+
 }  // namespace
 }  // namespace saelab

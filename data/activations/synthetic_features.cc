@@ -35,6 +35,20 @@ absl::StatusOr<std::unique_ptr<SyntheticFeatureSource>> SyntheticFeatureSource::
   if (config.magnitude_min() < 0 || config.magnitude_min() > 1) {
     return Invalid("magnitude_min must be in [0, 1]");
   }
+  if (const int64_t c = config.children_per_parent(); c != 0) {
+    if (c < 0) return Invalid(absl::StrCat("children_per_parent must be >= 0, got ", c));
+    if (config.n_features() % (1 + c) != 0) {
+      return Invalid(absl::StrCat("n_features = ", config.n_features(),
+                                  " is not a multiple of 1 + children_per_parent = ", 1 + c));
+    }
+    if (config.correlation() != 0) {
+      return Invalid("correlation must be 0 with children_per_parent > 0");
+    }
+    if (!(config.child_probability() > 0) || config.child_probability() > 1) {
+      return Invalid(absl::StrCat("child_probability must be in (0, 1], got ",
+                                  config.child_probability()));
+    }
+  }
   std::unique_ptr<SyntheticFeatureSource> source(new SyntheticFeatureSource(config, seed));
   double p_max = source->probabilities_.max().item<double>();
   if (p_max > 1.0) {
@@ -53,9 +67,22 @@ SyntheticFeatureSource::SyntheticFeatureSource(const SyntheticDataConfig& config
   auto generator = at::detail::createCPUGenerator(DeriveSeed(seed, "features"));
   features_ = at::randn({n, config.d()}, generator, torch::kFloat32);
   features_ = features_ / features_.norm(2, {1}, /*keepdim=*/true);
-  torch::Tensor ranks = torch::arange(1, n + 1, torch::kFloat64);
-  torch::Tensor weights = ranks.pow(-config.frequency_decay());
-  probabilities_ = weights * (config.mean_active_features() / weights.sum().item<double>());
+  const int64_t c = config.children_per_parent();
+  if (c > 0 && n % (1 + c) == 0) {
+    // Parent p fires with rate r_p, each of its children with r_p q, so the
+    // expected L0 is (1 + c q) sum_p r_p.
+    parents_ = n / (1 + c);
+    const double q = config.child_probability();
+    torch::Tensor ranks = torch::arange(1, parents_ + 1, torch::kFloat64);
+    torch::Tensor weights = ranks.pow(-config.frequency_decay());
+    torch::Tensor parent_rates =
+        weights * (config.mean_active_features() / ((1 + c * q) * weights.sum().item<double>()));
+    probabilities_ = torch::cat({parent_rates, parent_rates.repeat_interleave(c) * q});
+  } else {
+    torch::Tensor ranks = torch::arange(1, n + 1, torch::kFloat64);
+    torch::Tensor weights = ranks.pow(-config.frequency_decay());
+    probabilities_ = weights * (config.mean_active_features() / weights.sum().item<double>());
+  }
   // Phi^-1(p) = sqrt(2) erfinv(2p - 1).
   thresholds_ = (std::sqrt(2.0) * torch::erfinv(2.0 * probabilities_.clamp(0, 1) - 1.0))
                     .to(torch::kFloat32);
@@ -76,6 +103,13 @@ torch::Tensor SyntheticFeatureSource::Sample(int64_t tokens, uint64_t stream_see
     torch::Tensor shared = at::randn({tokens, config_.correlation_rank()}, generator, torch::kFloat32);
     torch::Tensor z = std::sqrt(1 - rho) * independent + std::sqrt(rho) * torch::mm(shared, loadings_.t());
     active = z < thresholds_;
+  } else if (parents_ > 0) {
+    torch::Tensor u = at::rand({tokens, n}, generator, torch::kFloat64);
+    torch::Tensor parent = u.narrow(1, 0, parents_) < probabilities_.narrow(0, 0, parents_);
+    torch::Tensor child = parent.repeat_interleave(config_.children_per_parent(), 1)
+                              .logical_and(u.narrow(1, parents_, n - parents_) <
+                                           config_.child_probability());
+    active = torch::cat({parent, child}, 1);
   } else {
     torch::Tensor u = at::rand({tokens, n}, generator, torch::kFloat64);
     active = u < probabilities_;

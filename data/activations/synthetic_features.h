@@ -8,7 +8,10 @@
 // from the configured distribution. With correlation rho > 0 the firing is
 // correlated through a Gaussian copula: a_i = [z_i < Phi^-1(p_i)] with
 // z = sqrt(1 - rho) eps + sqrt(rho) L g, L [n, rank] with unit rows, so the
-// marginal rates stay p_i.
+// marginal rates stay p_i. With children_per_parent c > 0 the first
+// P = n_features / (1 + c) features are parents, each firing on its own,
+// and child j of parent p (feature P + p c + j) fires only with its parent,
+// then with probability child_probability.
 //
 //   ASSIGN_OR_RETURN(auto source, SyntheticFeatureSource::Create(config, seed));
 //   ASSIGN_OR_RETURN(torch::Tensor x, source->TrainBatch(step, 1024));  // [1024, d]
@@ -44,8 +47,13 @@ class SyntheticFeatureSource : public ActivationSource {
   const torch::Tensor& EvalCodes() const { return eval_codes_; }
   // Ground-truth feature directions [n_features, d], unit rows.
   const torch::Tensor& features() const { return features_; }
-  // Firing probabilities p_i [n_features] (float64).
+  // Firing probabilities p_i [n_features] (float64), marginal (a child's
+  // is its parent's times child_probability).
   const torch::Tensor& firing_probabilities() const { return probabilities_; }
+  // The hierarchy: the number of parents P (0 without one) and c; parent
+  // p's children are features P + p c + j, j < c.
+  int64_t parents() const { return parents_; }
+  int64_t children_per_parent() const { return config_.children_per_parent(); }
 
   // Draws `tokens` tokens from the stream named by `stream_seed`;
   // fills *codes [tokens, n_features] if non-null. Returns [tokens, d].
@@ -58,6 +66,7 @@ class SyntheticFeatureSource : public ActivationSource {
   uint64_t seed_;
   torch::Tensor features_;       // [n, d] float32
   torch::Tensor probabilities_;  // [n] float64
+  int64_t parents_ = 0;
   torch::Tensor thresholds_;     // [n] float32, Phi^-1(p_i) for the copula
   torch::Tensor loadings_;       // [n, rank] float32, unit rows
   torch::Tensor eval_x_;

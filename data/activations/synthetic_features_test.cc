@@ -81,5 +81,54 @@ TEST(SyntheticFeaturesTest, ImpossibleProbabilitiesAreAnErrorNamingTheField) {
   EXPECT_FALSE(SyntheticFeatureSource::Create(config, 1).ok());
 }
 
+TEST(SyntheticFeaturesTest, ChildrenFireOnlyWithTheirParentAtTheConfiguredRates) {
+  SyntheticDataConfig config = SmallConfig();  // 40 features: 10 parents, 3 children each
+  config.set_frequency_decay(0.5);
+  config.set_children_per_parent(3);
+  config.set_child_probability(0.4);
+  auto source = SyntheticFeatureSource::Create(config, 4);
+  ASSERT_TRUE(source.ok()) << source.status();
+  ASSERT_EQ((*source)->parents(), 10);
+  const torch::Tensor& p = (*source)->firing_probabilities();
+  EXPECT_NEAR(p.sum().item<double>(), 4.0, 1e-9);
+  torch::Tensor codes;
+  const int64_t tokens = 40000;
+  (*source)->Sample(tokens, 12, &codes);
+  torch::Tensor active = codes != 0;
+  for (int64_t parent = 0; parent < 10; ++parent) {
+    torch::Tensor parent_active = active.select(1, parent);
+    const double parent_count = parent_active.sum().item<double>();
+    for (int64_t j = 0; j < 3; ++j) {
+      const int64_t child = 10 + parent * 3 + j;
+      torch::Tensor child_active = active.select(1, child);
+      // Never without the parent; with it, at the child probability.
+      EXPECT_EQ(child_active.logical_and(parent_active.logical_not()).sum().item<int64_t>(), 0);
+      EXPECT_NEAR(p[child].item<double>(), 0.4 * p[parent].item<double>(), 1e-12);
+      if (parent_count > 2000) {
+        EXPECT_NEAR(child_active.sum().item<double>() / parent_count, 0.4, 0.04) << child;
+      }
+    }
+  }
+  EXPECT_NEAR(active.sum().item<double>() / tokens, 4.0, 0.1);
+}
+
+TEST(SyntheticFeaturesTest, BadHierarchiesAreErrorsNamingTheField) {
+  SyntheticDataConfig config = SmallConfig();
+  config.set_children_per_parent(2);  // 40 is not a multiple of 3
+  auto source = SyntheticFeatureSource::Create(config, 1);
+  ASSERT_FALSE(source.ok());
+  EXPECT_NE(std::string(source.status().message()).find("children_per_parent"), std::string::npos);
+  config.set_children_per_parent(3);
+  config.set_correlation(0.5);
+  source = SyntheticFeatureSource::Create(config, 1);
+  ASSERT_FALSE(source.ok());
+  EXPECT_NE(std::string(source.status().message()).find("correlation"), std::string::npos);
+  config.set_correlation(0);
+  config.set_child_probability(0);
+  source = SyntheticFeatureSource::Create(config, 1);
+  ASSERT_FALSE(source.ok());
+  EXPECT_NE(std::string(source.status().message()).find("child_probability"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace saelab
