@@ -31,6 +31,9 @@
 //                 scalar inference threshold repeated for every latent. This
 //                 is what SAELens itself saves a BatchTopK SAE as
 //                 (BatchTopKTrainingSAE.process_state_dict_for_saving_inference).
+//   matryoshka_batch_topk -> as batch_topk (SAELens saves its Matryoshka
+//                 BatchTopK SAEs as JumpReLU too); the "saelab" object says
+//                 which, so the prefix widths come back on import.
 //   jumprelu   -> "jumprelu", apply_b_dec_to_input false,
 //                 threshold = exp(log_threshold)
 //   gated      -> "gated", apply_b_dec_to_input true, b_gate = saelab's b_enc
