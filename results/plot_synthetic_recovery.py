@@ -6,6 +6,9 @@ Sweeps over the sparsity knob: MMCS and NMSE vs L0, one line per sweep
 (group means over seeds, 95% intervals as error bars). When every SAE was
 trained to a target L0 (matched-L0 runs): bars of MMCS, NMSE and dead
 fraction per architecture at each target, with 95% intervals over seeds.
+On data with a planted feature hierarchy (synthetic_absorption): one more
+panel, absorption per group with 95% intervals, beside the parent latent's
+miss rate on tokens without a child (parent_miss_alone, mean over seeds).
 
 Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
 sets it).
@@ -64,15 +67,43 @@ def plot_matched(result, axes):
         ax.grid(True, axis="y", alpha=0.3)
 
 
+def plot_absorption(result, ax):
+    groups = [g for g in result.groups if "absorption" in g.metrics]
+    x = range(len(groups))
+    means = [g.metrics["absorption"].mean for g in groups]
+    yerr = [[g.metrics["absorption"].mean - g.metrics["absorption"].ci95_low for g in groups],
+            [g.metrics["absorption"].ci95_high - g.metrics["absorption"].mean for g in groups]]
+    ax.bar(x, means, yerr=yerr, capsize=4, color=["C%d" % i for i in x],
+           label="parent latent silent, a child active")
+    alone = []
+    for g in groups:
+        values = [sae.metrics["parent_miss_alone"] for sae in result.saes
+                  if sae.group == g.group and "parent_miss_alone" in sae.metrics]
+        alone.append(sum(values) / len(values) if values else float("nan"))
+    ax.plot(list(x), alone, "k_", markersize=30, mew=2,
+            label="parent latent silent, no child (mean)")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels([g.group for g in groups], fontsize=8)
+    ax.set_ylabel("absorption (lower is better)")
+    ax.set_ylim(0, max(1e-3, max(means) * 1.3, max(alone) * 1.3))
+    ax.set_title("absorption, mean and 95% CI over seeds", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def main():
     result, out_dir = plot_common.load_result(__doc__)
     matched = len(result.saes) > 0 and all(sae.target_l0 > 0 for sae in result.saes)
+    absorption = any("absorption" in g.metrics for g in result.groups)
+    extra = 1 if absorption else 0
     if matched:
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-        plot_matched(result, axes)
+        fig, axes = plt.subplots(1, 3 + extra, figsize=(15 + 5 * extra, 4.4))
+        plot_matched(result, axes[:3])
     else:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-        plot_sweeps(result, axes)
+        fig, axes = plt.subplots(1, 2 + extra, figsize=(11 + 5.5 * extra, 4.2))
+        plot_sweeps(result, axes[:2])
+    if absorption:
+        plot_absorption(result, axes[-1])
     plot_common.save(fig, result, out_dir, "synthetic_recovery.png")
 
 
