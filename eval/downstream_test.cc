@@ -85,10 +85,15 @@ TEST(DownstreamTest, LossesMatchAHandComputationAndZeroAblationOfTheLastResidual
                               torch::zeros({kEmbd}), config);
   ASSERT_TRUE(m.ok()) << m.status();
   torch::NoGradGuard no_grad;
-  EXPECT_NEAR(m->ce_clean, HandLoss(*model.Forward(contexts), contexts), 1e-9);
+  // The evaluation runs batches of 4 contexts, the hand computation all 6 at
+  // once; OpenBLAS's AVX2 (Haswell) sgemm kernel may round a row
+  // differently with the number of rows (here by 1e-9), so agreement is to
+  // float32 rounding. A dropped partial batch (2 of 6 contexts) or
+  // unweighted batch means would move the loss by orders of magnitude more.
+  EXPECT_NEAR(m->ce_clean, HandLoss(*model.Forward(contexts), contexts), 1e-7);
   auto spliced =
       SpliceAt(model, "blocks.0.hook_resid_post", *sae, SpliceReconstruction(*sae, false));
-  EXPECT_NEAR(m->ce_spliced, HandLoss(*model.Forward(contexts, *spliced), contexts), 1e-9);
+  EXPECT_NEAR(m->ce_spliced, HandLoss(*model.Forward(contexts, *spliced), contexts), 1e-7);
   // Zeroing the final residual stream: ln_f(0) = its bias = 0, so every
   // logit is 0 and the loss is log V, whatever the weights.
   EXPECT_NEAR(m->ce_zero_ablation, std::log(static_cast<double>(kVocab)), 1e-12);

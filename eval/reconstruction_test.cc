@@ -61,8 +61,8 @@ TEST(ReconstructionTest, BatchSizeDoesNotChangeTheMetrics) {
   auto b = EvaluateReconstruction(*sae, x, whole);
   ASSERT_TRUE(a.ok() && b.ok());
   // The sums are float64 over per-token float32 errors; only those can
-  // differ, by float32 rounding, because the encoder GEMM's kernel may block
-  // 10 rows differently from 777 (it does on AVX2-only CPUs: 3e-9
+  // differ, by float32 rounding, because OpenBLAS's AVX2 (Haswell) sgemm
+  // kernel may round a row of 10 differently from one of 777 (here by 3e-9
   // relative). A lost partial batch (7 of 777 tokens) or per-batch means
   // averaged unweighted would move NMSE by orders of magnitude more.
   EXPECT_NEAR(a->Nmse(), b->Nmse(), 1e-7);

@@ -13,17 +13,24 @@
 // the cut to the lower index) but come in ascending latent order: nothing
 // downstream reads their rank, and sorting hundreds per row cost more than
 // the selection. (torch::topk leaves ties unspecified.) A row's result
-// does not depend on the block sizes or the thread count: rows are
-// independent, and each block's GEMM sums over d in the same order as the
-// full product (the bias is added by the GEMM, as torch::addmm adds it), so
-// the values are the bits of torch::addmm(b_enc, x_c, W_enc).
+// does not depend on the thread count, and the values are the bits of
+// torch::addmm(b_enc, x_c, W_enc) wherever OpenBLAS's sgemm gives an
+// element the same bits in a block's product as in the full one (each
+// block's GEMM sums over d in the same order, the bias added by the GEMM as
+// torch::addmm adds it). OpenBLAS's AVX-512 kernel (SkylakeX) does; its
+// AVX2 kernel (Haswell, which the experiment binaries pin and which
+// OpenBLAS picks itself on AVX2-only CPUs such as AMD EPYC) rounds some
+// elements an ulp differently with their position and the product's shape.
+// Under it the values agree with torch::addmm to float32 rounding and a tie
+// within rounding at the cut may resolve differently. The blocking is fixed
+// by the options, so a run's bits are still reproducible.
 //
 //   TopKEncodeWorkspace workspace;  // reuse across calls
 //   TopKCode code = TopKEncode(x - b_dec, W_enc, b_enc, {/*k=*/32}, &workspace);
 //   torch::Tensor f_values = torch::relu(code.values);  // [batch, k]
 //
 // TopKEncodeReference computes the same from the dense z with a stable sort;
-// the test holds the two equal.
+// the test holds the two bitwise equal on inputs whose products are exact.
 #ifndef SAELAB_SAE_KERNELS_TOPK_ENCODE_H_
 #define SAELAB_SAE_KERNELS_TOPK_ENCODE_H_
 
