@@ -1,7 +1,9 @@
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "experiments/runner.h"
 #include "gtest/gtest.h"
@@ -104,7 +106,7 @@ TEST(SyntheticRecoveryConfigTest, TheShippedConfigsParseAndNameTheirExperiment) 
   EXPECT_EQ(config.experiment_case(), ExperimentConfig::kSyntheticRecovery);
   EXPECT_EQ(config.synthetic_recovery().sweeps_size(), 2);
   ASSERT_TRUE(ParseTextProtoFile("experiments/synthetic_recovery_matched_l0.textproto", &config).ok());
-  EXPECT_EQ(config.synthetic_recovery().sweeps_size(), 5);
+  EXPECT_EQ(config.synthetic_recovery().sweeps_size(), 6);
 }
 
 TEST(SyntheticRecoveryConfigTest, AMalformedConfigIsAnErrorNamingTheFileAndLine) {
@@ -126,13 +128,13 @@ TEST(SyntheticRecoveryConfigTest, ASweepWithoutSeedsIsAnError) {
   EXPECT_NE(std::string(outcome.status().message()).find("seeds must be >= 1"), std::string::npos) << outcome.status();
 }
 
-TEST(SyntheticRecoveryMatchedTest, AllFiveArchitecturesReachTheTargetL0WithSeedIntervals) {
+TEST(SyntheticRecoveryMatchedTest, AllSixArchitecturesReachTheTargetL0WithSeedIntervals) {
   RunnerOptions options = Options("experiments/testdata/synthetic_recovery_matched.textproto",
                                   TempDir() + "/matched_run");
   auto outcome = RunExperiment(options);
   ASSERT_TRUE(outcome.ok()) << outcome.status();
   const ExperimentResult& result = outcome->result;
-  ASSERT_EQ(result.groups_size(), 5);
+  ASSERT_EQ(result.groups_size(), 6);
   std::set<std::string> architectures;
   for (const SaeGroupSummary& group : result.groups()) {
     architectures.insert(group.architecture());
@@ -140,11 +142,24 @@ TEST(SyntheticRecoveryMatchedTest, AllFiveArchitecturesReachTheTargetL0WithSeedI
     EXPECT_EQ(l0.n(), 2) << group.group();
     // Each seed reached the target within 5%, so the mean did too.
     EXPECT_NEAR(l0.mean(), 3.0, 0.15) << group.group();
+    // The interval from the group's two seeds, by hand: mean +- t(0.975, 1)
+    // * s / sqrt(2), with s the sample standard deviation.
+    std::vector<double> nmse_of_seeds;
+    for (const SaeResult& sae : result.saes()) {
+      if (sae.group() == group.group()) nmse_of_seeds.push_back(sae.metrics().at("nmse"));
+    }
+    ASSERT_EQ(nmse_of_seeds.size(), 2u) << group.group();
+    const double mean = (nmse_of_seeds[0] + nmse_of_seeds[1]) / 2;
+    const double s = std::abs(nmse_of_seeds[0] - nmse_of_seeds[1]) / std::sqrt(2.0);
+    const double half_width = 12.706204736174707 * s / std::sqrt(2.0);
     const MetricStats& nmse = group.metrics().at("nmse");
-    EXPECT_LE(nmse.ci95_low(), nmse.mean());
-    EXPECT_GE(nmse.ci95_high(), nmse.mean());
+    EXPECT_NEAR(nmse.mean(), mean, 1e-12) << group.group();
+    EXPECT_NEAR(nmse.ci95_low(), mean - half_width, 1e-7) << group.group();
+    EXPECT_NEAR(nmse.ci95_high(), mean + half_width, 1e-7) << group.group();
+    EXPECT_GT(half_width, 0.0) << group.group();  // the seeds differ
   }
-  EXPECT_EQ(architectures, (std::set<std::string>{"relu_l1", "gated", "jumprelu", "topk", "batch_topk"}));
+  EXPECT_EQ(architectures, (std::set<std::string>{"relu_l1", "gated", "jumprelu", "topk",
+                                                  "batch_topk", "matryoshka_batch_topk"}));
   for (const SaeResult& sae : result.saes()) {
     EXPECT_EQ(sae.target_l0(), 3.0) << sae.name();
     EXPECT_GE(sae.l0_search_size(), 1) << sae.name();
