@@ -42,15 +42,11 @@ absl::Status RunSyntheticRecovery(const SyntheticRecoveryConfig& config, const s
 
   torch::Tensor true_codes = source->EvalCodes();
   const double true_l0 = (true_codes != 0).sum().item<double>() / true_codes.size(0);
-  // With a feature hierarchy, absorption too: parent_of[i] = i's parent.
+  // With a feature hierarchy, absorption too.
   const bool hierarchy = source->parents() > 0;
   std::vector<std::string> summarized = {"mmcs", "nmse"};
   if (hierarchy) summarized.push_back("absorption");
-  torch::Tensor parent_of = torch::full({config.data().n_features()}, -1, torch::kInt64);
-  if (hierarchy) {
-    parent_of.narrow(0, source->parents(), parent_of.size(0) - source->parents())
-        .copy_(torch::arange(source->parents()).repeat_interleave(source->children_per_parent()));
-  }
+  const torch::Tensor parent_of = source->ParentOf();
   // Plot series: per sweep, group means with 95% intervals.
   RETURN_IF_ERROR(
       RunSweeps(config.sweeps(), *source, source->EvalSet(), config.reconstruction_eval(), run_dir,

@@ -83,25 +83,31 @@ void ReconstructionMetrics::WriteTo(SaeResult* result) const {
   *result->mutable_density_histogram() = DensityHistogramOf(histogram_bins_);
 }
 
-double MeanMaxCosineSimilarity(const torch::Tensor& true_features, const torch::Tensor& decoder) {
-  torch::NoGradGuard no_grad;
+namespace {
+
+// Signed cosines [n_true, n_latents] between the rows of true_features and
+// of decoder, in float64 (norms clamped below at 1e-30).
+torch::Tensor RowCosines(const torch::Tensor& true_features, const torch::Tensor& decoder) {
   torch::Tensor t = true_features.to(torch::kFloat64);
   torch::Tensor w = decoder.to(torch::kFloat64);
   t = t / t.norm(2, {1}, true).clamp_min(1e-30);
   w = w / w.norm(2, {1}, true).clamp_min(1e-30);
-  torch::Tensor cosines = torch::mm(t, w.t());  // [n_true, n_latents]
-  return std::get<0>(cosines.max(1)).mean().item<double>();
+  return torch::mm(t, w.t());
+}
+
+}  // namespace
+
+double MeanMaxCosineSimilarity(const torch::Tensor& true_features, const torch::Tensor& decoder) {
+  torch::NoGradGuard no_grad;
+  return std::get<0>(RowCosines(true_features, decoder).max(1)).mean().item<double>();
 }
 
 AbsorptionRates MeasureAbsorption(const torch::Tensor& true_codes, const torch::Tensor& latents,
                                   const torch::Tensor& true_features, const torch::Tensor& decoder,
                                   const torch::Tensor& parent_of) {
   torch::NoGradGuard no_grad;
-  torch::Tensor t = true_features.to(torch::kFloat64);
-  torch::Tensor w = decoder.to(torch::kFloat64);
-  t = t / t.norm(2, {1}, true).clamp_min(1e-30);
-  w = w / w.norm(2, {1}, true).clamp_min(1e-30);
-  const torch::Tensor best_latent = std::get<1>(torch::mm(t, w.t()).max(1));  // [n_features]
+  const torch::Tensor best_latent =
+      std::get<1>(RowCosines(true_features, decoder).max(1));  // [n_features]
   const torch::Tensor active = true_codes != 0;
   const torch::Tensor fired = latents != 0;
   const torch::Tensor parents = std::get<0>(at::_unique(parent_of.masked_select(parent_of >= 0)));

@@ -67,22 +67,18 @@ SyntheticFeatureSource::SyntheticFeatureSource(const SyntheticDataConfig& config
   auto generator = at::detail::createCPUGenerator(DeriveSeed(seed, "features"));
   features_ = at::randn({n, config.d()}, generator, torch::kFloat32);
   features_ = features_ / features_.norm(2, {1}, /*keepdim=*/true);
+  // The features that fire on their own (all of them, or the parents) get
+  // rates r_i proportional to (i + 1)^-decay. With a hierarchy (Create has
+  // checked that n is a multiple of 1 + c) each child fires at its parent's
+  // rate times q, so the expected L0 is (1 + c q) sum_i r_i.
   const int64_t c = config.children_per_parent();
-  if (c > 0 && n % (1 + c) == 0) {
-    // Parent p fires with rate r_p, each of its children with r_p q, so the
-    // expected L0 is (1 + c q) sum_p r_p.
-    parents_ = n / (1 + c);
-    const double q = config.child_probability();
-    torch::Tensor ranks = torch::arange(1, parents_ + 1, torch::kFloat64);
-    torch::Tensor weights = ranks.pow(-config.frequency_decay());
-    torch::Tensor parent_rates =
-        weights * (config.mean_active_features() / ((1 + c * q) * weights.sum().item<double>()));
-    probabilities_ = torch::cat({parent_rates, parent_rates.repeat_interleave(c) * q});
-  } else {
-    torch::Tensor ranks = torch::arange(1, n + 1, torch::kFloat64);
-    torch::Tensor weights = ranks.pow(-config.frequency_decay());
-    probabilities_ = weights * (config.mean_active_features() / weights.sum().item<double>());
-  }
+  const double q = c > 0 ? config.child_probability() : 0.0;
+  parents_ = c > 0 ? n / (1 + c) : 0;
+  torch::Tensor ranks = torch::arange(1, (c > 0 ? parents_ : n) + 1, torch::kFloat64);
+  torch::Tensor weights = ranks.pow(-config.frequency_decay());
+  probabilities_ =
+      weights * (config.mean_active_features() / ((1 + c * q) * weights.sum().item<double>()));
+  if (c > 0) probabilities_ = torch::cat({probabilities_, probabilities_.repeat_interleave(c) * q});
   // Phi^-1(p) = sqrt(2) erfinv(2p - 1).
   thresholds_ = (std::sqrt(2.0) * torch::erfinv(2.0 * probabilities_.clamp(0, 1) - 1.0))
                     .to(torch::kFloat32);
@@ -103,16 +99,17 @@ torch::Tensor SyntheticFeatureSource::Sample(int64_t tokens, uint64_t stream_see
     torch::Tensor shared = at::randn({tokens, config_.correlation_rank()}, generator, torch::kFloat32);
     torch::Tensor z = std::sqrt(1 - rho) * independent + std::sqrt(rho) * torch::mm(shared, loadings_.t());
     active = z < thresholds_;
-  } else if (parents_ > 0) {
-    torch::Tensor u = at::rand({tokens, n}, generator, torch::kFloat64);
-    torch::Tensor parent = u.narrow(1, 0, parents_) < probabilities_.narrow(0, 0, parents_);
-    torch::Tensor child = parent.repeat_interleave(config_.children_per_parent(), 1)
-                              .logical_and(u.narrow(1, parents_, n - parents_) <
-                                           config_.child_probability());
-    active = torch::cat({parent, child}, 1);
   } else {
     torch::Tensor u = at::rand({tokens, n}, generator, torch::kFloat64);
-    active = u < probabilities_;
+    if (parents_ > 0) {
+      torch::Tensor parent = u.narrow(1, 0, parents_) < probabilities_.narrow(0, 0, parents_);
+      torch::Tensor child = parent.repeat_interleave(config_.children_per_parent(), 1)
+                                .logical_and(u.narrow(1, parents_, n - parents_) <
+                                             config_.child_probability());
+      active = torch::cat({parent, child}, 1);
+    } else {
+      active = u < probabilities_;
+    }
   }
   torch::Tensor magnitude;
   switch (config_.magnitude()) {
@@ -137,6 +134,15 @@ torch::Tensor SyntheticFeatureSource::Sample(int64_t tokens, uint64_t stream_see
   }
   if (codes != nullptr) *codes = c;
   return x;
+}
+
+torch::Tensor SyntheticFeatureSource::ParentOf() const {
+  torch::Tensor parent_of = torch::full({config_.n_features()}, -1, torch::kInt64);
+  if (parents_ > 0) {
+    parent_of.narrow(0, parents_, parent_of.size(0) - parents_)
+        .copy_(torch::arange(parents_).repeat_interleave(config_.children_per_parent()));
+  }
+  return parent_of;
 }
 
 absl::StatusOr<torch::Tensor> SyntheticFeatureSource::TrainBatch(int64_t step, int64_t batch_size) {

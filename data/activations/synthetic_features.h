@@ -54,6 +54,9 @@ class SyntheticFeatureSource : public ActivationSource {
   // p's children are features P + p c + j, j < c.
   int64_t parents() const { return parents_; }
   int64_t children_per_parent() const { return config_.children_per_parent(); }
+  // [n_features] int64: each feature's parent, -1 for none (every feature
+  // without a hierarchy), as MeasureAbsorption (sae/metrics.h) reads it.
+  torch::Tensor ParentOf() const;
 
   // Draws `tokens` tokens from the stream named by `stream_seed`;
   // fills *codes [tokens, n_features] if non-null. Returns [tokens, d].

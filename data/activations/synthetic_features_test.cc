@@ -89,6 +89,10 @@ TEST(SyntheticFeaturesTest, ChildrenFireOnlyWithTheirParentAtTheConfiguredRates)
   auto source = SyntheticFeatureSource::Create(config, 4);
   ASSERT_TRUE(source.ok()) << source.status();
   ASSERT_EQ((*source)->parents(), 10);
+  const torch::Tensor parent_of = (*source)->ParentOf();
+  for (int64_t i = 0; i < 40; ++i) {
+    EXPECT_EQ(parent_of[i].item<int64_t>(), i < 10 ? -1 : (i - 10) / 3) << i;
+  }
   const torch::Tensor& p = (*source)->firing_probabilities();
   EXPECT_NEAR(p.sum().item<double>(), 4.0, 1e-9);
   torch::Tensor codes;
