@@ -59,7 +59,15 @@ absl::StatusOr<DownstreamMetrics> EvaluateDownstream(const Gpt2Model& model,
                                                      const std::string& hook_name, Sae& sae,
                                                      const torch::Tensor& contexts,
                                                      const torch::Tensor& mean_activation,
-                                                     const DownstreamEvalConfig& config) {
+                                                     const DownstreamEvalConfig& config,
+                                                     const std::string& input_hook_name) {
+  if (sae.is_transcoder() == input_hook_name.empty()) {
+    return absl::InvalidArgumentError(
+        sae.is_transcoder()
+            ? "downstream eval: a transcoder needs the hook it reads (input_hook_name)"
+            : absl::StrCat("downstream eval: input_hook_name ", input_hook_name,
+                           " is for transcoders; this SAE reads and writes ", hook_name));
+  }
   if (!contexts.defined() || contexts.dim() != 2 || contexts.size(0) < 1 || contexts.size(1) < 3 ||
       contexts.scalar_type() != torch::kLong) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -76,11 +84,17 @@ absl::StatusOr<DownstreamMetrics> EvaluateDownstream(const Gpt2Model& model,
     return absl::InvalidArgumentError(absl::StrCat(
         "downstream eval: batch_contexts must be >= 1, got ", config.batch_contexts()));
   }
-  torch::Tensor captured;
+  // captured: hook_name's activation; captured_input: the transcoder's input.
+  torch::Tensor captured, captured_input;
   HookSet capture;
   capture.hooks[hook_name] = CaptureInto(&captured);
-  ASSIGN_OR_RETURN(HookSet spliced,
-                   SpliceAt(model, hook_name, sae, SpliceReconstruction(sae, false)));
+  HookSet spliced;
+  if (sae.is_transcoder()) {
+    capture.hooks[input_hook_name] = CaptureInto(&captured_input);
+    ASSIGN_OR_RETURN(spliced, SpliceTranscoder(model, input_hook_name, hook_name, sae));
+  } else {
+    ASSIGN_OR_RETURN(spliced, SpliceAt(model, hook_name, sae, SpliceReconstruction(sae, false)));
+  }
   ASSIGN_OR_RETURN(HookSet zeroed, SpliceAt(model, hook_name, sae, ZeroAblation()));
   ASSIGN_OR_RETURN(HookSet meaned, SpliceAt(model, hook_name, sae, MeanAblation(mean_activation)));
 
@@ -110,9 +124,19 @@ absl::StatusOr<DownstreamMetrics> EvaluateDownstream(const Gpt2Model& model,
     kl_max = std::max(kl_max, kl.max().item<double>());
 
     // Reconstruction statistics on the non-BOS activations.
+    // x: the activation the SAE reconstructs (a transcoder's target);
+    // f and x_hat from the SAE's own input.
     torch::Tensor x = captured.slice(1, 1, captured.size(1)).reshape({-1, sae.d_in()});
-    torch::Tensor f = sae.Encode(x);
-    torch::Tensor x_hat = sae.Decode(f);
+    torch::Tensor f, x_hat;
+    if (sae.is_transcoder()) {
+      torch::Tensor input =
+          captured_input.slice(1, 1, captured_input.size(1)).reshape({-1, sae.d_in()});
+      f = sae.Encode(input);
+      x_hat = sae.Reconstruct(input);
+    } else {
+      f = sae.Encode(x);
+      x_hat = sae.Decode(f);
+    }
     reconstruction.Add(x, x_hat, f);
     torch::Tensor x64 = x.to(torch::kFloat64), x_hat64 = x_hat.to(torch::kFloat64);
     torch::Tensor x_norm = x64.norm(2, 1), x_hat_norm = x_hat64.norm(2, 1);

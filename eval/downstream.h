@@ -60,11 +60,20 @@ struct DownstreamMetrics {
 // unknown hook_name, an SAE whose d_in is not the hook's width, contexts
 // that are not [N >= 1, L >= 3] int64, a mean of the wrong shape, or
 // batch_contexts < 1; errors from the model's forward.
+//
+// A transcoder (sae.is_transcoder()) reads at input_hook_name and stands in
+// for what produces hook_name (eval/splice.h SpliceTranscoder): ce_spliced
+// is the loss with hook_name's activation replaced by Reconstruct(input),
+// the ablations and mean_activation are of hook_name's activation, and the
+// reconstruction statistics compare that activation (the target) with the
+// transcoder's estimate. input_hook_name must be set for a transcoder and
+// empty otherwise (InvalidArgument).
 absl::StatusOr<DownstreamMetrics> EvaluateDownstream(const Gpt2Model& model,
                                                      const std::string& hook_name, Sae& sae,
                                                      const torch::Tensor& contexts,
                                                      const torch::Tensor& mean_activation,
-                                                     const DownstreamEvalConfig& config);
+                                                     const DownstreamEvalConfig& config,
+                                                     const std::string& input_hook_name = "");
 
 }  // namespace saelab
 

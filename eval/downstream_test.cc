@@ -160,6 +160,79 @@ TEST(DownstreamTest, KlAndReconstructionStatisticsMatchScalarLoops) {
   EXPECT_DOUBLE_EQ(m->l0, (f != 0).sum().item<double>() / n);
 }
 
+// A TopK skip transcoder of the 16-wide model, moved off its init so that
+// every parameter (b_dec, W_skip included) matters.
+std::unique_ptr<Sae> TinyTranscoder() {
+  SaeConfig config;
+  config.set_name("tiny_transcoder");
+  config.set_n_latents(64);
+  config.mutable_topk()->set_k(4);
+  config.mutable_transcoder()->set_skip_connection(true);
+  EXPECT_TRUE(ResolveSaeConfig(kEmbd, &config).ok());
+  std::unique_ptr<Sae> sae = *CreateSae(config, kEmbd, 9);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(12);
+  for (auto& [name, tensor] : sae->NamedTensors()) {
+    if (name != "input_scale") tensor.add_(0.1 * torch::randn(tensor.sizes()));
+  }
+  sae->set_input_scale(0.7);
+  return sae;
+}
+
+TEST(DownstreamTest, TranscoderReplacesTheMlpOutputWithItsEstimateFromTheMlpInput) {
+  Gpt2Model model = TinyModel();
+  std::unique_ptr<Sae> transcoder = TinyTranscoder();
+  const torch::Tensor contexts = Contexts();
+  const std::string in = "blocks.0.hook_mlp_in", out = "blocks.0.hook_mlp_out";
+  DownstreamEvalConfig config;
+  config.set_batch_contexts(kContexts);  // one batch: the same GEMM shapes as below
+  torch::Tensor mean_out = torch::randn({kEmbd});
+  auto m = EvaluateDownstream(model, out, *transcoder, contexts, mean_out, config, in);
+  ASSERT_TRUE(m.ok()) << m.status();
+
+  // By hand: the clean MLP input and output, the transcoder's estimate of
+  // the output on the non-BOS rows, and a forward with the MLP output
+  // overwritten by it (the attention before the MLP is unchanged, so the
+  // clean input is the input the splice sees).
+  torch::NoGradGuard no_grad;
+  torch::Tensor x, y;
+  HookSet capture;
+  capture.hooks[in] = CaptureInto(&x);
+  capture.hooks[out] = CaptureInto(&y);
+  ASSERT_TRUE(model.Forward(contexts, capture).ok());
+  torch::Tensor x_rows = x.slice(1, 1, kLength).reshape({-1, kEmbd});
+  torch::Tensor y_rows = y.slice(1, 1, kLength).reshape({-1, kEmbd});
+  torch::Tensor estimate = transcoder->Reconstruct(x_rows);
+  torch::Tensor replaced =
+      torch::cat({y.slice(1, 0, 1), estimate.reshape({kContexts, kLength - 1, kEmbd})}, 1);
+  HookSet overwrite;
+  overwrite.hooks[out] = [&](const torch::Tensor&) { return replaced; };
+  EXPECT_NEAR(m->ce_spliced, HandLoss(*model.Forward(contexts, overwrite), contexts), 1e-6);
+  HookSet zero;
+  zero.hooks[out] = [](const torch::Tensor& a) { return torch::zeros_like(a); };
+  EXPECT_NEAR(m->ce_zero_ablation, HandLoss(*model.Forward(contexts, zero), contexts), 1e-6);
+  HookSet meaned;
+  meaned.hooks[out] = [&](const torch::Tensor& a) { return mean_out.expand_as(a).clone(); };
+  EXPECT_NEAR(m->ce_mean_ablation, HandLoss(*model.Forward(contexts, meaned), contexts), 1e-6);
+  // The reconstruction statistics are of the target (the MLP output).
+  torch::Tensor t = y_rows.to(torch::kFloat64), e = estimate.to(torch::kFloat64);
+  const double fvu = ((t - e).pow(2).sum() / (t - t.mean(0)).pow(2).sum()).item<double>();
+  EXPECT_NEAR(m->explained_variance, 1 - fvu, 1e-9);
+  EXPECT_NE(m->ce_spliced, m->ce_clean);
+
+  // A transcoder needs its input hook, and a plain SAE must not get one.
+  auto missing = EvaluateDownstream(model, out, *transcoder, contexts, mean_out, config);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(missing.status().message()).find("input_hook_name"), std::string::npos);
+  std::unique_ptr<Sae> sae = TinySae();
+  auto extra = EvaluateDownstream(model, out, *sae, contexts, mean_out, config, in);
+  EXPECT_EQ(extra.status().code(), absl::StatusCode::kInvalidArgument);
+  // The output hook must come after the input hook.
+  auto backwards = SpliceTranscoder(model, out, in, *transcoder);
+  EXPECT_EQ(backwards.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(backwards.status().message()).find("must come after"), std::string::npos);
+}
+
 TEST(DownstreamTest, BadInputIsRefusedNamingTheProblem) {
   Gpt2Model model = TinyModel();
   std::unique_ptr<Sae> narrow = TinySae(/*d_in=*/8);

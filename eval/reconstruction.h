@@ -22,8 +22,12 @@ namespace saelab {
 // in batches of config.batch_size() without autograd, and accumulates the
 // reconstruction metrics over the whole set (never averaged per batch, so
 // the result does not depend on the batch size beyond float64 rounding).
+// A transcoder (sae.is_transcoder()) reads paired rows [input | target]
+// ([N, 2 d_in]) and its metrics are of the target against Reconstruct(input):
+// nmse and fvu of the target, as Dunefsky et al. and sparsify report them.
 // InvalidArgument, naming both sizes, when eval_x is not 2-D with
-// d_in == sae.d_in(), when N == 0, or when batch_size < 1.
+// d_in == sae.d_in() (2 d_in for a transcoder), when N == 0, or when
+// batch_size < 1.
 absl::StatusOr<ReconstructionMetrics> EvaluateReconstruction(
     Sae& sae, const torch::Tensor& eval_x, const ReconstructionEvalConfig& config = {});
 

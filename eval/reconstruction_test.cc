@@ -50,6 +50,45 @@ TEST(ReconstructionTest, MetricsEqualAWholeSetFloat64Recomputation) {
   EXPECT_EQ(metrics->tokens(), 1000);
 }
 
+// A transcoder's metrics are of the target half of paired rows [x | y],
+// against Reconstruct(x) (the skip term included).
+TEST(ReconstructionTest, TranscoderMetricsAreOfTheTargetOfPairedRows) {
+  SaeConfig config;
+  config.set_name("skip_transcoder");
+  config.set_n_latents(32);
+  config.mutable_topk()->set_k(3);
+  config.mutable_transcoder()->set_skip_connection(true);
+  ASSERT_TRUE(ResolveSaeConfig(8, &config).ok());
+  std::unique_ptr<Sae> sae = *CreateSae(config, 8, 7);
+  torch::manual_seed(4);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, tensor] : sae->NamedTensors()) {
+      if (name != "input_scale") tensor.add_(0.2 * torch::randn(tensor.sizes()));
+    }
+  }
+  torch::Tensor x = torch::randn({500, 8}), y = torch::randn({500, 8}) + 1.0;
+  ReconstructionEvalConfig eval;
+  eval.set_batch_size(64);
+  absl::StatusOr<ReconstructionMetrics> metrics =
+      EvaluateReconstruction(*sae, torch::cat({x, y}, 1), eval);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  torch::NoGradGuard no_grad;
+  torch::Tensor y64 = y.to(torch::kFloat64);
+  torch::Tensor err = (y64 - sae->Reconstruct(x).to(torch::kFloat64)).pow(2).sum();
+  const double nmse = (err / y64.pow(2).sum()).item<double>();
+  const double fvu = (err / (y64 - y64.mean(0)).pow(2).sum()).item<double>();
+  EXPECT_NEAR(metrics->Nmse(), nmse, 1e-6 * nmse);
+  EXPECT_NEAR(metrics->Fvu(), fvu, 1e-6 * fvu);
+  EXPECT_DOUBLE_EQ(metrics->L0(), (sae->Encode(x) != 0).sum().item<double>() / 500.0);
+  // Unpaired rows are refused, naming the width a transcoder needs.
+  absl::StatusOr<ReconstructionMetrics> unpaired = EvaluateReconstruction(*sae, x, eval);
+  EXPECT_EQ(unpaired.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(unpaired.status().message()).find("paired rows [input | target] of width 16"),
+            std::string::npos)
+      << unpaired.status();
+}
+
 TEST(ReconstructionTest, BatchSizeDoesNotChangeTheMetrics) {
   std::unique_ptr<Sae> sae = SmallSae();
   torch::manual_seed(4);

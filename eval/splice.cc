@@ -2,7 +2,10 @@
 
 #include <utility>
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
+#include "harness/status_macros.h"
 
 namespace saelab {
 
@@ -79,6 +82,40 @@ absl::StatusOr<HookSet> SpliceAt(const Gpt2Model& model, const std::string& hook
     torch::Tensor edited = edit(rows).reshape({batch, seq - first, d});
     if (first == 0) return edited;
     return torch::cat({activation.slice(1, 0, 1), edited}, 1);
+  };
+  return hooks;
+}
+
+absl::StatusOr<HookSet> SpliceTranscoder(const Gpt2Model& model, const std::string& input_hook,
+                                         const std::string& output_hook, Sae& sae,
+                                         const SpliceOptions& options) {
+  if (!sae.is_transcoder()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SpliceTranscoder: the SAE (", sae.architecture(), ") is not a transcoder"));
+  }
+  ASSIGN_OR_RETURN(HookLocation input, ParseHookName(input_hook, model.config().n_layer));
+  ASSIGN_OR_RETURN(HookLocation output, ParseHookName(output_hook, model.config().n_layer));
+  if (output.index() <= input.index()) {
+    return absl::InvalidArgumentError(absl::StrCat("SpliceTranscoder: the output hook ", output_hook,
+                                                   " must come after the input hook ", input_hook));
+  }
+  // The output hook's edit reads the input the same forward pass recorded.
+  auto recorded = std::make_shared<torch::Tensor>();
+  ASSIGN_OR_RETURN(HookSet hooks,
+                   SpliceAt(model, output_hook, sae,
+                            [&sae, recorded](const torch::Tensor& rows) {
+                              torch::Tensor x = recorded->reshape({-1, rows.size(1)});
+                              TORCH_CHECK(x.size(0) == rows.size(0),
+                                          "SpliceTranscoder: input and output rows differ");
+                              return sae.Reconstruct(x);
+                            },
+                            options));
+  const bool skip_bos = options.skip_bos;
+  hooks.hooks[input_hook] = [recorded, skip_bos](const torch::Tensor& activation) {
+    const int64_t seq = activation.size(1);
+    const int64_t first = (skip_bos && seq > 1) ? 1 : 0;
+    *recorded = activation.slice(1, first, seq);
+    return activation;
   };
   return hooks;
 }

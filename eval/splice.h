@@ -80,6 +80,17 @@ RowEdit AddDirection(torch::Tensor direction, double coefficient);
 absl::StatusOr<HookSet> SpliceAt(const Gpt2Model& model, const std::string& hook_name,
                                  const Sae& sae, RowEdit edit, const SpliceOptions& options = {});
 
+// A transcoder in place of the computation between two hook points (an
+// MLP: input_hook blocks.L.hook_mlp_in, output_hook blocks.L.hook_mlp_out):
+// the input hook records its activation (unchanged) and the output hook's
+// activation is replaced by sae.Reconstruct(recorded input), row by row.
+// BOS as SpliceAt. InvalidArgument for an unknown hook name, an output hook
+// that does not come after the input hook, a model width other than
+// sae.d_in(), or an SAE that is not a transcoder.
+absl::StatusOr<HookSet> SpliceTranscoder(const Gpt2Model& model, const std::string& input_hook,
+                                         const std::string& output_hook, Sae& sae,
+                                         const SpliceOptions& options = {});
+
 // OkStatus if 0 <= latent < sae.n_latents(), else InvalidArgument naming both.
 absl::Status CheckLatent(const Sae& sae, int64_t latent);
 

@@ -23,6 +23,21 @@ absl::StatusOr<std::unique_ptr<SubjectEvaluations>> SubjectEvaluations::Create(
   // training rows (the store's statistics), or over the evaluation rows when
   // streaming.
   evals->mean_activation_ = data.store != nullptr ? data.store->mean() : data.eval_rows.mean(0);
+  if (data.target_location) {
+    // Paired rows [input | target]: a transcoder stands in for what
+    // produces the target, so that is what the ablations replace.
+    const int64_t d = data.model.config().n_embd;
+    evals->mean_activation_ = evals->mean_activation_.narrow(0, d, d).contiguous();
+    if (config.has_probe_eval() || config.has_classification_eval() ||
+        config.has_absorption_eval() || config.has_steering_eval() ||
+        config.has_ablation_eval() || config.has_dashboard() || config.has_feature_splitting()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "activations.target_hook_name ", data.target_hook_name,
+          " (transcoders): only the reconstruction and downstream evaluations run on transcoders; "
+          "remove the probe, classification, absorption, steering, ablation, dashboard and "
+          "feature_splitting settings"));
+    }
+  }
   Provenance* provenance = result->mutable_provenance();
   if (config.has_probe_eval()) {
     PhaseClock clock;
@@ -77,9 +92,13 @@ absl::Status SubjectEvaluations::Evaluate(TrainedSae& trained) {
   };
   if (config_.downstream_eval().eval_contexts() != 0) {
     RETURN_IF_ERROR(timed("downstream", [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(DownstreamMetrics core,
-                       EvaluateDownstream(data_.model, data_.hook_name, sae, data_.val_contexts,
-                                          mean_activation_, config_.downstream_eval()));
+      // A transcoder reads hook_name and replaces the target hook's activation.
+      const bool paired = data_.target_location.has_value();
+      ASSIGN_OR_RETURN(
+          DownstreamMetrics core,
+          EvaluateDownstream(data_.model, paired ? data_.target_hook_name : data_.hook_name, sae,
+                             data_.val_contexts, mean_activation_, config_.downstream_eval(),
+                             paired ? data_.hook_name : ""));
       core.WriteTo(out);
       Log("%-28s ce %.4f -> %.4f  delta_loss %.4f  loss_recovered %.4f  kl %.4f", name,
           core.ce_clean, core.ce_spliced, core.delta_loss, core.loss_recovered, core.kl_mean);

@@ -80,6 +80,10 @@ absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& ru
     return absl::InvalidArgumentError(
         "feature_splitting compares the dictionaries of one hook; leave `hooks` empty");
   }
+  if (config.activations().has_target_hook_name() && !config.hooks().empty()) {
+    return absl::InvalidArgumentError(
+        "activations.target_hook_name pairs one input hook with one target; leave `hooks` empty");
+  }
   if (config.sweeps().empty()) {
     return absl::InvalidArgumentError("subject_sae needs at least one sweep");
   }

@@ -135,6 +135,10 @@ absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config) {
   if (trainer->init_sample_tokens() < 1) {
     return Invalid(*config, "trainer.init_sample_tokens must be >= 1");
   }
+  if (config->has_transcoder() && config->architecture_case() != SaeConfig::kTopk) {
+    return Invalid(*config, absl::StrCat("transcoder is supported for topk only, not ",
+                                         architecture->name));
+  }
   // The architecture's own fields and recipe; its errors name the field.
   if (absl::Status own = architecture->resolve(d_in, config); !own.ok()) {
     return Invalid(*config, own.message());

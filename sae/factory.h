@@ -38,7 +38,8 @@ const SaeArchitecture* FindArchitecture(absl::string_view name);
 // 2e-4 / sqrt(n / 2^14)), adam_eps (1e-8; 6.25e-10), k_aux (the power of
 // two nearest d_in / 2, at most n). InvalidArgument, naming the SAE and
 // field, if no architecture is set, n_latents < 1, k is not in
-// [1, n_latents], or a trainer or architecture setting is out of range.
+// [1, n_latents], a trainer or architecture setting is out of range, or
+// transcoder is set for an architecture other than topk.
 absl::Status ResolveSaeConfig(int64_t d_in, SaeConfig* config);
 
 // Constructs the SAE (random init from `seed`). `config` must be resolved.

@@ -20,7 +20,9 @@ torch::Tensor Sae::Encode(const torch::Tensor& x) { return EncodeScaled(x * inpu
 
 torch::Tensor Sae::Decode(const torch::Tensor& f) { return DecodeScaled(f) / input_scale_; }
 
-torch::Tensor Sae::Reconstruct(const torch::Tensor& x) { return Decode(Encode(x)); }
+torch::Tensor Sae::Reconstruct(const torch::Tensor& x) {
+  return ReconstructScaled(x * input_scale_) / input_scale_;
+}
 
 std::map<std::string, torch::Tensor> Sae::NamedTensors() {
   std::map<std::string, torch::Tensor> tensors;
@@ -53,6 +55,7 @@ LossInputs Sae::LossInputsFor(const torch::Tensor& x, const TrainStepInfo& info)
     }
   }
   inputs.dead_mask = info.dead_mask;
+  inputs.target = info.target;
   return inputs;
 }
 

@@ -37,6 +37,9 @@ struct TrainStepInfo {
   // [n_latents] bool: latents that have not fired for dead_after_tokens
   // (for auxiliary losses against dead latents); may be undefined.
   torch::Tensor dead_mask;
+  // [batch, d_in] (scaled): what x_hat should reconstruct, for a
+  // transcoder (SaeConfig.transcoder); undefined: x itself.
+  torch::Tensor target;
 };
 
 // One training forward pass, in scaled space.
@@ -74,9 +77,14 @@ struct LossInputs {
   // [n] bool: latents that have not fired for dead_after_tokens (AuxK
   // reads it); may be undefined.
   torch::Tensor dead_mask;
+  // [batch, d_in]: what x_hat should reconstruct (a transcoder's target);
+  // undefined: x. Losses read it through Target().
+  torch::Tensor target;
 
   // extra.at(name); throws (c10::Error) naming the tensor if absent.
   const torch::Tensor& Extra(const std::string& name) const;
+  // target if defined, else x.
+  const torch::Tensor& Target() const { return target.defined() ? target : x; }
 };
 
 // What every architecture's training loss returns.
@@ -116,12 +124,21 @@ class Sae : public torch::nn::Module {
   torch::Tensor Encode(const torch::Tensor& x);
   // Reconstruction [batch, d_in] from latents [batch, n_latents].
   torch::Tensor Decode(const torch::Tensor& f);
-  // Decode(Encode(x)).
+  // ReconstructScaled in model units: Decode(Encode(x)), plus the skip
+  // connection of a skip transcoder (a transcoder's reconstruction is its
+  // estimate of the target, e.g. the MLP's output).
   torch::Tensor Reconstruct(const torch::Tensor& x);
 
   // ---- Scaled space (x already multiplied by input_scale). ----
   virtual torch::Tensor EncodeScaled(const torch::Tensor& x) = 0;
   virtual torch::Tensor DecodeScaled(const torch::Tensor& f) = 0;
+  // DecodeScaled(EncodeScaled(x)); a skip transcoder adds its linear map of x.
+  virtual torch::Tensor ReconstructScaled(const torch::Tensor& x) {
+    return DecodeScaled(EncodeScaled(x));
+  }
+  // True for a transcoder (SaeConfig.transcoder): it reconstructs a paired
+  // target, not its input.
+  virtual bool is_transcoder() const { return false; }
   virtual TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) = 0;
   // A hand-written training step (sae/kernels/), where the architecture has
   // one and its config enables it: computes the loss of TrainForward and
@@ -137,7 +154,8 @@ class Sae : public torch::nn::Module {
   }
 
   // One-time data-dependent initialisation on a sample [samples, d_in]
-  // (scaled), before the first step; e.g. TopK's b_dec = geometric median.
+  // (scaled) of what the SAE reconstructs (a transcoder's target), before
+  // the first step; e.g. TopK's b_dec = geometric median.
   virtual void InitFromSample(const torch::Tensor& x) { (void)x; }
   // Called between backward() and the optimiser step (e.g. to project out
   // the gradient component along unit-norm decoder rows).

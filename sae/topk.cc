@@ -12,25 +12,46 @@
 
 namespace saelab {
 
-TopKSae::TopKSae(int64_t d_in, int64_t n_latents, const TopKConfig& config, uint64_t seed)
-    : Sae(d_in, n_latents), config_(config) {
+TopKSae::TopKSae(int64_t d_in, int64_t n_latents, const TopKConfig& config, uint64_t seed,
+                 const TranscoderConfig* transcoder)
+    : Sae(d_in, n_latents), config_(config), transcoder_(transcoder != nullptr) {
   RegisterTiedParameters(seed, /*decoder_row_norm=*/1.0);
+  if (transcoder != nullptr && transcoder->skip_connection()) {
+    W_skip = register_parameter("W_skip", torch::zeros({d_in, d_in}));
+  }
 }
 
+namespace {
+
+// The pre-activations [batch, n]: the encoder of x - b_dec, or of x for a
+// transcoder.
+torch::Tensor PreActivations(const torch::Tensor& x, const torch::Tensor& W_enc,
+                             const torch::Tensor& b_enc, const torch::Tensor& b_dec,
+                             bool apply_b_dec_to_input) {
+  return torch::addmm(b_enc, apply_b_dec_to_input ? x - b_dec : x, W_enc);
+}
+
+}  // namespace
+
 torch::Tensor TopKSae::EncodeScaled(const torch::Tensor& x) {
-  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);
+  torch::Tensor z = PreActivations(x, W_enc, b_enc, b_dec, !transcoder_);
   auto [values, indices] = z.topk(config_.k(), /*dim=*/1);
   return ScatterTopK(torch::relu(values), indices, n_latents_);
 }
 
 torch::Tensor TopKSae::EncodeTopK(const torch::Tensor& x, torch::Tensor* indices) {
-  torch::Tensor z = torch::addmm(b_enc, x - b_dec, W_enc);
+  torch::Tensor z = PreActivations(x, W_enc, b_enc, b_dec, !transcoder_);
   auto [values, top] = z.topk(config_.k(), /*dim=*/1);
   *indices = top;
   return torch::relu(values);
 }
 
 torch::Tensor TopKSae::DecodeScaled(const torch::Tensor& f) { return torch::addmm(b_dec, f, W_dec); }
+
+torch::Tensor TopKSae::ReconstructScaled(const torch::Tensor& x) {
+  torch::Tensor y_hat = DecodeScaled(EncodeScaled(x));
+  return W_skip.defined() ? y_hat + torch::mm(x, W_skip) : y_hat;
+}
 
 torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).pow(2).sum() / b.pow(2).sum().clamp_min(std::numeric_limits<float>::min());
@@ -60,29 +81,38 @@ torch::Tensor DecodeTopK(const torch::Tensor& values, const torch::Tensor& indic
 
 LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options) {
   const torch::Tensor& x = inputs.x;
+  const torch::Tensor& target = inputs.Target();
   const torch::Tensor& W_dec = inputs.W_dec;
   const torch::Tensor& b_dec = inputs.b_dec;
   const int64_t n = inputs.W_enc.size(1);
-  torch::Tensor z = torch::addmm(inputs.b_enc, x - b_dec, inputs.W_enc);  // [batch, n]
-  auto [values, indices] = z.topk(options.k, /*dim=*/1);                  // [batch, k]
+  const auto skip = inputs.extra.find("W_skip");
+  // The skip transcoder's linear term x W_skip [batch, d], or undefined.
+  const torch::Tensor skip_term =
+      skip == inputs.extra.end() ? torch::Tensor() : torch::mm(x, skip->second);
+  auto with_skip = [&](const torch::Tensor& y_hat) {
+    return skip_term.defined() ? y_hat + skip_term : y_hat;
+  };
+  torch::Tensor z = PreActivations(x, inputs.W_enc, inputs.b_enc, b_dec,
+                                   options.apply_b_dec_to_input);  // [batch, n]
+  auto [values, indices] = z.topk(options.k, /*dim=*/1);          // [batch, k]
   values = torch::relu(values);
   LossOutput out;
   out.f = ScatterTopK(values.detach(), indices, n);  // [batch, n], for statistics
-  out.x_hat = DecodeTopK(values, indices, W_dec, b_dec, options.sparse_decode);
-  torch::Tensor nmse = BatchNmse(out.x_hat, x);
+  out.x_hat = with_skip(DecodeTopK(values, indices, W_dec, b_dec, options.sparse_decode));
+  torch::Tensor nmse = BatchNmse(out.x_hat, target);
   out.loss = nmse;
   out.terms["nmse"] = nmse;
   if (options.auxk_coefficient > 0.0) {
     torch::Tensor auxk =
-        AuxKLoss(z, W_dec, inputs.dead_mask, options.k_aux, (x - out.x_hat).detach());
+        AuxKLoss(z, W_dec, inputs.dead_mask, options.k_aux, (target - out.x_hat).detach());
     out.terms["auxk"] = auxk;
     out.loss = out.loss + options.auxk_coefficient * auxk;
   }
   if (options.multi_topk_factor > 0) {
     auto [multi_values, multi_indices] = z.topk(std::min(n, options.multi_topk_factor * options.k), 1);
-    torch::Tensor multi_x_hat =
-        DecodeTopK(torch::relu(multi_values), multi_indices, W_dec, b_dec, options.sparse_decode);
-    torch::Tensor multi_nmse = BatchNmse(multi_x_hat, x);
+    torch::Tensor multi_x_hat = with_skip(
+        DecodeTopK(torch::relu(multi_values), multi_indices, W_dec, b_dec, options.sparse_decode));
+    torch::Tensor multi_nmse = BatchNmse(multi_x_hat, target);
     out.terms["multi_topk_nmse"] = multi_nmse;
     out.loss = out.loss + options.multi_topk_coefficient * multi_nmse;
   }
@@ -103,7 +133,9 @@ torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
 }
 
 TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
-  TrainOutput out = TrainOutputFrom(TopKLoss(LossInputsFor(x, info), TopKLossOptionsFrom(config_)));
+  TopKLossOptions options = TopKLossOptionsFrom(config_);
+  options.apply_b_dec_to_input = !transcoder_;
+  TrainOutput out = TrainOutputFrom(TopKLoss(LossInputsFor(x, info), options));
   out.terms["dead_latents"] =
       info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
   return out;
@@ -129,6 +161,8 @@ TrainOutput SparseTopKStepOutput(const TopKTrainStepResult& step, int64_t n_late
 
 bool TopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
                                  TrainOutput* out) {
+  // The kernels encode x - b_dec and reconstruct x.
+  if (transcoder_) return false;
   if (!PrepareSparseTopKStep(config_.sparse_decode(), x, {&W_enc, &b_enc, &W_dec, &b_dec})) {
     return false;
   }
@@ -202,7 +236,8 @@ const SaeArchitecture& TopKArchitecture() {
     row->config_case = SaeConfig::kTopk;
     row->resolve = Resolve;
     row->create = [](const SaeConfig& config, int64_t d_in, uint64_t seed) -> std::unique_ptr<Sae> {
-      return std::make_unique<TopKSae>(d_in, config.n_latents(), config.topk(), seed);
+      return std::make_unique<TopKSae>(d_in, config.n_latents(), config.topk(), seed,
+                                       config.has_transcoder() ? &config.transcoder() : nullptr);
     };
     row->sparsity_knob = [](const SaeConfig& config) {
       return static_cast<double>(config.topk().k());

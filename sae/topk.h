@@ -34,14 +34,23 @@ namespace saelab {
 class TopKSae : public Sae {
  public:
   // config.k and config.k_aux must be set and in [1, n_latents] (see
-  // ResolveSaeConfig); checked by the caller.
-  TopKSae(int64_t d_in, int64_t n_latents, const TopKConfig& config, uint64_t seed);
+  // ResolveSaeConfig); checked by the caller. With `transcoder` (not null)
+  // it is a transcoder (sae_config.proto TranscoderConfig): no pre-encoder
+  // bias, and with skip_connection a parameter W_skip [d_in, d_in], zero at
+  // init.
+  TopKSae(int64_t d_in, int64_t n_latents, const TopKConfig& config, uint64_t seed,
+          const TranscoderConfig* transcoder = nullptr);
 
   std::string architecture() const override { return "topk"; }
   int64_t k() const { return config_.k(); }
+  bool is_transcoder() const override { return transcoder_; }
+  // The skip transcoder's W_skip [d_in, d_in]; undefined otherwise.
+  torch::Tensor W_skip;
 
   torch::Tensor EncodeScaled(const torch::Tensor& x) override;
   torch::Tensor DecodeScaled(const torch::Tensor& f) override;
+  // Decode(Encode(x)) + x W_skip for a skip transcoder.
+  torch::Tensor ReconstructScaled(const torch::Tensor& x) override;
   // The sparse code of scaled x: values [batch, k] (after ReLU) and
   // *indices [batch, k], for SparseDecode.
   torch::Tensor EncodeTopK(const torch::Tensor& x, torch::Tensor* indices);
@@ -51,7 +60,7 @@ class TopKSae : public Sae {
   // The sparse step of sae/kernels/topk_train_step.h (the trainer's default;
   // config sparse_decode false turns it off): the same loss as
   // TrainForward, gradients equal to within float32 rounding, no
-  // [batch, n] tensor and no backward GEMM.
+  // [batch, n] tensor and no backward GEMM. Not for transcoders (false).
   bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
                           TrainOutput* out) override;
 
@@ -61,6 +70,7 @@ class TopKSae : public Sae {
 
  private:
   TopKConfig config_;
+  bool transcoder_ = false;
   // The sparse step's buffers, reused from step to step.
   std::unique_ptr<TopKTrainStepWorkspace> workspace_;
 };
@@ -75,6 +85,8 @@ struct TopKLossOptions : TopKTrainStepOptions {
   // Decode by gather-and-sum over the active latents (sae/kernels/
   // sparse_decode.h) instead of a dense [batch, n] x [n, d] product.
   bool sparse_decode = true;
+  // Encode x - b_dec (Gao's b_pre); false for a transcoder, which encodes x.
+  bool apply_b_dec_to_input = true;
 };
 
 // For the architectures trained on a sparse TopK-family step (TopK,
@@ -101,7 +113,8 @@ TopKLossOptions TopKLossOptionsFrom(const TopKConfig& config);
 // The TopK training loss as a pure function (for gradient checks and as the
 // single definition TrainForward uses); reads inputs.dead_mask ([n] bool or
 // undefined). f is the dense [batch, n] code (detached: the loss goes
-// through the sparse values). terms: "nmse", "auxk" (when
+// through the sparse values). The reconstruction is of inputs.Target(), and
+// adds x W_skip when inputs.extra holds "W_skip" (a skip transcoder). terms: "nmse", "auxk" (when
 // auxk_coefficient > 0) and "multi_topk_nmse" (when Multi-TopK is on).
 LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options);
 

@@ -145,7 +145,21 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
   torch::AutoGradMode grad_mode(true);
   absl::Time start = absl::Now();
   const int64_t d_in = source.d_in();
+  // A paired source's rows are [input | target] (activation_source.h).
+  const int64_t d_target = source.d_target();
+  const int64_t row_width = d_in + d_target;
   RETURN_IF_ERROR(ResolveSaeConfig(d_in, &config));
+  if (config.has_transcoder() && d_target != d_in) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SAE '", config.name(), "' is a transcoder, which needs a paired source whose target has ",
+        "the input's width ", d_in, "; this source's target width is ", d_target,
+        d_target == 0 ? " (no target: set the data's target hook)" : ""));
+  }
+  if (!config.has_transcoder() && d_target > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the source supplies paired [input | target] rows (target width ", d_target,
+        ") but SAE '", config.name(), "' is not a transcoder; set its transcoder field"));
+  }
   const TrainerConfig& trainer = config.trainer();
   const std::string config_sha256 = ProtoSha256(config);
   const int64_t log_every = std::max<int64_t>(1, trainer.log_every_steps());
@@ -197,9 +211,12 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
   }
   if (!result.resumed) {
     ASSIGN_OR_RETURN(torch::Tensor sample, source.InitSample(trainer.init_sample_tokens()));
-    RETURN_IF_ERROR(CheckBatch(sample, trainer.init_sample_tokens(), d_in, -1));
-    if (config.normalize_input()) sae->set_input_scale(EstimateInputScale(sample));
-    sae->InitFromSample(sample * sae->input_scale());
+    RETURN_IF_ERROR(CheckBatch(sample, trainer.init_sample_tokens(), row_width, -1));
+    const torch::Tensor inputs = sample.narrow(1, 0, d_in);
+    if (config.normalize_input()) sae->set_input_scale(EstimateInputScale(inputs));
+    // What the SAE reconstructs: the target half of a transcoder's rows.
+    sae->InitFromSample((d_target > 0 ? sample.narrow(1, d_in, d_target) : inputs) *
+                        sae->input_scale());
   }
   if (!options.dir.empty()) RETURN_IF_ERROR(MakeDirs(options.dir));
 
@@ -216,15 +233,17 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
       return result;  // as if killed: nothing more is written
     }
     ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, batch_size));
-    RETURN_IF_ERROR(CheckBatch(batch, batch_size, d_in, step));
+    RETURN_IF_ERROR(CheckBatch(batch, batch_size, row_width, step));
     TrainStepInfo info;
     info.step = step;
     info.total_steps = total_steps;
     info.dead_mask = loop.tokens_since_fired >= trainer.dead_after_tokens();
+    if (d_target > 0) info.target = batch.narrow(1, d_in, d_target) * sae->input_scale();
 
     // The architecture's sparse step writes the gradients itself; otherwise
     // autograd differentiates TrainForward's loss (below).
-    const torch::Tensor x = batch * sae->input_scale();
+    const torch::Tensor x =
+        (d_target > 0 ? batch.narrow(1, 0, d_in) : batch) * sae->input_scale();
     TrainOutput out;
     const bool gradients_written = sae->TrainStepGradients(x, info, &out);
     if (!gradients_written) out = sae->TrainForward(x, info);
@@ -284,7 +303,7 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
     for (int64_t step = std::max<int64_t>(0, total_steps - calibration); step < total_steps;
          ++step) {
       ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, batch_size));
-      batches.push_back(batch * sae->input_scale());
+      batches.push_back(batch.narrow(1, 0, d_in) * sae->input_scale());
     }
     torch::NoGradGuard no_grad;
     sae->Calibrate(batches);

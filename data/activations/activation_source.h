@@ -23,13 +23,19 @@ class ActivationSource {
   // Activation dimension d_in.
   virtual int64_t d_in() const = 0;
 
-  // The training batch for `step` (0-based): [batch_size, d_in] float32 CPU,
+  // A paired source (for transcoders) returns d_target > 0: each row is
+  // then [input | target], d_in + d_target wide, so that a row's two halves
+  // come from the same token through every shuffle. 0: plain rows.
+  virtual int64_t d_target() const { return 0; }
+
+  // The training batch for `step` (0-based): [batch_size, d_in + d_target()] float32 CPU,
   // in model units. Must be a pure function of (this source, step,
   // batch_size), so a resumed run sees exactly the batches it would have.
   virtual absl::StatusOr<torch::Tensor> TrainBatch(int64_t step, int64_t batch_size) = 0;
 
   // `tokens` activations for one-time initialisation (input scale,
-  // geometric median): [tokens, d_in] float32, a pure function of tokens.
+  // geometric median): [tokens, d_in + d_target()] float32, a pure function
+  // of tokens.
   virtual absl::StatusOr<torch::Tensor> InitSample(int64_t tokens) = 0;
 };
 

@@ -96,6 +96,15 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
   }
   absl::StatusOr<HookLocation> location = ParseHookName(key.hook_name(), model.config().n_layer);
   if (!location.ok()) return invalid(absl::StrCat("key.hook_name: ", location.status().message()));
+  std::vector<HookLocation> locations = {*location};
+  if (!key.target_hook_name().empty()) {
+    absl::StatusOr<HookLocation> target =
+        ParseHookName(key.target_hook_name(), model.config().n_layer);
+    if (!target.ok()) {
+      return invalid(absl::StrCat("key.target_hook_name: ", target.status().message()));
+    }
+    locations.push_back(*target);
+  }
 
   const torch::Tensor contexts = contexts_in.to(torch::kLong).contiguous();
   const int64_t n_contexts = key.context_end() - key.context_begin();
@@ -129,7 +138,7 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
   manifest.set_version(kStoreFormatVersion);
   *manifest.mutable_key() = key;
   manifest.set_key_sha256(StoreKeySha256(key));
-  manifest.set_d(model.config().n_embd);
+  manifest.set_d(model.config().n_embd * static_cast<int64_t>(locations.size()));
   manifest.set_contexts_per_chunk(per_chunk);
   manifest.set_rows_per_context(RowsPerContext(key));
   manifest.set_num_rows(n_contexts * RowsPerContext(key));
@@ -158,7 +167,7 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
     if (!reuse) {
       ASSIGN_OR_RETURN(
           torch::Tensor rows,
-          HookActivationRows(model, contexts.slice(0, first, last), *location, key.drop_bos(),
+          HookActivationRows(model, contexts.slice(0, first, last), locations, key.drop_bos(),
                              options.batch_contexts, [&](int64_t done) {
                                progress.Update((first - key.context_begin() + done) *
                                                key.context_length());

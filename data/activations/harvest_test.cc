@@ -8,7 +8,10 @@
 #include <torch/types.h>
 
 #include "absl/strings/match.h"
+#include "data/activations/hook_rows.h"
 #include "data/activations/internal/test_store.h"
+#include "data/activations/store_format.h"
+#include "data/activations/store_source.h"
 #include "harness/file_io.h"
 
 namespace saelab {
@@ -56,6 +59,33 @@ TEST(HarvestTest, KilledHarvestResumesToIdenticalFiles) {
   // Harvesting a complete store again reuses it untouched.
   HarvestForTest(resumed);
   EXPECT_TRUE(DirectoryContents(resumed) == expected);
+}
+
+TEST(HarvestTest, PairedStoreHoldsInputAndTargetSideBySideAndIsAPairedSource) {
+  ActivationStoreKey key = TestKey();
+  key.set_hook_name("blocks.1.hook_mlp_in");
+  key.set_target_hook_name("blocks.1.hook_mlp_out");
+  ActivationStore store = HarvestForTest(TestDir("paired"), key);
+  EXPECT_EQ(store.d(), 2 * store_testing::kD);
+  // The rows by another route: both hooks' rows for the key's contexts.
+  const torch::Tensor contexts = TestContexts().slice(0, store_testing::kBegin, store_testing::kEnd);
+  const torch::Tensor in =
+      *HookActivationRows(TinyModel(), contexts, HookLocation{1, HookPoint::kMlpIn}, true);
+  const torch::Tensor out =
+      *HookActivationRows(TinyModel(), contexts, HookLocation{1, HookPoint::kMlpOut}, true);
+  StoreActivationSource source(store, /*seed=*/4);
+  EXPECT_EQ(source.d_in(), store_testing::kD);
+  EXPECT_EQ(source.d_target(), store_testing::kD);
+  // Every stream row is one token's (input, target) pair: its halves sit in
+  // the same row of `in` and `out`.
+  const torch::Tensor rows = *source.TrainBatch(0, in.size(0));
+  const torch::Tensor order = *source.StreamRowIndices(0, in.size(0));
+  EXPECT_TRUE(torch::allclose(rows.slice(1, 0, store_testing::kD), in.index_select(0, order),
+                              1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(rows.slice(1, store_testing::kD, 2 * store_testing::kD),
+                              out.index_select(0, order), 1e-5, 1e-6));
+  // A plain store of the same hook is another store.
+  EXPECT_NE(StoreKeySha256(key), StoreKeySha256(TestKey()));
 }
 
 TEST(HarvestTest, UnknownHookNameIsRefusedBeforeAnyForward) {

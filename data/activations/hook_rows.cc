@@ -36,4 +36,48 @@ absl::StatusOr<torch::Tensor> HookActivationRows(const Gpt2Model& model,
   return pieces.size() == 1 ? pieces[0].contiguous() : torch::cat(pieces);
 }
 
+absl::StatusOr<torch::Tensor> HookActivationRows(const Gpt2Model& model,
+                                                 const torch::Tensor& contexts,
+                                                 const std::vector<HookLocation>& locations,
+                                                 bool drop_bos, int64_t batch_contexts,
+                                                 const std::function<void(int64_t)>& on_batch) {
+  if (locations.empty()) {
+    return absl::InvalidArgumentError("HookActivationRows: no hook locations");
+  }
+  if (locations.size() == 1) {
+    return HookActivationRows(model, contexts, locations[0], drop_bos, batch_contexts, on_batch);
+  }
+  if (!contexts.defined() || contexts.dim() != 2 || contexts.size(0) < 1 ||
+      contexts.size(1) - (drop_bos ? 1 : 0) < 1 || batch_contexts < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HookActivationRows: contexts must be [N >= 1, context_length >= ", drop_bos ? 2 : 1,
+        "] and batch_contexts (", batch_contexts, ") >= 1"));
+  }
+  ForwardOptions options;
+  for (const HookLocation& location : locations) {
+    RETURN_IF_ERROR(CheckHookLocation(location, model.config().n_layer));
+    if (!options.stop_at || location.index() > options.stop_at->index()) options.stop_at = location;
+  }
+  torch::NoGradGuard no_grad;
+  const int64_t n = contexts.size(0);
+  std::vector<torch::Tensor> pieces;
+  for (int64_t begin = 0; begin < n; begin += batch_contexts) {
+    const int64_t end = std::min(n, begin + batch_contexts);
+    std::vector<torch::Tensor> captured(locations.size());
+    HookSet hooks;
+    for (size_t i = 0; i < locations.size(); ++i) {
+      hooks.hooks[HookName(locations[i])] = CaptureInto(&captured[i]);
+    }
+    RETURN_IF_ERROR(model.Forward(contexts.slice(0, begin, end), hooks, options).status());
+    std::vector<torch::Tensor> columns;
+    for (torch::Tensor& activation : captured) {
+      if (drop_bos) activation = activation.slice(1, 1);
+      columns.push_back(activation.reshape({-1, activation.size(2)}));
+    }
+    pieces.push_back(torch::cat(columns, 1));
+    if (on_batch) on_batch(end);
+  }
+  return pieces.size() == 1 ? pieces[0] : torch::cat(pieces);
+}
+
 }  // namespace saelab

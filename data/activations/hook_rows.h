@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -34,6 +35,17 @@ namespace saelab {
 absl::StatusOr<torch::Tensor> HookActivationRows(
     const Gpt2Model& model, const torch::Tensor& contexts, HookLocation location, bool drop_bos,
     int64_t batch_contexts = 32, const std::function<void(int64_t)>& on_batch = nullptr);
+
+// Several hook points from one forward pass per batch (run as far as the
+// last of them): rows [N * P, n_embd * locations.size()], each row the
+// locations' activations side by side in the order given. For paired
+// transcoder rows [input | target], e.g. {mlp_in, mlp_out} of one block.
+// Each location's columns equal HookActivationRows at that location alone.
+// InvalidArgument as above, or for an empty `locations`.
+absl::StatusOr<torch::Tensor> HookActivationRows(
+    const Gpt2Model& model, const torch::Tensor& contexts,
+    const std::vector<HookLocation>& locations, bool drop_bos, int64_t batch_contexts = 32,
+    const std::function<void(int64_t)>& on_batch = nullptr);
 
 }  // namespace saelab
 

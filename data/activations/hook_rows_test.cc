@@ -61,6 +61,28 @@ TEST(HookRowsTest, SameBatchesGiveTheSameBits) {
   EXPECT_EQ(a.size(1), kD);
 }
 
+TEST(HookRowsTest, SeveralHooksFromOneForwardAreEachHooksRowsSideBySide) {
+  // A later point and an earlier one, in that order: columns follow the
+  // order asked for, not the forward order.
+  const HookLocation mlp_out{0, HookPoint::kMlpOut}, mlp_in{0, HookPoint::kMlpIn};
+  std::vector<int64_t> done;
+  absl::StatusOr<torch::Tensor> paired = HookActivationRows(
+      TinyModel(), TestContexts(), std::vector<HookLocation>{mlp_out, mlp_in}, true, 5,
+      [&](int64_t n) { done.push_back(n); });
+  ASSERT_TRUE(paired.ok()) << paired.status();
+  const torch::Tensor out = *HookActivationRows(TinyModel(), TestContexts(), mlp_out, true, 5);
+  const torch::Tensor in = *HookActivationRows(TinyModel(), TestContexts(), mlp_in, true, 5);
+  ASSERT_EQ(paired->sizes(), (std::vector<int64_t>{out.size(0), 2 * kD}));
+  EXPECT_TRUE(torch::equal(paired->slice(1, 0, kD), out));
+  EXPECT_TRUE(torch::equal(paired->slice(1, kD, 2 * kD), in));
+  EXPECT_FALSE(torch::equal(out, in));
+  EXPECT_EQ(done.back(), kContexts);
+  EXPECT_EQ(HookActivationRows(TinyModel(), TestContexts(), std::vector<HookLocation>{}, true)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(HookRowsTest, BadInputsAreInvalidArgument) {
   const Gpt2Model& model = TinyModel();
   for (const torch::Tensor& contexts :

@@ -15,10 +15,12 @@ namespace saelab {
 
 ModelActivationSource::ModelActivationSource(const Gpt2Model& model, torch::Tensor contexts,
                                              HookLocation location, bool drop_bos, uint64_t seed,
-                                             int64_t batch_contexts)
+                                             int64_t batch_contexts,
+                                             std::optional<HookLocation> target)
     : model_(model),
       contexts_(contexts.to(torch::kLong).contiguous()),
       location_(location),
+      target_(target),
       drop_bos_(drop_bos),
       seed_(seed),
       batch_contexts_(std::max<int64_t>(1, batch_contexts)),
@@ -48,8 +50,10 @@ absl::StatusOr<torch::Tensor> ModelActivationSource::TrainBatch(int64_t step, in
   std::vector<int64_t> ids;
   for (int64_t k = first; k <= last; ++k) ids.push_back(Order(k / N)[k % N]);
   const torch::Tensor tokens = contexts_.index_select(0, torch::tensor(ids, torch::kLong));
+  std::vector<HookLocation> locations = {location_};
+  if (target_) locations.push_back(*target_);
   ASSIGN_OR_RETURN(torch::Tensor rows,
-                   HookActivationRows(model_, tokens, location_, drop_bos_, batch_contexts_));
+                   HookActivationRows(model_, tokens, locations, drop_bos_, batch_contexts_));
   return rows.slice(0, begin - first * P, end - first * P).clone();
 }
 

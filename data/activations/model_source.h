@@ -9,6 +9,7 @@
 #define SAELAB_DATA_ACTIVATIONS_MODEL_SOURCE_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <torch/types.h>
@@ -33,12 +34,16 @@ namespace saelab {
 class ModelActivationSource : public ActivationSource {
  public:
   // contexts: [N, context_length] int64; location: the hook point, parsed
-  // by the caller. Errors (N = 0, a location outside the model) surface
-  // from TrainBatch.
+  // by the caller. With `target` set it is a paired source for a
+  // transcoder: rows [activation at location | activation at target], both
+  // from one forward pass. Errors (N = 0, a location outside the model)
+  // surface from TrainBatch.
   ModelActivationSource(const Gpt2Model& model, torch::Tensor contexts, HookLocation location,
-                        bool drop_bos, uint64_t seed, int64_t batch_contexts = 32);
+                        bool drop_bos, uint64_t seed, int64_t batch_contexts = 32,
+                        std::optional<HookLocation> target = std::nullopt);
 
   int64_t d_in() const override { return model_.config().n_embd; }
+  int64_t d_target() const override { return target_ ? model_.config().n_embd : 0; }
   int64_t epoch_rows() const { return contexts_.size(0) * rows_per_context_; }
   absl::StatusOr<torch::Tensor> TrainBatch(int64_t step, int64_t batch_size) override;
   absl::StatusOr<torch::Tensor> InitSample(int64_t tokens) override;
@@ -49,6 +54,7 @@ class ModelActivationSource : public ActivationSource {
   Gpt2Model model_;
   torch::Tensor contexts_;
   HookLocation location_;
+  std::optional<HookLocation> target_;
   bool drop_bos_;
   uint64_t seed_;
   int64_t batch_contexts_;

@@ -48,6 +48,28 @@ TEST(ModelActivationSourceTest, YieldsTheStoresRowsEachEpoch) {
   EXPECT_FALSE(torch::allclose(*other_seed.TrainBatch(0, 10), *source.TrainBatch(0, 10)));
 }
 
+TEST(ModelActivationSourceTest, WithATargetItYieldsThePairedStoresRowsEachEpoch) {
+  ActivationStoreKey key = store_testing::TestKey();
+  key.set_hook_name("blocks.1.hook_mlp_in");
+  key.set_target_hook_name("blocks.1.hook_mlp_out");
+  ActivationStore store = HarvestForTest(TestDir("model_source_paired"), key);
+  const int64_t R = store.num_rows();
+  const torch::Tensor contexts = TestContexts().slice(0, kBegin, kEnd);
+  ModelActivationSource source(TinyModel(), contexts, HookLocation{1, HookPoint::kMlpIn}, true, 5,
+                               /*batch_contexts=*/32, HookLocation{1, HookPoint::kMlpOut});
+  EXPECT_EQ(source.d_in(), store_testing::kD);
+  EXPECT_EQ(source.d_target(), store_testing::kD);
+  // One epoch in one batch: every paired row (input and target together)
+  // matches a distinct row of the paired store.
+  const torch::Tensor rows = *source.TrainBatch(0, R);
+  ASSERT_EQ(rows.size(1), 2 * store_testing::kD);
+  // Exact distances (compute mode 2): the matrix-product route's
+  // cancellation error (~1e-3 at these norms) would swamp the comparison.
+  auto [nearest, index] = torch::cdist(rows, *store.Rows(0, R), 2.0, 2).min(1);
+  EXPECT_LT(nearest.max().item<float>(), 1e-4);
+  EXPECT_TRUE(torch::equal(std::get<0>(index.sort()), torch::arange(R)));
+}
+
 TEST(ModelActivationSourceTest, ErrorsSurfaceFromTrainBatch) {
   ModelActivationSource no_contexts(TinyModel(), torch::zeros({0, 8}, torch::kLong), TestHook(),
                                     true, 1);

@@ -50,7 +50,12 @@ class StoreActivationSource : public ActivationSource {
   StoreActivationSource(const ActivationStore& store, uint64_t seed, int64_t buffer_chunks = 8,
                         int64_t row_begin = 0, int64_t row_end = -1);
 
-  int64_t d_in() const override { return store_.d(); }
+  int64_t d_in() const override { return store_.d() - d_target(); }
+  // A paired store's (key.target_hook_name set) rows are [input | target],
+  // halves of equal width.
+  int64_t d_target() const override {
+    return store_.key().target_hook_name().empty() ? 0 : store_.d() / 2;
+  }
   // Rows in one epoch.
   int64_t epoch_rows() const { return row_end_ - row_begin_; }
   // InvalidArgument for step < 0, batch_size < 1 or an empty or invalid row range.

@@ -81,6 +81,23 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
     }
     data.hook_location = *hook;
   }
+  if (config.has_target_hook_name()) {
+    data.target_hook_name = config.target_hook_name();
+    absl::StatusOr<HookLocation> target =
+        ParseHookName(data.target_hook_name, data.model.config().n_layer);
+    if (!target.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("activations.target_hook_name: ", target.status().message()));
+    }
+    if (target->index() <= data.hook_location.index()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "activations.target_hook_name ", data.target_hook_name,
+          " must come after hook_name ", data.hook_name, " in the forward pass"));
+    }
+    data.target_location = *target;
+  }
+  std::vector<HookLocation> locations = {data.hook_location};
+  if (data.target_location) locations.push_back(*data.target_location);
 
   ASSIGN_OR_RETURN(TextDataset text, LoadTextDataset(config.data()));
   const std::string cache = SaelabCacheDir(config.cache_dir());
@@ -99,7 +116,7 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
 
   clock = PhaseClock();
   ASSIGN_OR_RETURN(data.eval_rows,
-                   HookActivationRows(data.model, data.val_contexts, data.hook_location, config.drop_bos()));
+                   HookActivationRows(data.model, data.val_contexts, locations, config.drop_bos()));
   RecordPhase("eval_activations", clock.Seconds(), provenance);
 
   // The training stream: a store harvested once (and reused by every later
@@ -109,6 +126,7 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
     ActivationStoreKey key;
     key.set_model_sha256(model_sha256);
     key.set_hook_name(data.hook_name);
+    key.set_target_hook_name(data.target_hook_name);
     key.set_shard_sha256(splits->train_shard.sha256());
     key.set_context_begin(0);
     key.set_context_end(data.train_contexts.size(0));
@@ -135,12 +153,14 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
                                                           config.shuffle_buffer_chunks());
   } else {
     auto streaming = std::make_unique<ModelActivationSource>(
-        data.model, data.train_contexts, data.hook_location, config.drop_bos(), data_seed);
+        data.model, data.train_contexts, data.hook_location, config.drop_bos(), data_seed,
+        /*batch_contexts=*/32, data.target_location);
     summary.set_train_rows(streaming->epoch_rows());
     data.source = std::move(streaming);
   }
   summary.set_model_sha256(model_sha256);
   summary.set_hook_name(data.hook_name);
+  if (data.target_location) summary.set_target_hook_name(data.target_hook_name);
   summary.set_d_in(data.model.config().n_embd);
   summary.set_context_length(config.context_length());
   summary.set_eval_rows(data.eval_rows.size(0));

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -40,12 +41,17 @@ struct SubjectData {
   // config.hook_name, parsed against the model once.
   std::string hook_name;
   HookLocation hook_location;
+  // config.target_hook_name, parsed; empty / unset for plain rows. When set,
+  // eval_rows and the training stream hold paired rows [input | target].
+  std::string target_hook_name;
+  std::optional<HookLocation> target_location;
   // Packed contexts, each starting with <|endoftext|> as BOS:
   // [n, context_length] int64.
   torch::Tensor train_contexts;
   torch::Tensor val_contexts;
   // The hook's activations over val_contexts, as store rows (BOS dropped
-  // when config.drop_bos): [n_val * rows_per_context, d_in] float32.
+  // when config.drop_bos): [n_val * rows_per_context, d_in] float32
+  // ([..., 2 d_in] paired rows with a target hook).
   torch::Tensor eval_rows;
   // The store the training stream reads (null when streaming).
   std::unique_ptr<ActivationStore> store;

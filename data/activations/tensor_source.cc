@@ -10,17 +10,24 @@
 namespace saelab {
 
 TensorActivationSource::TensorActivationSource(torch::Tensor rows, uint64_t seed,
-                                               int64_t row_begin, int64_t row_end)
+                                               int64_t row_begin, int64_t row_end,
+                                               int64_t d_target)
     : rows_(std::move(rows)),
       seed_(seed),
       row_begin_(row_begin),
-      row_end_(row_end < 0 && rows_.defined() && rows_.dim() == 2 ? rows_.size(0) : row_end) {}
+      row_end_(row_end < 0 && rows_.defined() && rows_.dim() == 2 ? rows_.size(0) : row_end),
+      d_target_(d_target) {}
 
 absl::Status TensorActivationSource::Check() const {
   if (!rows_.defined() || rows_.dim() != 2 || !rows_.device().is_cpu() ||
       (rows_.scalar_type() != torch::kFloat && rows_.scalar_type() != torch::kHalf)) {
     return absl::InvalidArgumentError(
         "activation rows must be a [N, d] float32 or float16 CPU tensor");
+  }
+  if (d_target_ < 0 || d_target_ >= rows_.size(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("paired rows of width ", rows_.size(1),
+                                                   " cannot hold a target of width ", d_target_,
+                                                   " and an input of width >= 1"));
   }
   if (row_begin_ < 0 || row_end_ <= row_begin_ || row_end_ > rows_.size(0)) {
     return absl::InvalidArgumentError(absl::StrCat("row range [", row_begin_, ", ", row_end_,

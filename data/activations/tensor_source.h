@@ -24,11 +24,14 @@ class TensorActivationSource : public ActivationSource {
  public:
   // `rows`: [N, d] float32 or float16 on the CPU (kept, not copied). The
   // range [row_begin, row_end) (row_end -1: N) is what training sees; an
-  // invalid range or tensor is reported by every call.
+  // invalid range or tensor is reported by every call. d_target > 0 makes
+  // it a paired source (for transcoders): each row is [input | target],
+  // the last d_target columns the target.
   TensorActivationSource(torch::Tensor rows, uint64_t seed, int64_t row_begin = 0,
-                         int64_t row_end = -1);
+                         int64_t row_end = -1, int64_t d_target = 0);
 
-  int64_t d_in() const override { return rows_.dim() == 2 ? rows_.size(1) : 0; }
+  int64_t d_in() const override { return rows_.dim() == 2 ? rows_.size(1) - d_target_ : 0; }
+  int64_t d_target() const override { return d_target_; }
   int64_t epoch_rows() const { return row_end_ - row_begin_; }
   // [batch_size, d] float32: stream positions [step * batch_size, (step + 1)
   // * batch_size), where position p is row order(p / epoch_rows())[p %
@@ -44,6 +47,7 @@ class TensorActivationSource : public ActivationSource {
   torch::Tensor rows_;
   uint64_t seed_;
   int64_t row_begin_, row_end_;
+  int64_t d_target_;
   int64_t cached_epoch_ = -1;
   std::vector<int64_t> cached_order_;  // rows of cached_epoch_, shuffled
 };

@@ -381,6 +381,8 @@ absl::StatusOr<torch::Tensor> Gpt2Model::Run(const torch::Tensor& tokens,
 
     // MLP.
     x = torch::layer_norm(h, {d}, b.ln_2_weight, b.ln_2_bias, eps);
+    ASSIGN_OR_RETURN(stop, hook(layer, HookPoint::kMlpIn, &x));
+    if (stop) return torch::Tensor();
     torch::Tensor mlp = torch::gelu(Conv1D(x, b.c_fc_weight, b.c_fc_bias), "tanh");
     mlp = Conv1D(mlp, b.mlp_proj_weight, b.mlp_proj_bias);
     ASSIGN_OR_RETURN(stop, hook(layer, HookPoint::kMlpOut, &mlp));

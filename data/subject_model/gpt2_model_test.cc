@@ -344,7 +344,7 @@ TEST(Gpt2ModelTest, SplicingTheIdentityAtEveryHookChangesNothingBitwise) {
   }
   absl::StatusOr<torch::Tensor> spliced = model.Forward(tokens, hooks);
   ASSERT_TRUE(spliced.ok()) << spliced.status();
-  EXPECT_EQ(calls, 10);
+  EXPECT_EQ(calls, 12);
   EXPECT_TRUE(torch::equal(*plain, *spliced));
 }
 
@@ -436,6 +436,42 @@ TEST(Gpt2ModelTest, StopAtHookCapturesWhatTheFullForwardCapturesAndComputesNothi
     EXPECT_EQ(early_capture.sizes(), (std::vector<int64_t>{3, 16, 32}));
     EXPECT_TRUE(torch::equal(full_capture, early_capture)) << stop;
   }
+}
+
+TEST(Gpt2ModelTest, MlpInIsLayerNorm2OfResidMidAndWhatTheMlpMapsToMlpOut) {
+  Gpt2Model model = SavedAndLoadedTinyModel("mlp_in");
+  absl::StatusOr<SafetensorsContents> file = ReadSafetensors(TempDir() + "/mlp_in/model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto W = [&](const std::string& name) { return file->tensors.at(name).to(torch::kDouble); };
+  torch::NoGradGuard no_grad;
+  torch::Tensor tokens = RandomTokens(2, 9, 21);
+  torch::Tensor resid_mid, mlp_in, mlp_out;
+  HookSet hooks;
+  hooks.hooks["blocks.1.hook_resid_mid"] = CaptureInto(&resid_mid);
+  hooks.hooks["blocks.1.hook_mlp_in"] = CaptureInto(&mlp_in);
+  hooks.hooks["blocks.1.hook_mlp_out"] = CaptureInto(&mlp_out);
+  ASSERT_TRUE(model.Forward(tokens, hooks).ok());
+  // By hand in float64: LayerNorm 2, then the MLP.
+  torch::Tensor h = resid_mid.to(torch::kDouble);
+  torch::Tensor mean = h.mean(-1, true), var = (h - mean).pow(2).mean(-1, true);
+  torch::Tensor normalized =
+      (h - mean) / torch::sqrt(var + 1e-5) * W("h.1.ln_2.weight") + W("h.1.ln_2.bias");
+  EXPECT_LT((mlp_in.to(torch::kDouble) - normalized).abs().max().item<double>(), 1e-5);
+  auto mlp = [&](const torch::Tensor& x) {
+    torch::Tensor a = x.matmul(W("h.1.mlp.c_fc.weight")) + W("h.1.mlp.c_fc.bias");
+    a = 0.5 * a * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) * (a + 0.044715 * a.pow(3))));
+    return a.matmul(W("h.1.mlp.c_proj.weight")) + W("h.1.mlp.c_proj.bias");
+  };
+  EXPECT_LT((mlp_out.to(torch::kDouble) - mlp(mlp_in.to(torch::kDouble))).abs().max().item<double>(),
+            1e-5);
+  // A replacing hook at mlp_in feeds the MLP: zeros give MLP(0) at every position.
+  torch::Tensor replaced_out;
+  HookSet replace;
+  replace.hooks["blocks.1.hook_mlp_in"] = [](const torch::Tensor& x) { return torch::zeros_like(x); };
+  replace.hooks["blocks.1.hook_mlp_out"] = CaptureInto(&replaced_out);
+  ASSERT_TRUE(model.Forward(tokens, replace).ok());
+  torch::Tensor mlp_of_zero = mlp(torch::zeros({1, 1, mlp_in.size(2)}, torch::kDouble));
+  EXPECT_LT((replaced_out.to(torch::kDouble) - mlp_of_zero).abs().max().item<double>(), 1e-5);
 }
 
 TEST(Gpt2ModelTest, RunWithCacheReturnsTheFullForwardsActivations) {

@@ -10,7 +10,7 @@ namespace saelab {
 namespace {
 
 constexpr HookPoint kPoints[] = {HookPoint::kResidPre, HookPoint::kAttnOut, HookPoint::kResidMid,
-                                 HookPoint::kMlpOut, HookPoint::kResidPost};
+                                 HookPoint::kMlpIn,     HookPoint::kMlpOut, HookPoint::kResidPost};
 
 std::string ValidNamesDescription(int64_t n_layer) {
   std::vector<std::string> patterns;
@@ -30,6 +30,8 @@ absl::string_view HookPointSuffix(HookPoint point) {
       return "attn_out";
     case HookPoint::kResidMid:
       return "resid_mid";
+    case HookPoint::kMlpIn:
+      return "mlp_in";
     case HookPoint::kMlpOut:
       return "mlp_out";
     case HookPoint::kResidPost:

@@ -6,6 +6,10 @@
 //   blocks.{L}.hook_resid_pre    input of block L (for L = 0: token + positional embedding)
 //   blocks.{L}.hook_attn_out     attention output (after c_proj), before it is added
 //   blocks.{L}.hook_resid_mid    resid_pre + attn_out
+//   blocks.{L}.hook_mlp_in       the MLP's input: LayerNorm 2 of resid_mid (what a
+//                                transcoder reads; TransformerLens calls this point
+//                                blocks.{L}.ln2.hook_normalized, and its own
+//                                hook_mlp_in is resid_mid before the LayerNorm)
 //   blocks.{L}.hook_mlp_out      MLP output (after c_proj), before it is added
 //   blocks.{L}.hook_resid_post   resid_mid + mlp_out (= resid_pre of block L + 1)
 //
@@ -56,10 +60,11 @@ enum class HookPoint : int {
   kResidPre = 0,
   kAttnOut = 1,
   kResidMid = 2,
-  kMlpOut = 3,
-  kResidPost = 4,
+  kMlpIn = 3,
+  kMlpOut = 4,
+  kResidPost = 5,
 };
-inline constexpr int kHookPointsPerLayer = 5;
+inline constexpr int kHookPointsPerLayer = 6;
 
 // A parsed hook point name: what code past the edge passes around, so a
 // name is parsed (ParseHookName) and checked once, where it comes in.
@@ -71,7 +76,7 @@ struct HookLocation {
   int64_t index() const { return layer * kHookPointsPerLayer + static_cast<int>(point); }
 };
 
-// "resid_pre", "attn_out", "resid_mid", "mlp_out" or "resid_post".
+// "resid_pre", "attn_out", "resid_mid", "mlp_in", "mlp_out" or "resid_post".
 absl::string_view HookPointSuffix(HookPoint point);
 
 // "blocks.{layer}.hook_{suffix}".

@@ -16,9 +16,10 @@ using ::testing::HasSubstr;
 TEST(HooksTest, NamesAreTransformerLensNamesInForwardOrder) {
   EXPECT_THAT(ValidHookNames(2),
               ElementsAre("blocks.0.hook_resid_pre", "blocks.0.hook_attn_out",
-                          "blocks.0.hook_resid_mid", "blocks.0.hook_mlp_out",
-                          "blocks.0.hook_resid_post", "blocks.1.hook_resid_pre",
-                          "blocks.1.hook_attn_out", "blocks.1.hook_resid_mid",
+                          "blocks.0.hook_resid_mid", "blocks.0.hook_mlp_in",
+                          "blocks.0.hook_mlp_out", "blocks.0.hook_resid_post",
+                          "blocks.1.hook_resid_pre", "blocks.1.hook_attn_out",
+                          "blocks.1.hook_resid_mid", "blocks.1.hook_mlp_in",
                           "blocks.1.hook_mlp_out", "blocks.1.hook_resid_post"));
 }
 
@@ -42,7 +43,8 @@ TEST(HooksTest, UnknownNameIsAnErrorListingTheValidNames) {
     EXPECT_THAT(location.status().message(),
                 AllOf(HasSubstr(absl::StrCat("'", name, "'")),
                       HasSubstr("blocks.L.hook_resid_pre"), HasSubstr("blocks.L.hook_attn_out"),
-                      HasSubstr("blocks.L.hook_resid_mid"), HasSubstr("blocks.L.hook_mlp_out"),
+                      HasSubstr("blocks.L.hook_resid_mid"), HasSubstr("blocks.L.hook_mlp_in"),
+                      HasSubstr("blocks.L.hook_mlp_out"),
                       HasSubstr("blocks.L.hook_resid_post"), HasSubstr("L in 0..3")))
         << name;
   }

@@ -249,6 +249,15 @@ absl::Status ExportSaeLens(Sae& sae, const SaeConfig& config, const std::string&
                                                    "' has n_latents ", config.n_latents(),
                                                    " but the SAE has ", sae.n_latents()));
   }
+  if (config.has_transcoder() != sae.is_transcoder()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ExportSaeLens: config '", config.name(), "' and the SAE disagree on being a transcoder"));
+  }
+  if (config.has_transcoder() && config.transcoder().skip_connection()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ExportSaeLens: '", config.name(), "' is a TopK skip transcoder, which SAELens's formats "
+        "cannot express (its skip transcoders are ReLU); keep saelab's own directory"));
+  }
   const SaeArchitecture& architecture = *FindArchitecture(config);
   const SaeLensForm& form = architecture.saelens;
   std::map<std::string, torch::Tensor> named = sae.NamedTensors();
@@ -288,7 +297,9 @@ absl::Status ExportSaeLens(Sae& sae, const SaeConfig& config, const std::string&
   cfg["d_sae"] = sae.n_latents();
   cfg["dtype"] = "float32";
   cfg["device"] = "cpu";
-  cfg["apply_b_dec_to_input"] = form.apply_b_dec_to_input;
+  // A transcoder encodes x itself: SAELens's SAE with apply_b_dec_to_input
+  // false computes the same map (x -> TopK(x W_enc + b_enc) W_dec + b_dec).
+  cfg["apply_b_dec_to_input"] = form.apply_b_dec_to_input && !config.has_transcoder();
   cfg["normalize_activations"] = "none";
   cfg["reshape_activations"] = "none";
   if (form.k_in_config) {
@@ -387,7 +398,9 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSaeLens(const std::string& dir, SaeCo
   // apply_b_dec_to_input the other way round from the saelab architecture:
   // (x - b_dec) W + b = x W + (b - b_dec W), and x W + b = (x - b_dec) W +
   // (b + b_dec W).
-  if (cfg.apply_b_dec_to_input != form.apply_b_dec_to_input) {
+  // A transcoder (restored from the "saelab" object) never subtracts b_dec.
+  const bool saelab_applies_b_dec = form.apply_b_dec_to_input && !config.has_transcoder();
+  if (cfg.apply_b_dec_to_input != saelab_applies_b_dec) {
     const double sign = cfg.apply_b_dec_to_input ? -1.0 : 1.0;
     form.shift_encoder_biases(sign * file.at("b_dec").to(torch::kFloat64), &tensors);
   }

@@ -69,8 +69,11 @@ namespace saelab {
 // creates dir; an old cfg.json is removed first, so a complete cfg.json
 // always describes the weights beside it) in the SAELens layout above, with
 // input_scale folded in; tensors are float32. `config` must be the SAE's
-// resolved config. InvalidArgument if config's architecture or n_latents do
-// not match the SAE; Internal if the SAE holds a tensor its architecture's
+// resolved config. A TopK transcoder exports as SAELens "topk" with
+// apply_b_dec_to_input false (the same map, from its input to its target);
+// SAELens has no form for a TopK skip transcoder. InvalidArgument if
+// config's architecture, n_latents or transcoder setting do not match the
+// SAE, or for a skip transcoder; Internal if the SAE holds a tensor its architecture's
 // row does not map (a new parameter must be added to the row's
 // SaeLensForm::extra_tensors before it can be exported); errors from file
 // writes name the file.

@@ -356,6 +356,43 @@ TEST(SaeLensTest, TopKWithoutBDecSubtractionIsFoldedIntoTheEncoderBias) {
               "reconstruction");
 }
 
+TEST(SaeLensTest, TopKTranscoderExportsAsTopKWithoutBDecSubtractionAndComesBack) {
+  SaeConfig config = ConfigFor("topk");
+  config.set_name("interchange_transcoder");
+  config.mutable_transcoder();
+  std::unique_ptr<Sae> sae = TrainedLooking(config, 3, 2.5);
+  ASSERT_TRUE(sae->is_transcoder());
+  const std::string dir = TempDir() + "/transcoder";
+  ASSERT_TRUE(ExportSaeLens(*sae, config, dir).ok());
+  Json cfg = ReadJson(dir + "/cfg.json");
+  EXPECT_EQ(cfg["architecture"], "topk");
+  EXPECT_EQ(cfg["apply_b_dec_to_input"], false);
+  // SAELens's formula on the exported files (raw units: the scale is folded).
+  TensorMap w = ReadSafetensors(dir + "/sae_weights.safetensors")->tensors;
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(5);
+  torch::Tensor x = torch::randn({64, kDIn});
+  torch::Tensor z = torch::addmm(w.at("b_enc"), x, w.at("W_enc"));
+  auto [values, indices] = z.topk(kK, 1);
+  torch::Tensor f = torch::zeros_like(z).scatter(1, indices, torch::relu(values));
+  ExpectClose(sae->Reconstruct(x), torch::addmm(w.at("b_dec"), f, w.at("W_dec")), 1e-5,
+              "SAELens's map of the exported transcoder");
+  // The saelab object brings the transcoder back, with no bias folding.
+  SaeConfig imported_config;
+  std::unique_ptr<Sae> imported = Import(dir, &imported_config);
+  ASSERT_NE(imported, nullptr);
+  EXPECT_TRUE(imported->is_transcoder());
+  EXPECT_TRUE(imported_config.has_transcoder());
+  ExpectClose(imported->Reconstruct(x), sae->Reconstruct(x), 1e-5, "round trip");
+
+  // A skip transcoder has no SAELens form.
+  config.mutable_transcoder()->set_skip_connection(true);
+  std::unique_ptr<Sae> skip = TrainedLooking(config, 3, 1.0);
+  absl::Status refused = ExportSaeLens(*skip, config, TempDir() + "/skip_transcoder");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("skip transcoder"));
+}
+
 TEST(SaeLensTest, GatedWithoutBDecSubtractionIsFoldedIntoBothBiases) {
   const std::string dir = ExportFresh("gated", "gated_no_b_dec");
   EditConfig(dir, [](Json& cfg) {

@@ -39,6 +39,7 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir, SaeC
   int64_t n = 0;     // 0: num_latents / expansion_factor / encoder.weight
   int64_t expansion_factor = 0;
   bool multi_topk = false;
+  bool transcode = false, skip_connection = false;
   try {
     ASSIGN_OR_RETURN(k, RequiredPositiveInteger(cfg, config_path, "k"));
     ASSIGN_OR_RETURN(std::string activation,
@@ -48,12 +49,19 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir, SaeC
                       absl::StrCat("is '", activation, "'; saelab reads 'topk' sparse coders"));
     }
     // Variants saelab's TopK SAE cannot express.
-    for (const char* key :
-         {"transcode", "skip_connection", "signed", "embed_skip", "gram_lookup"}) {
+    for (const char* key : {"signed", "embed_skip", "gram_lookup"}) {
       ASSIGN_OR_RETURN(bool on, OptionalBool(cfg, config_path, key, false));
       if (on) {
-        return KeyError(config_path, key, "is true; saelab imports plain sparse autoencoders only");
+        return KeyError(config_path, key,
+                        "is true; saelab imports TopK sparse autoencoders and transcoders only");
       }
+    }
+    ASSIGN_OR_RETURN(transcode, OptionalBool(cfg, config_path, "transcode", false));
+    ASSIGN_OR_RETURN(skip_connection, OptionalBool(cfg, config_path, "skip_connection", false));
+    if (skip_connection && !transcode) {
+      return KeyError(config_path, "skip_connection",
+                      "is true without \"transcode\"; saelab has skip connections on "
+                      "transcoders only");
     }
     ASSIGN_OR_RETURN(multi_topk, OptionalBool(cfg, config_path, "multi_topk", false));
     if (FindKey(cfg, "d_in") != nullptr) {
@@ -103,8 +111,10 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir, SaeC
       {"encoder.bias", {n}},
       {"W_dec", {n, d_in}},
       {"b_dec", {d_in}}};
+  std::vector<std::pair<std::string, std::vector<int64_t>>> all_shapes = shapes;
+  if (skip_connection) all_shapes.push_back({"W_skip", {d_in, d_in}});
   std::set<std::string> expected;
-  for (const auto& [name, shape] : shapes) {
+  for (const auto& [name, shape] : all_shapes) {
     ASSIGN_OR_RETURN(file[name], FloatTensor(contents, weights_path, name, shape, origin));
     expected.insert(name);
   }
@@ -114,11 +124,16 @@ absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir, SaeC
   SaeConfig config = ForeignConfig(dir, n);
   config.mutable_topk()->set_k(k);
   if (multi_topk) config.mutable_topk()->set_multi_topk_factor(4);
+  if (transcode) {
+    config.mutable_transcoder()->set_skip_connection(skip_connection);
+  }
   TensorMap tensors;
   tensors["W_enc"] = file.at("encoder.weight").t().contiguous();
   tensors["b_enc"] = file.at("encoder.bias");
   tensors["W_dec"] = file.at("W_dec");
   tensors["b_dec"] = file.at("b_dec");
+  // sparsify adds x W_skip^T (W_skip [d_out, d_in]); saelab adds x W_skip.
+  if (skip_connection) tensors["W_skip"] = file.at("W_skip").t().contiguous();
   tensors["input_scale"] = torch::ones({}, torch::kFloat32);
   return BuildSae(config, d_in, config_path, tensors, config_out);
 }

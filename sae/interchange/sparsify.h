@@ -29,11 +29,18 @@ namespace saelab {
 // Multi-TopK uses 4k). d_in and n may be absent from cfg.json and are then
 // read off encoder.weight.
 //
+// Transcoders ("transcode": true: no pre-encoder bias) import as saelab
+// TopK transcoders (SaeConfig.transcoder); "skip_connection": true adds
+// W_skip [d_in, d_in] to the file, which sparsify applies as x W_skip^T and
+// saelab stores transposed. A skip connection without "transcode" (an
+// autoencoder with a skip connection and a pre-encoder bias) has no saelab
+// form and is refused.
+//
 // Errors name the file and key or tensor: NotFound for a missing file or
 // tensor; InvalidArgument for a missing/mistyped "k", an "activation" other
-// than "topk" (groupmax), a transcoder ("transcode"), a skip connection
-// ("skip_connection", W_skip), "signed", "embed_skip" or "gram_lookup",
-// shapes that disagree with cfg.json, or an unexpected tensor.
+// than "topk" (groupmax), "skip_connection" without "transcode", "signed",
+// "embed_skip" or "gram_lookup", shapes that disagree with cfg.json, or an
+// unexpected tensor.
 absl::StatusOr<std::unique_ptr<Sae>> ImportSparsify(const std::string& dir,
                                                     SaeConfig* config = nullptr);
 

@@ -49,6 +49,25 @@ TEST(SparsifyTest, ImportEncodesAndReconstructsLikeSparsify) {
   EXPECT_EQ((*sae)->Encode(x).ne(0).sum(1).max().item<int64_t>(), 3);
 }
 
+constexpr char kSkipTranscoderFixture[] =
+    "sae/interchange/testdata/sparsify_skip_transcoder_fixture";
+
+TEST(SparsifyTest, SkipTranscoderImportsAndMapsLikeSparsify) {
+  SaeConfig config;
+  absl::StatusOr<std::unique_ptr<Sae>> sae = ImportSparsify(kSkipTranscoderFixture, &config);
+  ASSERT_TRUE(sae.ok()) << sae.status();
+  EXPECT_TRUE((*sae)->is_transcoder());
+  EXPECT_TRUE(config.has_transcoder());
+  EXPECT_TRUE(config.transcoder().skip_connection());
+  EXPECT_EQ(config.n_latents(), 12);  // num_latents, not d_in * expansion_factor
+  SafetensorsContents expected =
+      *ReadSafetensors(std::string(kSkipTranscoderFixture) + "/expected.safetensors");
+  const torch::Tensor& x = expected.tensors.at("x");
+  torch::NoGradGuard no_grad;
+  ExpectClose((*sae)->Encode(x), expected.tensors.at("feature_acts"), 1e-5, "latents");
+  ExpectClose((*sae)->Reconstruct(x), expected.tensors.at("sae_out"), 1e-5, "transcoder output");
+}
+
 TEST(SparsifyTest, MissingConfigIsNotFoundNamingTheFile) {
   const std::string dir = TempDir() + "/no_config";
   ASSERT_TRUE(MakeDirs(dir).ok());
@@ -69,7 +88,8 @@ TEST(SparsifyTest, VariantsSaelabCannotRunAreRefusedByKey) {
     Json value;
   };
   const Case cases[] = {{"activation", "groupmax"},
-                        {"transcode", true},
+                        {"signed", true},
+                        // A skip connection with b_dec subtracted.
                         {"skip_connection", true},
                         {"k", 0},
                         {"d_in", 7},

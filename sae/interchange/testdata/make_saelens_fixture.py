@@ -22,6 +22,9 @@ stored weights:
   sparsify (sparsify/sparse_coder.py, fused_encoder.py):
     pre = ReLU((x - b_dec) encoder.weight^T + encoder.bias)
     f = the top k of pre, 0 elsewhere;  x_hat = f W_dec + b_dec
+    skip transcoder (transcode, skip_connection):
+    pre = ReLU(x encoder.weight^T + encoder.bias)
+    y_hat = f W_dec + b_dec + x W_skip^T
 
 Each fixture directory holds the SAE's own files plus expected.safetensors
 {x [B, d_in], feature_acts [B, d_sae], sae_out [B, d_in]} (float32). The
@@ -321,9 +324,48 @@ def make_sparsify():
     write_expected(directory, x, f, f @ f64(w["W_dec"]) + f64(w["b_dec"]))
 
 
+def make_sparsify_transcoder():
+    """A sparsify skip transcoder: cfg transcode and skip_connection true."""
+    rng = np.random.default_rng(506)
+    directory = os.path.join(HERE, "sparsify_skip_transcoder_fixture")
+    os.makedirs(directory, exist_ok=True)
+    w = {
+        "encoder.weight": rng.normal(0.0, 0.6, size=(D_SAE, D_IN)).astype(np.float32),
+        "encoder.bias": rng.normal(0.0, 0.3, size=(D_SAE,)).astype(np.float32),
+        "W_dec": rng.normal(0.0, 0.5, size=(D_SAE, D_IN)).astype(np.float32),
+        "b_dec": rng.normal(0.0, 0.5, size=(D_IN,)).astype(np.float32),
+        # [d_out, d_in]: sparsify adds x @ W_skip.mT.
+        "W_skip": rng.normal(0.0, 0.4, size=(D_IN, D_IN)).astype(np.float32),
+    }
+    cfg = {
+        "activation": "topk",
+        "expansion_factor": 32,
+        "normalize_decoder": True,
+        "num_latents": D_SAE,
+        "k": K,
+        "multi_topk": False,
+        "skip_connection": True,
+        "transcode": True,
+        "d_in": D_IN,
+    }
+    write_json(os.path.join(directory, "cfg.json"), cfg)
+    write_safetensors(os.path.join(directory, "sae.safetensors"), w)
+
+    # A transcoder encodes x itself (no b_dec subtracted).
+    def pre_of(x):
+        return relu(x @ f64(w["encoder.weight"]).T + f64(w["encoder.bias"]))
+
+    x = draw_inputs(rng, lambda x: top_k_gap(pre_of(x), K) > MARGIN)
+    xx = f64(x)
+    f = top_k_dense(pre_of(xx), K)
+    write_expected(directory, x, f,
+                   f @ f64(w["W_dec"]) + f64(w["b_dec"]) + xx @ f64(w["W_skip"]).T)
+
+
 if __name__ == "__main__":
     make_standard()
     make_topk()
     make_jumprelu()
     make_gated()
     make_sparsify()
+    make_sparsify_transcoder()
