@@ -38,8 +38,12 @@ def main():
             ax.set_yscale("log")
         ax.set_xlabel("L0 (mean active latents per token, validation split)")
         ax.set_ylabel("delta_loss (nats/token)" if metric == "delta_loss" else metric)
+        # A transcoder run reads one hook and predicts another.
+        hooks = data.hook_name
+        if data.HasField("target_hook_name"):
+            hooks = "%s -> %s" % (data.hook_name, data.target_hook_name)
         ax.set_title("%s (d=%d), %d train / %d eval rows" %
-                     (data.hook_name, data.d_in, data.train_rows, data.eval_rows), fontsize=9)
+                     (hooks, data.d_in, data.train_rows, data.eval_rows), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     plot_common.save(fig, result, out_dir, result.name + ".png")

@@ -138,16 +138,63 @@ double LearningRateAt(const TrainerConfig& trainer, int64_t step, int64_t total_
   return trainer.lr() * LinearDecayTailFactor(step, total_steps, trainer.lr_decay_fraction());
 }
 
-absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,
-                                     const TrainOptions& options) {
-  // Training needs autograd even when the caller holds a NoGradGuard (as
-  // code that has just run a model for activations often does).
-  torch::AutoGradMode grad_mode(true);
-  absl::Time start = absl::Now();
+namespace {
+
+// One SAE's training, split at the batch: Start (resolve, lock, load a
+// finished SAE or create one and resume or initialise it), Step (one
+// optimiser step on a batch the caller read for next_step()), Finish
+// (calibration, the final files). TrainSae runs one; TrainSaes runs several
+// on each batch it reads.
+class TrainingRun {
+ public:
+  static absl::StatusOr<std::unique_ptr<TrainingRun>> Start(SaeConfig config,
+                                                            ActivationSource& source,
+                                                            uint64_t seed,
+                                                            const TrainOptions& options);
+
+  // True while this call has steps left to run.
+  bool training() const {
+    return !result_.loaded_from_disk && !stopped_ && loop_.next_step < total_steps_;
+  }
+  int64_t next_step() const { return loop_.next_step; }
+  int64_t batch_size() const { return trainer().batch_size(); }
+  const std::string& name() const { return result_.config.name(); }
+  // One step on `batch`, source.TrainBatch(next_step(), batch_size()).
+  absl::Status Step(const torch::Tensor& batch);
+  // After the last Step (or a stop_after_steps stop).
+  absl::StatusOr<TrainResult> Finish(ActivationSource& source);
+
+ private:
+  TrainingRun() = default;
+  const TrainerConfig& trainer() const { return result_.config.trainer(); }
+
+  TrainOptions options_;
+  absl::Time start_;
+  std::string config_sha256_;
+  int64_t d_in_ = 0, d_target_ = 0, total_steps_ = 0, steps_this_call_ = 0;
+  bool stopped_ = false;
+  std::optional<DirectoryLock> lock_;
+  TrainResult result_;
+  std::unique_ptr<Sae> sae_;
+  std::unique_ptr<torch::optim::Adam> adam_;
+  std::vector<torch::Tensor> params_;
+  LoopState loop_;
+  std::string state_path_;
+  std::unique_ptr<Progress> progress_;
+};
+
+absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Start(SaeConfig config,
+                                                                ActivationSource& source,
+                                                                uint64_t seed,
+                                                                const TrainOptions& options) {
+  std::unique_ptr<TrainingRun> run(new TrainingRun);
+  run->options_ = options;
+  run->start_ = absl::Now();
   const int64_t d_in = source.d_in();
   // A paired source's rows are [input | target] (activation_source.h).
   const int64_t d_target = source.d_target();
-  const int64_t row_width = d_in + d_target;
+  run->d_in_ = d_in;
+  run->d_target_ = d_target;
   RETURN_IF_ERROR(ResolveSaeConfig(d_in, &config));
   if (config.has_transcoder() && d_target != d_in) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -161,27 +208,27 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
         ") but SAE '", config.name(), "' is not a transcoder; set its transcoder field"));
   }
   const TrainerConfig& trainer = config.trainer();
-  const std::string config_sha256 = ProtoSha256(config);
+  run->config_sha256_ = ProtoSha256(config);
   const int64_t log_every = std::max<int64_t>(1, trainer.log_every_steps());
+  run->total_steps_ = trainer.total_tokens() / trainer.batch_size();
 
-  TrainResult result;
+  TrainResult& result = run->result_;
   result.config = config;
   // One process per SAE directory: two trainers would interleave checkpoints.
-  std::optional<DirectoryLock> lock;
   if (!options.dir.empty()) {
     ASSIGN_OR_RETURN(DirectoryLock held, DirectoryLock::Acquire(options.dir));
-    lock.emplace(std::move(held));
+    run->lock_.emplace(std::move(held));
   }
   if (!options.dir.empty() && HasSavedSae(options.dir)) {
     SaeConfig saved;
     ASSIGN_OR_RETURN(result.sae, LoadSae(options.dir, &saved));
-    if (ProtoSha256(saved) != config_sha256) {
+    if (ProtoSha256(saved) != run->config_sha256_) {
       return absl::FailedPreconditionError(absl::StrCat(
           options.dir, " holds an SAE trained with a different config; use another run dir"));
     }
     result.loaded_from_disk = true;
     result.finished = true;
-    result.steps = trainer.total_tokens() / trainer.batch_size();
+    result.steps = run->total_steps_;
     if (PathExists(options.dir + kCurveFile)) {
       ASSIGN_OR_RETURN(SafetensorsContents contents, ReadSafetensors(options.dir + kCurveFile));
       auto it = contents.tensors.find("curve");
@@ -192,136 +239,216 @@ absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source,
       }
       result.curve = CurveFromTensor(it->second);
     }
-    return result;
+    return run;
   }
 
-  ASSIGN_OR_RETURN(std::unique_ptr<Sae> sae, CreateSae(config, d_in, seed));
-  torch::optim::Adam adam(sae->parameters(),
-                          torch::optim::AdamOptions(trainer.lr())
-                              .betas(std::make_tuple(trainer.adam_beta1(), trainer.adam_beta2()))
-                              .eps(trainer.adam_eps()));
-  LoopState loop;
-  loop.tokens_since_fired = torch::zeros({sae->n_latents()}, torch::kInt64);
+  ASSIGN_OR_RETURN(run->sae_, CreateSae(config, d_in, seed));
+  Sae& sae = *run->sae_;
+  run->adam_ = std::make_unique<torch::optim::Adam>(
+      sae.parameters(), torch::optim::AdamOptions(trainer.lr())
+                            .betas(std::make_tuple(trainer.adam_beta1(), trainer.adam_beta2()))
+                            .eps(trainer.adam_eps()));
+  run->loop_.tokens_since_fired = torch::zeros({sae.n_latents()}, torch::kInt64);
 
-  const int64_t total_steps = trainer.total_tokens() / trainer.batch_size();
-  const std::string state_path = options.dir.empty() ? "" : options.dir + kStateFile;
-  if (!state_path.empty()) {
-    ASSIGN_OR_RETURN(result.resumed, LoadState(state_path, *sae, adam, &loop, config_sha256,
-                                               total_steps, log_every));
+  run->state_path_ = options.dir.empty() ? "" : options.dir + kStateFile;
+  if (!run->state_path_.empty()) {
+    ASSIGN_OR_RETURN(result.resumed,
+                     LoadState(run->state_path_, sae, *run->adam_, &run->loop_,
+                               run->config_sha256_, run->total_steps_, log_every));
   }
   if (!result.resumed) {
     ASSIGN_OR_RETURN(torch::Tensor sample, source.InitSample(trainer.init_sample_tokens()));
-    RETURN_IF_ERROR(CheckBatch(sample, trainer.init_sample_tokens(), row_width, -1));
+    RETURN_IF_ERROR(CheckBatch(sample, trainer.init_sample_tokens(), d_in + d_target, -1));
     const torch::Tensor inputs = sample.narrow(1, 0, d_in);
-    if (config.normalize_input()) sae->set_input_scale(EstimateInputScale(inputs));
+    if (config.normalize_input()) sae.set_input_scale(EstimateInputScale(inputs));
     // What the SAE reconstructs: the target half of a transcoder's rows.
-    sae->InitFromSample((d_target > 0 ? sample.narrow(1, d_in, d_target) : inputs) *
-                        sae->input_scale());
+    sae.InitFromSample((d_target > 0 ? sample.narrow(1, d_in, d_target) : inputs) *
+                       sae.input_scale());
   }
   if (!options.dir.empty()) RETURN_IF_ERROR(MakeDirs(options.dir));
 
-  const int64_t batch_size = trainer.batch_size();
-  std::vector<torch::Tensor> params = sae->parameters();
-  Progress progress(options.label.empty() ? config.name() : options.label, total_steps * batch_size,
-                    "tokens");
-  int64_t steps_this_call = 0;
-  for (int64_t step = loop.next_step; step < total_steps; ++step) {
-    if (options.stop_after_steps >= 0 && steps_this_call == options.stop_after_steps) {
-      result.sae = std::move(sae);
-      result.steps = step;
-      result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start);
-      return result;  // as if killed: nothing more is written
-    }
-    ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, batch_size));
-    RETURN_IF_ERROR(CheckBatch(batch, batch_size, row_width, step));
-    TrainStepInfo info;
-    info.step = step;
-    info.total_steps = total_steps;
-    info.dead_mask = loop.tokens_since_fired >= trainer.dead_after_tokens();
-    if (d_target > 0) info.target = batch.narrow(1, d_in, d_target) * sae->input_scale();
+  run->params_ = sae.parameters();
+  run->progress_ = std::make_unique<Progress>(options.label.empty() ? config.name() : options.label,
+                                              run->total_steps_ * trainer.batch_size(), "tokens");
+  // stop_after_steps stops the loop as a kill would: before a step it
+  // still has to run (a run whose last step is done finishes normally).
+  run->stopped_ = options.stop_after_steps == 0 && run->loop_.next_step < run->total_steps_;
+  return run;
+}
 
-    // The architecture's sparse step writes the gradients itself; otherwise
-    // autograd differentiates TrainForward's loss (below).
-    const torch::Tensor x =
-        (d_target > 0 ? batch.narrow(1, 0, d_in) : batch) * sae->input_scale();
-    TrainOutput out;
-    const bool gradients_written = sae->TrainStepGradients(x, info, &out);
-    if (!gradients_written) out = sae->TrainForward(x, info);
-    // A non-finite loss (finite but huge activations, a too large learning
-    // rate) would poison every weight: stop before the update; the last
-    // checkpoint on disk stays as it was.
-    const double loss = out.loss.item<double>();
-    if (!std::isfinite(loss)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "SAE '", config.name(), "': the training loss is ", loss, " at step ", step, " of ",
-          total_steps, " (batch max |x| ", batch.abs().max().item<float>(), ", lr ",
-          LearningRateAt(trainer, step, total_steps),
-          "); nothing after the last checkpoint was written"));
-    }
-    if (!gradients_written) {
-      adam.zero_grad();
-      out.loss.backward();
-    }
-    sae->BeforeOptimizerStep();
-    if (trainer.grad_clip_norm() > 0)
-      torch::nn::utils::clip_grad_norm_(params, trainer.grad_clip_norm());
-    for (auto& group : adam.param_groups()) {
-      static_cast<torch::optim::AdamOptions&>(group.options())
-          .lr(LearningRateAt(trainer, step, total_steps));
-    }
-    FusedAdamStep(adam);  // Adam::step's update without its per-step temporaries
-    sae->AfterOptimizerStep();
+absl::Status TrainingRun::Step(const torch::Tensor& batch) {
+  const TrainerConfig& trainer = this->trainer();
+  const SaeConfig& config = result_.config;
+  Sae& sae = *sae_;
+  const int64_t step = loop_.next_step, batch_size = trainer.batch_size();
+  const int64_t log_every = std::max<int64_t>(1, trainer.log_every_steps());
+  RETURN_IF_ERROR(CheckBatch(batch, batch_size, d_in_ + d_target_, step));
+  TrainStepInfo info;
+  info.step = step;
+  info.total_steps = total_steps_;
+  info.dead_mask = loop_.tokens_since_fired >= trainer.dead_after_tokens();
+  if (d_target_ > 0) info.target = batch.narrow(1, d_in_, d_target_) * sae.input_scale();
 
-    {
-      torch::NoGradGuard no_grad;
-      const torch::Tensor fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);  // [n]
-      loop.tokens_since_fired.add_(batch_size).masked_fill_(fired, 0);
-    }
-    loop.next_step = step + 1;
-    ++steps_this_call;
-    result.last_terms = out.terms;
-    result.last_terms["loss"] = loss;
-    if (step % log_every == 0 || step + 1 == total_steps) {
-      loop.curve.push_back(
-          {(step + 1) * batch_size, loss,
-           (loop.tokens_since_fired >= trainer.dead_after_tokens()).to(torch::kFloat64).mean()
-               .item<double>()});
-      progress.Update((step + 1) * batch_size,
-                      absl::StrFormat("loss %.5g", result.last_terms["loss"]));
-    }
-    if (!state_path.empty() && trainer.checkpoint_every_steps() > 0 &&
-        loop.next_step % trainer.checkpoint_every_steps() == 0 && loop.next_step < total_steps) {
-      RETURN_IF_ERROR(CheckWeightsFinite(*sae, config.name(), step));
-      RETURN_IF_ERROR(SaveState(state_path, *sae, adam, loop, config_sha256));
-    }
+  // The architecture's sparse step writes the gradients itself; otherwise
+  // autograd differentiates TrainForward's loss (below).
+  const torch::Tensor x = (d_target_ > 0 ? batch.narrow(1, 0, d_in_) : batch) * sae.input_scale();
+  TrainOutput out;
+  const bool gradients_written = sae.TrainStepGradients(x, info, &out);
+  if (!gradients_written) out = sae.TrainForward(x, info);
+  // A non-finite loss (finite but huge activations, a too large learning
+  // rate) would poison every weight: stop before the update; the last
+  // checkpoint on disk stays as it was.
+  const double loss = out.loss.item<double>();
+  if (!std::isfinite(loss)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "SAE '", config.name(), "': the training loss is ", loss, " at step ", step, " of ",
+        total_steps_, " (batch max |x| ", batch.abs().max().item<float>(), ", lr ",
+        LearningRateAt(trainer, step, total_steps_),
+        "); nothing after the last checkpoint was written"));
   }
-  progress.Finish(absl::StrFormat("loss %.5g", result.last_terms["loss"]));
-  if (const int64_t calibration = sae->CalibrationBatches(); calibration > 0) {
+  if (!gradients_written) {
+    adam_->zero_grad();
+    out.loss.backward();
+  }
+  sae.BeforeOptimizerStep();
+  if (trainer.grad_clip_norm() > 0)
+    torch::nn::utils::clip_grad_norm_(params_, trainer.grad_clip_norm());
+  for (auto& group : adam_->param_groups()) {
+    static_cast<torch::optim::AdamOptions&>(group.options())
+        .lr(LearningRateAt(trainer, step, total_steps_));
+  }
+  FusedAdamStep(*adam_);  // Adam::step's update without its per-step temporaries
+  sae.AfterOptimizerStep();
+
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);  // [n]
+    loop_.tokens_since_fired.add_(batch_size).masked_fill_(fired, 0);
+  }
+  loop_.next_step = step + 1;
+  ++steps_this_call_;
+  result_.last_terms = out.terms;
+  result_.last_terms["loss"] = loss;
+  if (step % log_every == 0 || step + 1 == total_steps_) {
+    loop_.curve.push_back(
+        {(step + 1) * batch_size, loss,
+         (loop_.tokens_since_fired >= trainer.dead_after_tokens()).to(torch::kFloat64).mean()
+             .item<double>()});
+    progress_->Update((step + 1) * batch_size,
+                      absl::StrFormat("loss %.5g", result_.last_terms["loss"]));
+  }
+  if (!state_path_.empty() && trainer.checkpoint_every_steps() > 0 &&
+      loop_.next_step % trainer.checkpoint_every_steps() == 0 && loop_.next_step < total_steps_) {
+    RETURN_IF_ERROR(CheckWeightsFinite(sae, config.name(), step));
+    RETURN_IF_ERROR(SaveState(state_path_, sae, *adam_, loop_, config_sha256_));
+  }
+  // As if killed here: nothing more is written.
+  if (options_.stop_after_steps >= 0 && steps_this_call_ == options_.stop_after_steps &&
+      loop_.next_step < total_steps_) {
+    stopped_ = true;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrainResult> TrainingRun::Finish(ActivationSource& source) {
+  TrainResult result = std::move(result_);
+  if (result.loaded_from_disk) return result;
+  if (stopped_) {
+    result.sae = std::move(sae_);
+    result.steps = loop_.next_step;
+    result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start_);
+    return result;
+  }
+  const SaeConfig& config = result.config;
+  const int64_t batch_size = config.trainer().batch_size();
+  Sae& sae = *sae_;
+  progress_->Finish(absl::StrFormat("loss %.5g", result.last_terms["loss"]));
+  if (const int64_t calibration = sae.CalibrationBatches(); calibration > 0) {
     // The last batches again, as the loop read them (TrainBatch is a pure
     // function of the step), so a resumed run calibrates on the same ones.
     std::vector<torch::Tensor> batches;
-    for (int64_t step = std::max<int64_t>(0, total_steps - calibration); step < total_steps;
+    for (int64_t step = std::max<int64_t>(0, total_steps_ - calibration); step < total_steps_;
          ++step) {
       ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, batch_size));
-      batches.push_back(batch.narrow(1, 0, d_in) * sae->input_scale());
+      batches.push_back(batch.narrow(1, 0, d_in_) * sae.input_scale());
     }
     torch::NoGradGuard no_grad;
-    sae->Calibrate(batches);
+    sae.Calibrate(batches);
   }
-  RETURN_IF_ERROR(CheckWeightsFinite(*sae, config.name(), total_steps - 1));
-  if (!options.dir.empty()) {
+  RETURN_IF_ERROR(CheckWeightsFinite(sae, config.name(), total_steps_ - 1));
+  if (!options_.dir.empty()) {
     // The curve first: a kill between the two leaves a train state to resume.
-    RETURN_IF_ERROR(WriteSafetensors(options.dir + kCurveFile, {{"curve", CurveTensor(loop.curve)}}));
-    RETURN_IF_ERROR(SaveSae(options.dir, *sae, config));
+    RETURN_IF_ERROR(
+        WriteSafetensors(options_.dir + kCurveFile, {{"curve", CurveTensor(loop_.curve)}}));
+    RETURN_IF_ERROR(SaveSae(options_.dir, sae, config));
     // The final SAE supersedes the training state.
-    RemoveTrainState(state_path);
+    RemoveTrainState(state_path_);
   }
-  result.curve = std::move(loop.curve);
-  result.sae = std::move(sae);
-  result.steps = total_steps;
+  result.curve = std::move(loop_.curve);
+  result.sae = std::move(sae_);
+  result.steps = total_steps_;
   result.finished = true;
-  result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - start_);
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,
+                                     const TrainOptions& options) {
+  // Training needs autograd even when the caller holds a NoGradGuard (as
+  // code that has just run a model for activations often does).
+  torch::AutoGradMode grad_mode(true);
+  ASSIGN_OR_RETURN(std::unique_ptr<TrainingRun> run,
+                   TrainingRun::Start(std::move(config), source, seed, options));
+  while (run->training()) {
+    ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(run->next_step(), run->batch_size()));
+    RETURN_IF_ERROR(run->Step(batch));
+  }
+  return run->Finish(source);
+}
+
+absl::StatusOr<std::vector<TrainResult>> TrainSaes(const std::vector<TrainJob>& jobs,
+                                                   ActivationSource& source) {
+  torch::AutoGradMode grad_mode(true);
+  if (jobs.empty()) return absl::InvalidArgumentError("TrainSaes: no SAEs to train");
+  std::vector<std::unique_ptr<TrainingRun>> runs;
+  for (const TrainJob& job : jobs) {
+    ASSIGN_OR_RETURN(std::unique_ptr<TrainingRun> run,
+                     TrainingRun::Start(job.config, source, job.seed, job.options));
+    runs.push_back(std::move(run));
+  }
+  // One batch serves every run still training, so they must agree on its size.
+  const TrainingRun* first = nullptr;
+  for (const auto& run : runs) {
+    if (!run->training()) continue;
+    if (first == nullptr) first = run.get();
+    if (run->batch_size() != first->batch_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "TrainSaes: SAE '", run->name(), "' has trainer.batch_size ", run->batch_size(),
+          " but '", first->name(), "' has ", first->batch_size(),
+          "; SAEs trained from one stream share each batch, so their batch sizes must match"));
+    }
+  }
+  // Runs resumed at different steps: the earliest step first, each batch
+  // read once for all the runs at that step.
+  while (true) {
+    int64_t step = -1;
+    for (const auto& run : runs) {
+      if (run->training() && (step < 0 || run->next_step() < step)) step = run->next_step();
+    }
+    if (step < 0) break;
+    ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, first->batch_size()));
+    for (const auto& run : runs) {
+      if (run->training() && run->next_step() == step) RETURN_IF_ERROR(run->Step(batch));
+    }
+  }
+  std::vector<TrainResult> results;
+  for (const auto& run : runs) {
+    ASSIGN_OR_RETURN(TrainResult result, run->Finish(source));
+    results.push_back(std::move(result));
+  }
+  return results;
 }
 
 }  // namespace saelab

@@ -78,6 +78,30 @@ struct TrainResult {
 absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,
                                      const TrainOptions& options = {});
 
+// One SAE of a joint run: what TrainSae takes.
+struct TrainJob {
+  SaeConfig config;
+  uint64_t seed = 0;
+  TrainOptions options;
+};
+
+// Trains several SAEs (sizes, k, architectures, seeds) from one activation
+// stream: each step's batch is read once and every SAE still training steps
+// on it, in job order. What is shared is reading the batch (for a model
+// source, the forward pass; for a store, the gather); each SAE's training,
+// checkpoints, resume and final files are TrainSae's for its job, and its
+// weights are bit-identical to training it alone (the same operations on
+// the same batches, on CPU). Jobs resumed at different steps are stepped
+// earliest first. Returns one result per job, in job order.
+// Errors: no jobs; SAEs still to train with different trainer.batch_size
+// (InvalidArgument naming both); any job's TrainSae error (the first stops
+// every job; each keeps its last checkpoint).
+//
+//   std::vector<TrainJob> jobs = {{topk_k16, 1, {dir + "/k16"}}, {topk_k32, 2, {dir + "/k32"}}};
+//   ASSIGN_OR_RETURN(std::vector<TrainResult> trained, TrainSaes(jobs, source));
+absl::StatusOr<std::vector<TrainResult>> TrainSaes(const std::vector<TrainJob>& jobs,
+                                                   ActivationSource& source);
+
 // The learning rate at `step`: lr, decaying linearly to 0 over the final
 // lr_decay_fraction of total_steps.
 double LearningRateAt(const TrainerConfig& trainer, int64_t step, int64_t total_steps);

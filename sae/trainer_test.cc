@@ -452,3 +452,106 @@ TEST(TrainerTest, InvalidConfigIsAnErrorNamingTheSae) {
 
 }  // namespace
 }  // namespace saelab
+
+namespace saelab {
+namespace {
+
+// The synthetic source, counting the batches read.
+class CountingSource : public ActivationSource {
+ public:
+  CountingSource() : inner_(Source()) {}
+  int64_t d_in() const override { return inner_->d_in(); }
+  absl::StatusOr<torch::Tensor> TrainBatch(int64_t step, int64_t batch_size) override {
+    ++batches_read;
+    return inner_->TrainBatch(step, batch_size);
+  }
+  absl::StatusOr<torch::Tensor> InitSample(int64_t tokens) override {
+    return inner_->InitSample(tokens);
+  }
+  int64_t batches_read = 0;
+
+ private:
+  std::unique_ptr<SyntheticFeatureSource> inner_;
+};
+
+// Four SAEs of different architectures, sizes and lengths for one stream.
+std::vector<TrainJob> JointJobs(const std::string& dir) {
+  SaeConfig topk = TopKConfigForTest();
+  SaeConfig relu = ReluL1ConfigForTest();
+  SaeConfig batch_topk = TopKConfigForTest();
+  batch_topk.set_name("batch_topk_joint");
+  batch_topk.mutable_batch_topk()->set_k(3);
+  SaeConfig short_wide = TopKConfigForTest();
+  short_wide.set_name("topk_short_wide");
+  short_wide.set_n_latents(96);
+  short_wide.mutable_trainer()->set_total_tokens(128 * 35);
+  std::vector<TrainJob> jobs;
+  uint64_t seed = 20;
+  for (const SaeConfig& config : {topk, relu, batch_topk, short_wide}) {
+    TrainJob job{config, seed++, {}};
+    if (!dir.empty()) job.options.dir = dir + "/" + config.name();
+    jobs.push_back(job);
+  }
+  return jobs;
+}
+
+TEST(TrainSaesTest, EachSaeIsBitIdenticalToTrainingItAloneAndEachBatchIsReadOnce) {
+  CountingSource source;
+  absl::StatusOr<std::vector<TrainResult>> joint = TrainSaes(JointJobs(""), source);
+  ASSERT_TRUE(joint.ok()) << joint.status();
+  // 60 steps for the longest job, plus BatchTopK's 8 calibration batches.
+  EXPECT_EQ(source.batches_read, 60 + 8);
+  const std::vector<TrainJob> jobs = JointJobs("");
+  ASSERT_EQ(joint->size(), jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    SCOPED_TRACE(jobs[i].config.name());
+    auto alone = TrainSae(jobs[i].config, source, jobs[i].seed);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    ExpectSameTensors(*(*joint)[i].sae, *alone->sae);
+    EXPECT_EQ((*joint)[i].steps, alone->steps);
+    ASSERT_EQ((*joint)[i].curve.size(), alone->curve.size());
+    EXPECT_EQ((*joint)[i].curve.back().loss, alone->curve.back().loss);
+  }
+}
+
+TEST(TrainSaesTest, KilledJointRunResumesEachSaeToTheBytesOfAnUninterruptedSoloRun) {
+  const std::string straight = TempDir() + "/joint_straight", killed = TempDir() + "/joint_killed";
+  auto source = Source();
+  for (const TrainJob& job : JointJobs(straight)) {
+    ASSERT_TRUE(TrainSae(job.config, *source, job.seed, job.options).ok());
+  }
+  // Kill the jobs at different steps (so they resume from different
+  // checkpoints: 10, 20 and none), then finish them together.
+  // (Checkpoints every 10 steps: TopKConfigForTest.)
+  std::vector<TrainJob> jobs = JointJobs(killed);
+  const int64_t kill_at[] = {25, 13, 7, 31};
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    TrainOptions kill = jobs[i].options;
+    kill.stop_after_steps = kill_at[i];
+    ASSERT_TRUE(TrainSae(jobs[i].config, *source, jobs[i].seed, kill).ok());
+  }
+  absl::StatusOr<std::vector<TrainResult>> resumed = TrainSaes(jobs, *source);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  std::vector<TrainJob> plain = JointJobs(straight);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    SCOPED_TRACE(jobs[i].config.name());
+    EXPECT_EQ((*resumed)[i].resumed, kill_at[i] >= 10);
+    EXPECT_TRUE((*resumed)[i].finished);
+    EXPECT_EQ(*ReadFile(plain[i].options.dir + "/sae.safetensors"),
+              *ReadFile(jobs[i].options.dir + "/sae.safetensors"));
+  }
+}
+
+TEST(TrainSaesTest, DifferentBatchSizesAreRefusedNamingBothSaes) {
+  auto source = Source();
+  std::vector<TrainJob> jobs = JointJobs("");
+  jobs[1].config.mutable_trainer()->set_batch_size(64);
+  absl::StatusOr<std::vector<TrainResult>> joint = TrainSaes(jobs, *source);
+  EXPECT_EQ(joint.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(joint.status().message(),
+              AllOf(HasSubstr("relu_test"), HasSubstr("topk_test"), HasSubstr("batch_size 64")));
+  EXPECT_EQ(TrainSaes({}, *source).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace saelab
