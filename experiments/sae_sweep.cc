@@ -113,23 +113,36 @@ void FillHyperparameters(const SaeConfig& resolved, const SweepPoint& point, Sae
 
 }  // namespace
 
+TrainJob SweepTrainJob(const SweepPoint& point, const SaeSweep& sweep, int seed_index,
+                       const std::string& run_dir, SeedTree* seeds) {
+  TrainJob job;
+  job.config = point.config;
+  if (sweep.seeds() > 1) job.config.set_name(absl::StrCat(point.config.name(), "_s", seed_index));
+  job.seed = seeds->Derive(absl::StrCat("sae/", job.config.name()));
+  job.options.dir = absl::StrCat(run_dir, "/saes/", job.config.name());
+  return job;
+}
+
 absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSweep& sweep,
                                             int seed_index, ActivationSource& source,
                                             const torch::Tensor& eval_set,
                                             const ReconstructionEvalConfig& eval_config,
                                             const std::string& run_dir, SeedTree* seeds,
-                                            ExperimentResult* result) {
-  SaeConfig config = point.config;
-  const std::string group = config.name();
-  if (sweep.seeds() > 1) config.set_name(absl::StrCat(group, "_s", seed_index));
-  const uint64_t seed = seeds->Derive(absl::StrCat("sae/", config.name()));
-  const std::string dir = absl::StrCat(run_dir, "/saes/", config.name());
+                                            ExperimentResult* result, TrainResult* pretrained) {
+  const TrainJob job = SweepTrainJob(point, sweep, seed_index, run_dir, seeds);
+  const SaeConfig& config = job.config;
+  const std::string group = point.config.name();
+  const uint64_t seed = job.seed;
+  const std::string& dir = job.options.dir;
   Provenance* provenance = result->mutable_provenance();
 
   SaeResult* sae_result = result->add_saes();
   TrainResult trained;
   std::string checkpoint = absl::StrCat("saes/", config.name());
-  if (point.target_l0 > 0) {
+  if (pretrained != nullptr) {
+    trained = std::move(*pretrained);
+    if (point.matched_target_l0 > 0) sae_result->set_target_l0(point.matched_target_l0);
+  } else if (point.target_l0 > 0) {
     MatchedL0Search search = sweep.matched_l0();
     ASSIGN_OR_RETURN(MatchedL0Result matched,
                      TrainAtTargetL0(config, point.target_l0, search, source, eval_set, seed, dir));
@@ -138,9 +151,7 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
     for (const L0SearchStep& step : matched.path) *sae_result->add_l0_search() = step;
     checkpoint = matched.dir.substr(run_dir.size() + 1);
   } else {
-    TrainOptions options;
-    options.dir = dir;
-    ASSIGN_OR_RETURN(trained, TrainSae(config, source, seed, options));
+    ASSIGN_OR_RETURN(trained, TrainSae(config, source, seed, job.options));
     if (point.matched_target_l0 > 0) sae_result->set_target_l0(point.matched_target_l0);
   }
   RecordPhase(absl::StrCat("train/", config.name()), trained.wall_seconds, provenance);
@@ -248,7 +259,31 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
                        const ReconstructionEvalConfig& eval_config, const std::string& run_dir,
                        const std::vector<std::string>& series_metrics, SeedTree* seeds,
                        ExperimentResult* result,
-                       const std::function<void(TrainedSae&)>& after_each) {
+                       const std::function<void(TrainedSae&)>& after_each,
+                       bool train_together) {
+  // With train_together: every SAE without a search, trained in one loop.
+  std::map<std::string, TrainResult> together;
+  if (train_together) {
+    std::vector<TrainJob> jobs;
+    for (const SaeSweep& sweep : sweeps) {
+      ASSIGN_OR_RETURN(std::vector<SweepPoint> points, ExpandSweep(sweep));
+      for (const SweepPoint& point : points) {
+        if (point.target_l0 > 0) continue;
+        for (int s = 0; s < sweep.seeds(); ++s) {
+          jobs.push_back(SweepTrainJob(point, sweep, s, run_dir, seeds));
+        }
+      }
+    }
+    if (!jobs.empty()) {
+      PhaseClock clock;
+      Log("training %zu SAEs together, each batch read once", jobs.size());
+      ASSIGN_OR_RETURN(std::vector<TrainResult> trained, TrainSaes(jobs, source));
+      for (size_t i = 0; i < jobs.size(); ++i) {
+        together[jobs[i].config.name()] = std::move(trained[i]);
+      }
+      RecordPhase("train_together", clock.Seconds(), result->mutable_provenance());
+    }
+  }
   std::vector<std::pair<std::string, std::vector<std::string>>> sweep_groups;
   for (const SaeSweep& sweep : sweeps) {
     ASSIGN_OR_RETURN(std::vector<SweepPoint> points, ExpandSweep(sweep));
@@ -257,9 +292,14 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
       groups.push_back(point.config.name());
       SweepPoint seed_point = point;
       for (int s = 0; s < sweep.seeds(); ++s) {
+        TrainResult* pretrained = nullptr;
+        if (seed_point.target_l0 <= 0) {
+          auto it = together.find(SweepTrainJob(seed_point, sweep, s, run_dir, seeds).config.name());
+          if (it != together.end()) pretrained = &it->second;
+        }
         ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(seed_point, sweep, s, source,
                                                               eval_set, eval_config, run_dir,
-                                                              seeds, result));
+                                                              seeds, result, pretrained));
         if (s == 0 && point.target_l0 > 0 && !sweep.search_every_seed()) {
           // The other seeds train at the knob this seed's search found.
           SetSparsityKnob(&seed_point.config,

@@ -28,6 +28,7 @@
 #include "harness/seed.h"
 #include "sae/sae.h"
 #include "sae/sae_config.pb.h"
+#include "sae/trainer.h"
 
 namespace saelab {
 
@@ -62,12 +63,21 @@ struct TrainedSae {
 // float32, model units), and appends its SaeResult with the reconstruction
 // metrics (mse, nmse, fvu, explained variance, l0, dead fraction, density
 // histogram), hyperparameters, train tokens and wall times.
+// With `trained` (not null; a point without a target L0), the SAE trained
+// already (by TrainSaes, see RunSweeps) is taken from it instead.
 absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSweep& sweep,
                                             int seed_index, ActivationSource& source,
                                             const torch::Tensor& eval_set,
                                             const ReconstructionEvalConfig& eval_config,
                                             const std::string& run_dir, SeedTree* seeds,
-                                            ExperimentResult* result);
+                                            ExperimentResult* result,
+                                            TrainResult* trained = nullptr);
+
+// The training job of `point` for seed `seed_index`: its config named
+// "<point>[_s<seed_index>]", its derived seed and its directory
+// <run_dir>/saes/<name> (what TrainAndEvaluate trains).
+TrainJob SweepTrainJob(const SweepPoint& point, const SaeSweep& sweep, int seed_index,
+                       const std::string& run_dir, SeedTree* seeds);
 
 // Fills result->groups: each group's metrics summarised over its seeds
 // (SaeResult.group; an SAE without a group is its own group).
@@ -83,13 +93,17 @@ void AddSweepSeries(
 // Every SAE of `sweeps` (each point, each seed), in order, through
 // TrainAndEvaluate; `after_each` (may be empty) adds experiment-specific
 // metrics to each. Then SummarizeGroups and, per sweep, AddSweepSeries for
-// `series_metrics`.
+// `series_metrics`. With `train_together`, every SAE without a matched-L0
+// search (of every sweep and seed) is first trained in one TrainSaes loop
+// over the stream, each batch read once (the same weights as training them
+// one by one); their train_wall_seconds is then the joint loop's.
 absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweeps,
                        ActivationSource& source, const torch::Tensor& eval_set,
                        const ReconstructionEvalConfig& eval_config, const std::string& run_dir,
                        const std::vector<std::string>& series_metrics, SeedTree* seeds,
                        ExperimentResult* result,
-                       const std::function<void(TrainedSae&)>& after_each = {});
+                       const std::function<void(TrainedSae&)>& after_each = {},
+                       bool train_together = false);
 
 }  // namespace saelab
 

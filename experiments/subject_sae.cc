@@ -58,7 +58,8 @@ absl::Status RunAtHook(const SubjectSaeConfig& config, const std::string& hook,
         if (trained.result->sweep() == splitting_sweep && trained.result->seed_index() == 0) {
           splitting.push_back({std::move(trained.sae), trained.result});
         }
-      }));
+      },
+      config.train_together()));
   RETURN_IF_ERROR(evaluation_status);
   if (config.has_feature_splitting()) {
     PhaseClock clock;

@@ -67,7 +67,8 @@ absl::Status RunSyntheticRecovery(const SyntheticRecoveryConfig& config, const s
                   metrics["parent_miss_alone"] = absorption.alone;
                   Log("%-28s absorption %.4f (parent latent silent with a child; %.4f without)",
                       trained.result->name().c_str(), absorption.with_child, absorption.alone);
-                }));
+                },
+                config.train_together()));
   Log("\n%-24s %5s %18s %26s %26s", "group", "seeds", "l0", "nmse (95% CI)", "mmcs (95% CI)");
   for (const SaeGroupSummary& g : result->groups()) {
     const auto& m = g.metrics();

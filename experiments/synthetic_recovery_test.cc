@@ -100,6 +100,34 @@ TEST_F(SyntheticRecoveryTest, RerunInTheSameDirectoryLoadsAndReproducesTheMetric
   }
 }
 
+// train_together trains both sweeps' SAEs in one loop over the stream:
+// the same SAE bytes and the same metrics as training them one by one.
+TEST_F(SyntheticRecoveryTest, TrainingTogetherGivesTheSameSaesAndMetrics) {
+  ASSERT_NE(result_, nullptr);
+  ExperimentConfig config;
+  ASSERT_TRUE(ParseTextProtoFile("experiments/testdata/synthetic_recovery_small.textproto", &config)
+                  .ok());
+  config.mutable_synthetic_recovery()->set_train_together(true);
+  config.mutable_synthetic_recovery()->set_plot(false);
+  const std::string path = TempDir() + "/together.textproto";
+  ASSERT_TRUE(WriteTextProtoFile(path, config).ok());
+  auto together = RunExperiment(Options(path, TempDir() + "/together_run"));
+  ASSERT_TRUE(together.ok()) << together.status();
+  auto before = ByName(*result_);
+  ASSERT_EQ(together->result.saes_size(), result_->saes_size());
+  for (const auto& [name, sae] : ByName(together->result)) {
+    for (const auto& [metric, value] : sae.metrics()) {
+      EXPECT_EQ(value, before[name].metrics().at(metric)) << name << " " << metric;
+    }
+    EXPECT_EQ(*ReadFile(together->run_dir + "/" + sae.checkpoint() + "/sae.safetensors"),
+              *ReadFile(*run_dir_ + "/" + before[name].checkpoint() + "/sae.safetensors"))
+        << name;
+  }
+  bool phase = false;
+  for (const auto& p : together->result.provenance().timings()) phase |= p.phase() == "train_together";
+  EXPECT_TRUE(phase);
+}
+
 TEST(SyntheticRecoveryConfigTest, TheShippedConfigsParseAndNameTheirExperiment) {
   ExperimentConfig config;
   ASSERT_TRUE(ParseTextProtoFile("experiments/synthetic_recovery.textproto", &config).ok());
