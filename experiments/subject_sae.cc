@@ -19,15 +19,17 @@ namespace {
 
 // The sweeps at one hook: its own data (store), evaluations and SAEs.
 // With `prefix_names`, SAE and series names start with "<hook>.".
+// harvest_also: the other hooks, whose stores the first hook's harvest
+// writes in the same pass over the model.
 absl::Status RunAtHook(const SubjectSaeConfig& config, const std::string& hook,
                        bool prefix_names, const std::string& run_dir, SeedTree* seeds,
-                       ExperimentResult* result) {
+                       ExperimentResult* result, const std::vector<std::string>& harvest_also) {
   SubjectActivationsConfig activations = config.activations();
   activations.set_hook_name(hook);
   // One training stream seed for every hook: the same shuffle of contexts.
-  ASSIGN_OR_RETURN(SubjectData data, OpenSubjectData(activations,
-                                                     seeds->Derive("data/train_stream"),
-                                                     result->mutable_provenance()));
+  ASSIGN_OR_RETURN(SubjectData data,
+                   OpenSubjectData(activations, seeds->Derive("data/train_stream"),
+                                   result->mutable_provenance(), harvest_also));
   if (!result->has_activation_data()) *result->mutable_activation_data() = data.summary;
   const double train_rows = static_cast<double>(data.summary.train_rows());
   ASSIGN_OR_RETURN(std::unique_ptr<SubjectEvaluations> evaluations,
@@ -90,11 +92,14 @@ absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& ru
   }
   if (config.hooks().empty()) {
     RETURN_IF_ERROR(
-        RunAtHook(config, config.activations().hook_name(), false, run_dir, seeds, result));
+        RunAtHook(config, config.activations().hook_name(), false, run_dir, seeds, result, {}));
   } else {
-    for (const std::string& hook : config.hooks()) {
-      Log("hook %s", hook.c_str());
-      RETURN_IF_ERROR(RunAtHook(config, hook, true, run_dir, seeds, result));
+    // Every hook's store from one pass over the model, at the first hook.
+    const std::vector<std::string> hooks(config.hooks().begin(), config.hooks().end());
+    for (size_t i = 0; i < hooks.size(); ++i) {
+      Log("hook %s", hooks[i].c_str());
+      RETURN_IF_ERROR(RunAtHook(config, hooks[i], true, run_dir, seeds, result,
+                                i == 0 ? hooks : std::vector<std::string>{}));
     }
   }
   return FitPowerLaws(config.fits(), seeds->Derive("fits"), result);

@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -163,6 +164,47 @@ TEST_F(SubjectSaeTest, StreamingFromTheModelTrainsWithoutAStore) {
   ASSERT_EQ(outcome->result.saes_size(), 1);
   EXPECT_LE(outcome->result.saes(0).metrics().at("l0"), 8.0);
   EXPECT_LT(outcome->result.saes(0).metrics().at("nmse"), 0.5);
+}
+
+// With several hooks, the first hook's harvest writes every hook's store in
+// one pass over the model: the second hook's store is complete before the
+// first hook's SAE is trained.
+TEST(SubjectSaeHooksTest, EveryHooksStoreIsHarvestedInTheFirstPass) {
+  ExperimentConfig config;
+  ASSERT_TRUE(ParseTextProtoFile("experiments/testdata/subject_sae_small.textproto", &config).ok());
+  SubjectSaeConfig& subject = *config.mutable_subject_sae();
+  subject.mutable_activations()->set_cache_dir(TempDir() + "/hooks_cache");
+  subject.add_hooks("blocks.1.hook_resid_post");
+  subject.add_hooks("blocks.0.hook_mlp_out");
+  const std::string path = TempDir() + "/hooks.textproto";
+  ASSERT_TRUE(WriteTextProtoFile(path, config).ok());
+  auto outcome = RunSmall(path, TempDir() + "/run_hooks");
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_EQ(outcome->result.saes_size(), 2);
+  EXPECT_EQ(outcome->result.saes(1).hook_name(), "blocks.0.hook_mlp_out");
+  // Two stores, and the later hook's newest chunk predates the first SAE.
+  std::vector<std::string> stores;
+  if (DIR* d = opendir((TempDir() + "/hooks_cache/activations").c_str())) {
+    while (dirent* entry = readdir(d)) {
+      if (entry->d_name[0] != '.') stores.push_back(TempDir() + "/hooks_cache/activations/" + entry->d_name);
+    }
+    closedir(d);
+  }
+  ASSERT_EQ(stores.size(), 2u);
+  struct stat first_sae;
+  ASSERT_EQ(stat((outcome->run_dir + "/" + outcome->result.saes(0).checkpoint() + "/sae.safetensors")
+                     .c_str(),
+                 &first_sae),
+            0);
+  for (const std::string& store : stores) {
+    for (const std::string& chunk : FilesEndingWith(store, ".bin")) {
+      struct stat written;
+      ASSERT_EQ(stat(chunk.c_str(), &written), 0);
+      EXPECT_LT(std::make_pair(written.st_mtim.tv_sec, written.st_mtim.tv_nsec),
+                std::make_pair(first_sae.st_mtim.tv_sec, first_sae.st_mtim.tv_nsec))
+          << chunk;
+    }
+  }
 }
 
 }  // namespace

@@ -32,7 +32,8 @@ constexpr char kUsage[] =
 
 Runs the GPT-2 model in DIR over text and keeps the activations at each hook
 (TransformerLens names: blocks.L.hook_resid_pre, hook_attn_out,
-hook_resid_mid, hook_mlp_out, hook_resid_post). The text is tokenized with
+hook_resid_mid, hook_mlp_in (after LayerNorm 2), hook_mlp_out,
+hook_resid_post). The text is tokenized with
 the model's tokenizer, each file (or corpus document) followed by
 <|endoftext|>, and packed into contexts of --context_length tokens that each
 start with <|endoftext|> (as SAELens packs them); that first position is left
@@ -42,7 +43,7 @@ out (--drop_bos). Rows are context by context, positions in order.
   npy          <hook>.npy per hook, float32 [rows, d]; all hooks in one pass
   safetensors  activations.safetensors, one tensor per hook; one pass
   store        <hook>/ per hook: saelab's chunked, checksummed activation
-               store, one pass per hook, resumed chunk by chunk after a kill
+               store, all hooks in one pass, resumed chunk by chunk after a kill
 plus tokens.npy (int32 [contexts, context_length]: the token of every row)
 and tokens.tokshard (the tokenized text, reused by a rerun). npy and
 safetensors files are written whole at the end (atomically); a rerun finds
@@ -130,6 +131,9 @@ absl::Status Run(const CommandLine& flags, const Invocation&) {
                static_cast<long long>(n * per_context), static_cast<long long>(d));
 
   if (format == "store") {
+    // Every hook's store from one forward pass per chunk.
+    std::vector<ActivationStoreKey> keys;
+    std::vector<std::string> dirs;
     for (const std::string& hook : hooks) {
       ActivationStoreKey key;
       key.set_model_sha256(model_sha256);
@@ -139,12 +143,14 @@ absl::Status Run(const CommandLine& flags, const Invocation&) {
       key.set_context_end(n);
       key.set_context_length(length);
       key.set_drop_bos(drop_bos);
-      HarvestOptions options;
-      options.batch_contexts = flags.Int("batch_contexts");
-      options.contexts_per_chunk = flags.Int("contexts_per_chunk");
-      RETURN_IF_ERROR(HarvestActivations(model, contexts, key, out + "/" + hook, options).status());
-      std::printf("wrote %s/%s (activation store)\n", out.c_str(), hook.c_str());
+      keys.push_back(key);
+      dirs.push_back(out + "/" + hook);
     }
+    HarvestOptions options;
+    options.batch_contexts = flags.Int("batch_contexts");
+    options.contexts_per_chunk = flags.Int("contexts_per_chunk");
+    RETURN_IF_ERROR(HarvestActivationsAtHooks(model, contexts, keys, dirs, options).status());
+    for (const std::string& dir : dirs) std::printf("wrote %s (activation store)\n", dir.c_str());
     return absl::OkStatus();
   }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -56,6 +57,21 @@ absl::StatusOr<ActivationStore> HarvestActivations(const Gpt2Model& model,
                                                    const ActivationStoreKey& key,
                                                    const std::string& dir,
                                                    const HarvestOptions& options = {});
+
+// Several stores from one pass over the model: keys[i] into dirs[i], each
+// chunk's forward pass run once (as far as the last hook any store still
+// needs) for every store that lacks that chunk. The keys may differ in
+// hook_name, target_hook_name and dtype; they must share the context range
+// and drop_bos (InvalidArgument otherwise). Each store's files are byte for
+// byte those HarvestActivations would write alone (a hook's activations do
+// not depend on what the forward computes after it), so stores harvested
+// together or apart, killed or not, are interchangeable. Returns the opened
+// stores in key order. Errors as HarvestActivations, naming the store;
+// stop_after_chunks counts chunks with any store written.
+absl::StatusOr<std::vector<ActivationStore>> HarvestActivationsAtHooks(
+    const Gpt2Model& model, const torch::Tensor& contexts,
+    const std::vector<ActivationStoreKey>& keys, const std::vector<std::string>& dirs,
+    const HarvestOptions& options = {});
 
 }  // namespace saelab
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/types.h>
@@ -86,6 +87,47 @@ TEST(HarvestTest, PairedStoreHoldsInputAndTargetSideBySideAndIsAPairedSource) {
                               out.index_select(0, order), 1e-5, 1e-6));
   // A plain store of the same hook is another store.
   EXPECT_NE(StoreKeySha256(key), StoreKeySha256(TestKey()));
+}
+
+TEST(HarvestTest, SeveralStoresFromOnePassAreByteForByteTheSeparateHarvests) {
+  // A plain store, an earlier hook in float16, and a paired store.
+  std::vector<ActivationStoreKey> keys = {TestKey(), TestKey(ActivationStoreKey::FLOAT16),
+                                          TestKey()};
+  keys[1].set_hook_name("blocks.0.hook_mlp_out");
+  keys[2].set_hook_name("blocks.1.hook_mlp_in");
+  keys[2].set_target_hook_name("blocks.1.hook_mlp_out");
+  std::vector<std::string> apart, together, killed;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    apart.push_back(TestDir("apart_" + std::to_string(i)));
+    together.push_back(TestDir("together_" + std::to_string(i)));
+    killed.push_back(TestDir("killed_together_" + std::to_string(i)));
+    HarvestForTest(apart[i], keys[i]);
+  }
+  auto stores = HarvestActivationsAtHooks(TinyModel(), TestContexts(), keys, together, SmallChunks());
+  ASSERT_TRUE(stores.ok()) << stores.status();
+  ASSERT_EQ(stores->size(), 3u);
+  EXPECT_EQ((*stores)[2].d(), 2 * store_testing::kD);
+  // Killed after one chunk, with the first store already complete from a
+  // separate harvest: the rest resumes in one pass.
+  HarvestForTest(killed[0], keys[0]);
+  HarvestOptions kill = SmallChunks();
+  kill.stop_after_chunks = 1;
+  EXPECT_EQ(HarvestActivationsAtHooks(TinyModel(), TestContexts(), keys, killed, kill).status().code(),
+            absl::StatusCode::kAborted);
+  ASSERT_TRUE(HarvestActivationsAtHooks(TinyModel(), TestContexts(), keys, killed, SmallChunks()).ok());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const auto expected = DirectoryContents(apart[i]);
+    EXPECT_TRUE(DirectoryContents(together[i]) == expected) << keys[i].hook_name();
+    EXPECT_TRUE(DirectoryContents(killed[i]) == expected) << keys[i].hook_name();
+  }
+  // One forward pass needs one context range.
+  std::vector<ActivationStoreKey> mismatched = {TestKey(), TestKey()};
+  mismatched[1].set_hook_name("blocks.0.hook_mlp_out");
+  mismatched[1].set_context_end(store_testing::kEnd - 1);
+  auto refused = HarvestActivationsAtHooks(TinyModel(), TestContexts(), mismatched,
+                                           {TestDir("mismatch_0"), TestDir("mismatch_1")});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "one forward pass")) << refused.status();
 }
 
 TEST(HarvestTest, UnknownHookNameIsRefusedBeforeAnyForward) {

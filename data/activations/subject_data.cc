@@ -57,7 +57,8 @@ std::string SaelabCacheDir(const std::string& configured) {
 }
 
 absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& config,
-                                            uint64_t data_seed, Provenance* provenance) {
+                                            uint64_t data_seed, Provenance* provenance,
+                                            const std::vector<std::string>& harvest_also) {
   PhaseClock clock;
   ASSIGN_OR_RETURN(std::string model_dir, ResolveModelDir(config.model_dir()));
   ASSIGN_OR_RETURN(Gpt2Model model, Gpt2Model::LoadHfDirectory(model_dir));
@@ -123,24 +124,38 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
   // run with the same key), or the model itself.
   ActivationDataResult& summary = data.summary;
   if (config.use_store()) {
-    ActivationStoreKey key;
-    key.set_model_sha256(model_sha256);
-    key.set_hook_name(data.hook_name);
-    key.set_target_hook_name(data.target_hook_name);
-    key.set_shard_sha256(splits->train_shard.sha256());
-    key.set_context_begin(0);
-    key.set_context_end(data.train_contexts.size(0));
-    key.set_context_length(config.context_length());
-    key.set_dtype(ToStoreDtype(config.dtype()));
-    key.set_drop_bos(config.drop_bos());
-    const std::string key_sha256 = StoreKeySha256(key);
-    const std::string store_dir = absl::StrCat(cache, "/activations/", key_sha256.substr(0, 24));
+    auto key_for = [&](const std::string& hook_name) {
+      ActivationStoreKey key;
+      key.set_model_sha256(model_sha256);
+      key.set_hook_name(hook_name);
+      key.set_target_hook_name(data.target_hook_name);
+      key.set_shard_sha256(splits->train_shard.sha256());
+      key.set_context_begin(0);
+      key.set_context_end(data.train_contexts.size(0));
+      key.set_context_length(config.context_length());
+      key.set_dtype(ToStoreDtype(config.dtype()));
+      key.set_drop_bos(config.drop_bos());
+      return key;
+    };
+    auto dir_for = [&](const ActivationStoreKey& key) {
+      return absl::StrCat(cache, "/activations/", StoreKeySha256(key).substr(0, 24));
+    };
+    // This hook's store first, then those harvested in the same pass.
+    std::vector<ActivationStoreKey> keys = {key_for(data.hook_name)};
+    for (const std::string& hook : harvest_also) {
+      if (hook != data.hook_name) keys.push_back(key_for(hook));
+    }
+    std::vector<std::string> dirs;
+    for (const ActivationStoreKey& key : keys) dirs.push_back(dir_for(key));
+    const std::string key_sha256 = StoreKeySha256(keys[0]);
+    const std::string& store_dir = dirs[0];
     HarvestOptions harvest;
     harvest.contexts_per_chunk = config.contexts_per_chunk();
-    harvest.label = data.hook_name;
+    if (keys.size() == 1) harvest.label = data.hook_name;
     clock = PhaseClock();
-    ASSIGN_OR_RETURN(ActivationStore store,
-                     HarvestActivations(data.model, data.train_contexts, key, store_dir, harvest));
+    ASSIGN_OR_RETURN(std::vector<ActivationStore> stores,
+                     HarvestActivationsAtHooks(data.model, data.train_contexts, keys, dirs, harvest));
+    ActivationStore store = std::move(stores.front());
     const double harvest_seconds = clock.Seconds();
     RecordPhase("harvest_or_open_store", harvest_seconds, provenance);
     RecordInput("activation_store", key_sha256, provenance);

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "data/activations/activation_source.h"
@@ -76,8 +77,14 @@ struct SubjectData {
 // context_length outside [2, n_positions], a tokenizer without
 // <|endoftext|>, or splits that pack into no context; the store's errors
 // (a store of another key in the way, corrupt chunks) as HarvestActivations.
+//
+// harvest_also: other hook names whose stores (the same config otherwise)
+// are harvested in the same pass over the model as hook_name's, when a
+// store is harvested at all; a later OpenSubjectData at one of them finds
+// its store complete.
 absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& config,
-                                            uint64_t data_seed, Provenance* provenance);
+                                            uint64_t data_seed, Provenance* provenance,
+                                            const std::vector<std::string>& harvest_also = {});
 
 // The cache folder for token shards and activation stores: `configured` if
 // set, else ${XDG_CACHE_HOME:-$HOME/.cache}/saelab.
