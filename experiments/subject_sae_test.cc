@@ -16,8 +16,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "data/subject_model/gpt2_model.h"
-#include "data/text/token_shard.h"
 #include "experiments/experiment_config.pb.h"
+#include "experiments/internal/subject_run_testing.h"
 #include "experiments/runner.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
@@ -51,16 +51,7 @@ absl::StatusOr<RunnerOutcome> RunSmall(const std::string& config_path, const std
   return RunExperiment(options);
 }
 
-std::vector<std::string> FilesEndingWith(const std::string& dir, const std::string& suffix) {
-  std::vector<std::string> out;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* entry = readdir(d)) {
-      if (absl::EndsWith(entry->d_name, suffix)) out.push_back(dir + "/" + entry->d_name);
-    }
-    closedir(d);
-  }
-  return out;
-}
+using experiments_testing::FilesEndingWith;
 
 class SubjectSaeTest : public ::testing::Test {
  protected:
@@ -86,15 +77,11 @@ TEST_F(SubjectSaeTest, ReportedMetricsMatchARecomputationFromTheModel) {
 
   // Eval activations computed here: the validation shard the run cached,
   // packed the same way, run through the model to the hook.
-  std::vector<std::string> shards = FilesEndingWith(TempDir() + "/cache/shards", "-val.tokshard");
-  ASSERT_EQ(shards.size(), 1u);
-  auto shard = TokenShard::Open(shards[0]);
-  ASSERT_TRUE(shard.ok()) << shard.status();
   auto model = Gpt2Model::LoadHfDirectory("data/models/saelab-ref-lm");
   ASSERT_TRUE(model.ok()) << model.status();
-  const int32_t eot = static_cast<int32_t>(model->config().eos_token_id);
-  auto contexts = PackContexts(*shard, 32, eot, eot, 32);
-  ASSERT_TRUE(contexts.ok());
+  auto contexts =
+      experiments_testing::CachedValidationContexts(TempDir() + "/cache", *model, 32, 32);
+  ASSERT_TRUE(contexts.ok()) << contexts.status();
   torch::NoGradGuard no_grad;
   auto cache = model->RunWithCache(*contexts, {"blocks.1.hook_resid_post"});
   ASSERT_TRUE(cache.ok()) << cache.status();

@@ -3,7 +3,6 @@
 // skip transcoder; the reported metrics (of the MLP output) and the loss
 // with the MLP replaced equal a recomputation from the saved transcoders and
 // activations taken straight from the model, with a splice written here.
-#include <dirent.h>
 #include <torch/types.h>
 #include <torch/utils.h>
 
@@ -13,8 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "data/subject_model/gpt2_model.h"
-#include "data/text/token_shard.h"
 #include "experiments/experiment_config.pb.h"
+#include "experiments/internal/subject_run_testing.h"
 #include "experiments/runner.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
@@ -30,17 +29,6 @@ using ::testing::TempDir;
 
 constexpr char kIn[] = "blocks.1.hook_mlp_in";
 constexpr char kOut[] = "blocks.1.hook_mlp_out";
-
-std::vector<std::string> FilesEndingWith(const std::string& dir, const std::string& suffix) {
-  std::vector<std::string> out;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* entry = readdir(d)) {
-      if (absl::EndsWith(entry->d_name, suffix)) out.push_back(dir + "/" + entry->d_name);
-    }
-    closedir(d);
-  }
-  return out;
-}
 
 absl::StatusOr<RunnerOutcome> RunSmall(const ExperimentConfig& config, const std::string& name) {
   const std::string path = absl::StrCat(TempDir(), "/", name, ".textproto");
@@ -70,15 +58,11 @@ TEST(SubjectTranscoderTest, MetricsAndSplicedLossAreOfTheMlpOutputAndMatchARecom
   ASSERT_EQ(result.saes_size(), 2);
 
   // The validation contexts as the run packed them, through the model.
-  std::vector<std::string> shards = FilesEndingWith(TempDir() + "/cache/shards", "-val.tokshard");
-  ASSERT_EQ(shards.size(), 1u);
-  auto shard = TokenShard::Open(shards[0]);
-  ASSERT_TRUE(shard.ok()) << shard.status();
   auto model = Gpt2Model::LoadHfDirectory("data/models/saelab-ref-lm");
   ASSERT_TRUE(model.ok()) << model.status();
-  const int32_t eot = static_cast<int32_t>(model->config().eos_token_id);
-  auto contexts = PackContexts(*shard, 32, eot, eot, 32);
-  ASSERT_TRUE(contexts.ok());
+  auto contexts =
+      experiments_testing::CachedValidationContexts(TempDir() + "/cache", *model, 32, 32);
+  ASSERT_TRUE(contexts.ok()) << contexts.status();
   torch::NoGradGuard no_grad;
   auto cache = model->RunWithCache(*contexts, {kIn, kOut});
   ASSERT_TRUE(cache.ok()) << cache.status();

@@ -10,8 +10,10 @@
 #include <torch/autograd.h>
 #include <torch/utils.h>
 
+#include "absl/strings/str_cat.h"
 #include "harness/schedule.h"
 #include "sae/kernels/jumprelu_train_step.h"
+#include "sae/topk.h"
 
 namespace saelab {
 namespace {
@@ -141,6 +143,18 @@ LossOutput JumpReluLoss(const LossInputs& inputs, const JumpReluLossOptions& opt
   } else {
     // The same forward value as l0, but differentiable in theta.
     sparsity = JumpReluStep(z, threshold, options.bandwidth).sum(1).mean();
+    if (options.target_l0 > 0) {
+      sparsity = options.target_scale * (sparsity / options.target_l0 - 1.0).pow(2);
+      // Anthropic's pre-activation loss on the dead latents only (as
+      // SAELens applies it): a latent whose z stays under its threshold
+      // gets no other gradient.
+      if (options.pre_act_coefficient > 0 && inputs.dead_mask.defined()) {
+        torch::Tensor decoder_norms = W_dec.norm(2, {1});  // [n]
+        pre_act = (torch::relu(threshold - z) * decoder_norms * inputs.dead_mask.to(z.dtype()))
+                      .sum(1)
+                      .mean();
+      }
+    }
   }
   out.loss = mse + options.sparsity_coefficient * sparsity + options.pre_act_coefficient * pre_act;
   out.terms["mse"] = mse;
@@ -158,16 +172,39 @@ TrainOutput JumpReluSae::TrainForward(const torch::Tensor& x, const TrainStepInf
   options.tanh_scale = config_.tanh_scale();
   options.pre_act_coefficient =
       config_.variant() == JumpReluConfig::ANTHROPIC_2025 ? config_.pre_act_coefficient() : 0.0;
+  if (config_.has_target_l0()) {
+    options.target_l0 = config_.target_l0();
+    options.target_scale = static_cast<double>(d_in_);
+    options.pre_act_coefficient = config_.dead_pre_act_coefficient();
+  }
   TrainOutput out = TrainOutputFrom(JumpReluLoss(LossInputsFor(x, info), options));
   out.terms["sparsity_coefficient"] = options.sparsity_coefficient;
   return out;
+}
+
+void JumpReluSae::InitFromSample(const torch::Tensor& x) {
+  if (!config_.has_target_l0()) return;
+  torch::NoGradGuard no_grad;
+  const torch::Tensor z = torch::addmm(b_enc, x, W_enc);  // [samples, n]
+  // Each column's ceil(q N)-th smallest value, q = 1 - t / n: about t / n
+  // of the sample lies above it. (torch::quantile refuses inputs over 16M
+  // elements; kthvalue has no limit.)
+  const int64_t samples = z.size(0);
+  const double q = 1.0 - config_.target_l0() / static_cast<double>(n_latents_);
+  const int64_t k = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(q * samples)), 1, samples);
+  const torch::Tensor theta = std::get<0>(torch::kthvalue(z, k, /*dim=*/0));
+  log_threshold.copy_(theta.clamp_min(1e-6).log());
 }
 
 JumpReluSae::~JumpReluSae() = default;
 
 bool JumpReluSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
                                      TrainOutput* out) {
-  if (!config_.sparse_step() || config_.variant() != JumpReluConfig::STANDARD) return false;
+  // The kernel differentiates the plain L0 term.
+  if (!config_.sparse_step() || config_.variant() != JumpReluConfig::STANDARD ||
+      config_.has_target_l0()) {
+    return false;
+  }
   if (!PrepareSparseStep(x, {&W_enc, &b_enc, &W_dec, &b_dec, &log_threshold})) return false;
   torch::NoGradGuard no_grad;
   if (workspace_ == nullptr) workspace_ = std::make_unique<JumpReluTrainStepWorkspace>();
@@ -201,6 +238,25 @@ absl::Status Resolve(int64_t /*d_in*/, SaeConfig* config) {
   if (!(jump.bandwidth() > 0)) return absl::InvalidArgumentError("jumprelu.bandwidth must be > 0");
   if (!(jump.initial_threshold() > 0)) {
     return absl::InvalidArgumentError("jumprelu.initial_threshold must be > 0");
+  }
+  if (jump.has_target_l0()) {
+    const double n = static_cast<double>(config->n_latents());
+    if (!(jump.target_l0() > 0 && jump.target_l0() < n)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "jumprelu.target_l0 must be in (0, n_latents = ", config->n_latents(), "), got ",
+          jump.target_l0()));
+    }
+    if (jump.variant() != JumpReluConfig::STANDARD) {
+      return absl::InvalidArgumentError("jumprelu.target_l0 is for the STANDARD variant");
+    }
+    JumpReluConfig& resolved = *config->mutable_jumprelu();
+    if (!resolved.has_dead_pre_act_coefficient()) resolved.set_dead_pre_act_coefficient(0.1);
+    if (!(resolved.dead_pre_act_coefficient() >= 0)) {
+      return absl::InvalidArgumentError("jumprelu.dead_pre_act_coefficient must be >= 0");
+    }
+    // TopK's recipe, which is the paper's 7e-5 at the paper's 131k width.
+    FillOptimizerDefaults(TopKLearningRate(config->n_latents()), /*adam_eps=*/1e-8, config);
+    return absl::OkStatus();
   }
   // Rajamanoharan et al. train JumpReLU with Adam(0, 0.999) at 7e-5.
   FillOptimizerDefaults(/*lr=*/7e-5, /*adam_eps=*/1e-8, config);

@@ -90,6 +90,9 @@ class JumpReluSae : public Sae {
   // dense for it, or where it does not apply.
   bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
                           TrainOutput* out) override;
+  // With config target_l0: each threshold at its latent's
+  // (1 - target_l0 / n) quantile of z over the sample (at least 1e-6).
+  void InitFromSample(const torch::Tensor& x) override;
   ~JumpReluSae() override;
 
   // lambda at `step` of `total_steps` (the warm-up schedule).
@@ -123,6 +126,11 @@ struct JumpReluLossOptions {
   double bandwidth = 0.001;           // eps, the kernel width
   double tanh_scale = 4.0;            // c; ANTHROPIC_2025 only
   double pre_act_coefficient = 0.0;   // lambda_P; ANTHROPIC_2025 only
+  // STANDARD: > 0 replaces the L0 term by target_scale * (L0 / target_l0 - 1)^2,
+  // and pre_act_coefficient then weighs the pre-activation loss over the
+  // latents of inputs.dead_mask only.
+  double target_l0 = 0.0;
+  double target_scale = 1.0;
 };
 
 // The JumpReluSae loss as a pure function (the single definition

@@ -181,6 +181,90 @@ TEST(JumpReluTest, StandardLossMatchesAnElementwiseComputation) {
   EXPECT_NEAR(loss, expected.mse + lambda * expected.l0, 1e-12);
 }
 
+TEST(JumpReluTest, TargetL0LossIsTheScaledSquaredRelativeMissOfL0) {
+  torch::manual_seed(0);
+  const int64_t batch = 5, d = 4, n = 7;
+  torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
+  Params p = RandomParams(d, n);
+  // A wide band, so that some z fall in it and the pseudo-gradients are not 0.
+  JumpReluLossOptions options = Standard(0.7, 0.5);
+  options.target_l0 = 1.0;
+  options.target_scale = 4.0;
+  LossOutput out = Loss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, p.log_threshold, options);
+  LoopLoss expected = ComputeLoopLoss(x, p, 4.0);
+  const double miss = expected.l0 / 1.0 - 1.0;
+  EXPECT_GT(std::abs(miss), 0.1);  // off target, so the term is not ~0
+  EXPECT_NEAR(out.terms["sparsity"].item<double>(), 4.0 * miss * miss, 1e-12);
+  EXPECT_NEAR(out.terms["l0"].item<double>(), expected.l0, 1e-12);
+  EXPECT_NEAR(out.loss.item<double>(), expected.mse + 0.7 * 4.0 * miss * miss, 1e-12);
+  // Above the target the pseudo-gradient raises thresholds, below it lowers
+  // them: d/dlog_theta of (L0/t - 1)^2 = 2 (L0/t - 1) / t * dL0/dlog_theta,
+  // and dL0/dlog_theta <= 0.
+  torch::Tensor log_threshold = p.log_threshold.clone().requires_grad_(true);
+  Loss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, log_threshold, options).terms["sparsity"].backward();
+  torch::Tensor plain_grad_log_threshold = [&] {
+    torch::Tensor t = p.log_threshold.clone().requires_grad_(true);
+    Loss(x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, t, Standard(1.0, 0.5)).terms["sparsity"].backward();
+    return t.grad();
+  }();
+  // The chain rule: the term's gradient = scale * 2 (L0/t - 1) / t * L0's.
+  EXPECT_GT(plain_grad_log_threshold.abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(torch::allclose(log_threshold.grad(),
+                              4.0 * 2.0 * miss / 1.0 * plain_grad_log_threshold, 1e-9, 1e-12));
+}
+
+TEST(JumpReluTest, TargetL0PreActLossCoversTheDeadLatentsOnly) {
+  torch::manual_seed(4);
+  const int64_t batch = 5, d = 4, n = 7;
+  torch::Tensor x = torch::randn({batch, d}, torch::kFloat64);
+  Params p = RandomParams(d, n);
+  JumpReluLossOptions options = Standard(0.7, 0.5);
+  options.target_l0 = 1.0;
+  options.pre_act_coefficient = 0.3;
+  LossInputs inputs{x, p.W_enc, p.b_enc, p.W_dec, p.b_dec, {{"log_threshold", p.log_threshold}}};
+  inputs.dead_mask = torch::tensor({true, false, false, true, false, false, true});
+  LossOutput out = JumpReluLoss(inputs, options);
+  // By hand: sum over the dead latents of ReLU(theta - z) ||W_dec row||, mean over the batch.
+  torch::Tensor z = torch::addmm(p.b_enc, x, p.W_enc);
+  torch::Tensor theta = p.log_threshold.exp();
+  double expected = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t i : {0, 3, 6}) {
+      expected += std::max(0.0, theta[i].item<double>() - z[b][i].item<double>()) *
+                  p.W_dec[i].norm().item<double>();
+    }
+  }
+  expected /= batch;
+  EXPECT_GT(expected, 0.0);
+  EXPECT_NEAR(out.terms["pre_act"].item<double>(), expected, 1e-12);
+  EXPECT_NEAR(out.loss.item<double>(),
+              out.terms["mse"].item<double>() + 0.7 * out.terms["sparsity"].item<double>() +
+                  0.3 * expected,
+              1e-12);
+}
+
+TEST(JumpReluTest, TargetL0InitStartsEveryLatentAtTheTargetRate) {
+  JumpReluConfig config = Config();
+  config.set_target_l0(3.0);
+  JumpReluSae sae(/*d_in=*/8, /*n_latents=*/32, config, /*seed=*/2);
+  torch::manual_seed(3);
+  torch::Tensor sample = torch::randn({4000, 8}) + 0.5;
+  sae.InitFromSample(sample);
+  torch::NoGradGuard no_grad;
+  // On the sample itself each latent fires on ~3/32 of the rows.
+  torch::Tensor fires = (sae.EncodeScaled(sample) != 0).to(torch::kFloat64);
+  EXPECT_NEAR(fires.sum(1).mean().item<double>(), 3.0, 0.01);
+  EXPECT_LT((fires.mean(0) - 3.0 / 32).abs().max().item<double>(), 1e-3);
+  // And on fresh rows of the same distribution, close to it.
+  torch::Tensor fresh = torch::randn({4000, 8}) + 0.5;
+  EXPECT_NEAR((sae.EncodeScaled(fresh) != 0).sum(1).to(torch::kFloat64).mean().item<double>(), 3.0,
+              0.3);
+  // Without target_l0 the init leaves the thresholds alone.
+  JumpReluSae plain(8, 32, Config(), 2);
+  plain.InitFromSample(sample);
+  EXPECT_TRUE(torch::allclose(plain.Threshold(), torch::full({32}, 0.001)));
+}
+
 TEST(JumpReluTest, StandardLossGradientsInTheWeightsMatchFiniteDifferences) {
   torch::manual_seed(1);
   const int64_t batch = 6, d = 4, n = 7;

@@ -117,6 +117,14 @@ void ExpectSomeButNotAllFire(const torch::Tensor& f, const std::string& what) {
   EXPECT_LT(active, f.numel()) << what;
 }
 
+// SAELens's "topk" encoder with apply_b_dec_to_input false, on the file's
+// tensors: f = ReLU of the top k of x W_enc + b_enc, 0 elsewhere.
+torch::Tensor SaeLensTopKLatents(const TensorMap& w, const torch::Tensor& x) {
+  torch::Tensor z = torch::addmm(w.at("b_enc"), x, w.at("W_enc"));
+  auto [values, indices] = z.topk(kK, 1);
+  return torch::zeros_like(z).scatter(1, indices, torch::relu(values));
+}
+
 class SaeLensArchitectureTest : public ::testing::TestWithParam<const char*> {};
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, SaeLensArchitectureTest,
@@ -348,9 +356,7 @@ TEST(SaeLensTest, TopKWithoutBDecSubtractionIsFoldedIntoTheEncoderBias) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(4);
   torch::Tensor x = torch::randn({64, kDIn});
-  torch::Tensor z = torch::addmm(w.at("b_enc"), x, w.at("W_enc"));
-  auto [values, indices] = z.topk(kK, 1);
-  torch::Tensor f = torch::zeros_like(z).scatter(1, indices, torch::relu(values));
+  torch::Tensor f = SaeLensTopKLatents(w, x);
   ExpectClose(sae->Encode(x), f, 1e-5, "latents");
   ExpectClose(sae->Reconstruct(x), torch::addmm(w.at("b_dec"), f, w.at("W_dec")), 1e-5,
               "reconstruction");
@@ -372,9 +378,7 @@ TEST(SaeLensTest, TopKTranscoderExportsAsTopKWithoutBDecSubtractionAndComesBack)
   torch::NoGradGuard no_grad;
   torch::manual_seed(5);
   torch::Tensor x = torch::randn({64, kDIn});
-  torch::Tensor z = torch::addmm(w.at("b_enc"), x, w.at("W_enc"));
-  auto [values, indices] = z.topk(kK, 1);
-  torch::Tensor f = torch::zeros_like(z).scatter(1, indices, torch::relu(values));
+  torch::Tensor f = SaeLensTopKLatents(w, x);
   ExpectClose(sae->Reconstruct(x), torch::addmm(w.at("b_dec"), f, w.at("W_dec")), 1e-5,
               "SAELens's map of the exported transcoder");
   // The saelab object brings the transcoder back, with no bias folding.

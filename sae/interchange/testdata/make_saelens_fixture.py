@@ -290,16 +290,21 @@ def make_gated():
     write_expected(directory, x, f, f @ f64(w["W_dec"]) + f64(w["b_dec"]))
 
 
-def make_sparsify():
-    rng = np.random.default_rng(505)
-    directory = os.path.join(HERE, "sparsify_fixture")
-    os.makedirs(directory, exist_ok=True)
-    w = {
+def sparsify_weights(rng):
+    """A sparse coder's four tensors, in sparsify's names and layout."""
+    return {
         "encoder.weight": rng.normal(0.0, 0.6, size=(D_SAE, D_IN)).astype(np.float32),
         "encoder.bias": rng.normal(0.0, 0.3, size=(D_SAE,)).astype(np.float32),
         "W_dec": rng.normal(0.0, 0.5, size=(D_SAE, D_IN)).astype(np.float32),
         "b_dec": rng.normal(0.0, 0.5, size=(D_IN,)).astype(np.float32),
     }
+
+
+def make_sparsify():
+    rng = np.random.default_rng(505)
+    directory = os.path.join(HERE, "sparsify_fixture")
+    os.makedirs(directory, exist_ok=True)
+    w = sparsify_weights(rng)
     # SparseCoder.save_to_disk: the SparseCoderConfig fields plus d_in.
     # num_latents 0 means d_in * expansion_factor.
     cfg = {
@@ -329,14 +334,9 @@ def make_sparsify_transcoder():
     rng = np.random.default_rng(506)
     directory = os.path.join(HERE, "sparsify_skip_transcoder_fixture")
     os.makedirs(directory, exist_ok=True)
-    w = {
-        "encoder.weight": rng.normal(0.0, 0.6, size=(D_SAE, D_IN)).astype(np.float32),
-        "encoder.bias": rng.normal(0.0, 0.3, size=(D_SAE,)).astype(np.float32),
-        "W_dec": rng.normal(0.0, 0.5, size=(D_SAE, D_IN)).astype(np.float32),
-        "b_dec": rng.normal(0.0, 0.5, size=(D_IN,)).astype(np.float32),
-        # [d_out, d_in]: sparsify adds x @ W_skip.mT.
-        "W_skip": rng.normal(0.0, 0.4, size=(D_IN, D_IN)).astype(np.float32),
-    }
+    w = sparsify_weights(rng)
+    # [d_out, d_in]: sparsify adds x @ W_skip.mT.
+    w["W_skip"] = rng.normal(0.0, 0.4, size=(D_IN, D_IN)).astype(np.float32)
     cfg = {
         "activation": "topk",
         "expansion_factor": 32,
