@@ -113,6 +113,8 @@ torch::Tensor JumpReluSae::DecodeScaled(const torch::Tensor& f) {
 }
 
 double JumpReluSae::SparsityCoefficientAt(int64_t step, int64_t total_steps) const {
+  // Training to a target starts at the target: no warm-up.
+  if (config_.has_target()) return config_.target().coefficient();
   return config_.sparsity_coefficient() *
          LinearWarmupFactor(step,
                             config_.sparsity_warmup_fraction() * static_cast<double>(total_steps));
@@ -145,14 +147,14 @@ LossOutput JumpReluLoss(const LossInputs& inputs, const JumpReluLossOptions& opt
     sparsity = JumpReluStep(z, threshold, options.bandwidth).sum(1).mean();
     if (options.target_l0 > 0) {
       sparsity = options.target_scale * (sparsity / options.target_l0 - 1.0).pow(2);
-      // Anthropic's pre-activation loss on the dead latents only (as
-      // SAELens applies it): a latent whose z stays under its threshold
-      // gets no other gradient.
-      if (options.pre_act_coefficient > 0 && inputs.dead_mask.defined()) {
+      // Anthropic's pre-activation loss on the latents silent on the whole
+      // batch (SAELens applies it to the dead ones; a batch is a shorter
+      // memory, so it reaches a latent the moment it stops firing): a
+      // latent whose z stays under its threshold gets no other gradient.
+      if (options.pre_act_coefficient > 0) {
+        torch::Tensor silent = (z > threshold).any(0).logical_not().to(z.dtype()).detach();  // [n]
         torch::Tensor decoder_norms = W_dec.norm(2, {1});  // [n]
-        pre_act = (torch::relu(threshold - z) * decoder_norms * inputs.dead_mask.to(z.dtype()))
-                      .sum(1)
-                      .mean();
+        pre_act = (torch::relu(threshold - z) * decoder_norms * silent).sum(1).mean();
       }
     }
   }
@@ -172,10 +174,11 @@ TrainOutput JumpReluSae::TrainForward(const torch::Tensor& x, const TrainStepInf
   options.tanh_scale = config_.tanh_scale();
   options.pre_act_coefficient =
       config_.variant() == JumpReluConfig::ANTHROPIC_2025 ? config_.pre_act_coefficient() : 0.0;
-  if (config_.has_target_l0()) {
-    options.target_l0 = config_.target_l0();
+  if (config_.has_target()) {
+    options.target_l0 = config_.target().l0();
     options.target_scale = static_cast<double>(d_in_);
-    options.pre_act_coefficient = config_.dead_pre_act_coefficient();
+    options.bandwidth = config_.target().bandwidth();
+    options.pre_act_coefficient = config_.target().silent_pre_act_coefficient();
   }
   TrainOutput out = TrainOutputFrom(JumpReluLoss(LossInputsFor(x, info), options));
   out.terms["sparsity_coefficient"] = options.sparsity_coefficient;
@@ -183,14 +186,14 @@ TrainOutput JumpReluSae::TrainForward(const torch::Tensor& x, const TrainStepInf
 }
 
 void JumpReluSae::InitFromSample(const torch::Tensor& x) {
-  if (!config_.has_target_l0()) return;
+  if (!config_.has_target()) return;
   torch::NoGradGuard no_grad;
   const torch::Tensor z = torch::addmm(b_enc, x, W_enc);  // [samples, n]
   // Each column's ceil(q N)-th smallest value, q = 1 - t / n: about t / n
   // of the sample lies above it. (torch::quantile refuses inputs over 16M
   // elements; kthvalue has no limit.)
   const int64_t samples = z.size(0);
-  const double q = 1.0 - config_.target_l0() / static_cast<double>(n_latents_);
+  const double q = 1.0 - config_.target().l0() / static_cast<double>(n_latents_);
   const int64_t k = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(q * samples)), 1, samples);
   const torch::Tensor theta = std::get<0>(torch::kthvalue(z, k, /*dim=*/0));
   log_threshold.copy_(theta.clamp_min(1e-6).log());
@@ -202,7 +205,7 @@ bool JumpReluSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo
                                      TrainOutput* out) {
   // The kernel differentiates the plain L0 term.
   if (!config_.sparse_step() || config_.variant() != JumpReluConfig::STANDARD ||
-      config_.has_target_l0()) {
+      config_.has_target()) {
     return false;
   }
   if (!PrepareSparseStep(x, {&W_enc, &b_enc, &W_dec, &b_dec, &log_threshold})) return false;
@@ -239,20 +242,23 @@ absl::Status Resolve(int64_t /*d_in*/, SaeConfig* config) {
   if (!(jump.initial_threshold() > 0)) {
     return absl::InvalidArgumentError("jumprelu.initial_threshold must be > 0");
   }
-  if (jump.has_target_l0()) {
+  if (jump.has_target()) {
+    const JumpReluTargetL0& target = jump.target();
     const double n = static_cast<double>(config->n_latents());
-    if (!(jump.target_l0() > 0 && jump.target_l0() < n)) {
+    if (!(target.l0() > 0 && target.l0() < n)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "jumprelu.target_l0 must be in (0, n_latents = ", config->n_latents(), "), got ",
-          jump.target_l0()));
+          "jumprelu.target.l0 must be in (0, n_latents = ", config->n_latents(), "), got ",
+          target.l0()));
     }
     if (jump.variant() != JumpReluConfig::STANDARD) {
-      return absl::InvalidArgumentError("jumprelu.target_l0 is for the STANDARD variant");
+      return absl::InvalidArgumentError("jumprelu.target is for the STANDARD variant");
     }
-    JumpReluConfig& resolved = *config->mutable_jumprelu();
-    if (!resolved.has_dead_pre_act_coefficient()) resolved.set_dead_pre_act_coefficient(0.1);
-    if (!(resolved.dead_pre_act_coefficient() >= 0)) {
-      return absl::InvalidArgumentError("jumprelu.dead_pre_act_coefficient must be >= 0");
+    if (!(target.coefficient() >= 0) || !(target.silent_pre_act_coefficient() >= 0)) {
+      return absl::InvalidArgumentError(
+          "jumprelu.target.coefficient and silent_pre_act_coefficient must be >= 0");
+    }
+    if (!(target.bandwidth() > 0)) {
+      return absl::InvalidArgumentError("jumprelu.target.bandwidth must be > 0");
     }
     // TopK's recipe, which is the paper's 7e-5 at the paper's 131k width.
     FillOptimizerDefaults(TopKLearningRate(config->n_latents()), /*adam_eps=*/1e-8, config);

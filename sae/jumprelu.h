@@ -42,6 +42,12 @@
 //   paper's log parameterisation (docs/design.md) and note that small initial
 //   thresholds need a learning rate or bandwidth to match.
 //
+// With config.target (JumpReluTargetL0, sae_config.proto), STANDARD trains
+// to an L0 directly: coefficient * d_in * (L0 / l0 - 1)^2 in place of the
+// L0 term, thresholds initialised at the quantile that starts L0 at the
+// target (InitFromSample), and the pre-activation loss on latents silent on
+// the batch; no warm-up, the dense step.
+//
 // lambda_t warms up linearly from 0 to sparsity_coefficient over the first
 // sparsity_warmup_fraction of steps. Init: decoder rows are random unit
 // directions, W_enc = W_dec^T, b_enc = b_dec = 0, theta = initial_threshold
@@ -90,12 +96,13 @@ class JumpReluSae : public Sae {
   // dense for it, or where it does not apply.
   bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
                           TrainOutput* out) override;
-  // With config target_l0: each threshold at its latent's
-  // (1 - target_l0 / n) quantile of z over the sample (at least 1e-6).
+  // With config.target: each threshold at its latent's (1 - target.l0 / n)
+  // quantile of z over the sample (at least 1e-6).
   void InitFromSample(const torch::Tensor& x) override;
   ~JumpReluSae() override;
 
-  // lambda at `step` of `total_steps` (the warm-up schedule).
+  // lambda at `step` of `total_steps` (the warm-up schedule; with
+  // config.target, target.coefficient throughout).
   double SparsityCoefficientAt(int64_t step, int64_t total_steps) const;
 
   // theta = exp(log_threshold), [n_latents], detached.
@@ -128,7 +135,7 @@ struct JumpReluLossOptions {
   double pre_act_coefficient = 0.0;   // lambda_P; ANTHROPIC_2025 only
   // STANDARD: > 0 replaces the L0 term by target_scale * (L0 / target_l0 - 1)^2,
   // and pre_act_coefficient then weighs the pre-activation loss over the
-  // latents of inputs.dead_mask only.
+  // latents that fire on no token of the batch.
   double target_l0 = 0.0;
   double target_scale = 1.0;
 };
