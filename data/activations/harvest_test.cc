@@ -90,10 +90,11 @@ TEST(HarvestTest, PairedStoreHoldsInputAndTargetSideBySideAndIsAPairedSource) {
 }
 
 TEST(HarvestTest, SeveralStoresFromOnePassAreByteForByteTheSeparateHarvests) {
-  // A plain store, an earlier hook in float16, and a paired store.
+  // A plain store, in float16 a hook the paired store reads too, and a
+  // paired store.
   std::vector<ActivationStoreKey> keys = {TestKey(), TestKey(ActivationStoreKey::FLOAT16),
                                           TestKey()};
-  keys[1].set_hook_name("blocks.0.hook_mlp_out");
+  keys[1].set_hook_name("blocks.1.hook_mlp_out");
   keys[2].set_hook_name("blocks.1.hook_mlp_in");
   keys[2].set_target_hook_name("blocks.1.hook_mlp_out");
   std::vector<std::string> apart, together, killed;

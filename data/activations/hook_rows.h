@@ -40,7 +40,8 @@ absl::StatusOr<torch::Tensor> HookActivationRows(
 // last of them): rows [N * P, n_embd * locations.size()], each row the
 // locations' activations side by side in the order given. For paired
 // transcoder rows [input | target], e.g. {mlp_in, mlp_out} of one block.
-// Each location's columns equal HookActivationRows at that location alone.
+// Each location's columns equal HookActivationRows at that location alone;
+// a location listed twice is computed once and appears twice.
 // InvalidArgument as above, or for an empty `locations`.
 absl::StatusOr<torch::Tensor> HookActivationRows(
     const Gpt2Model& model, const torch::Tensor& contexts,

@@ -77,6 +77,13 @@ TEST(HookRowsTest, SeveralHooksFromOneForwardAreEachHooksRowsSideBySide) {
   EXPECT_TRUE(torch::equal(paired->slice(1, kD, 2 * kD), in));
   EXPECT_FALSE(torch::equal(out, in));
   EXPECT_EQ(done.back(), kContexts);
+  // Stores harvested together may share a hook: it fills both its slots.
+  absl::StatusOr<torch::Tensor> repeated = HookActivationRows(
+      TinyModel(), TestContexts(), std::vector<HookLocation>{mlp_in, mlp_out, mlp_in}, true, 5);
+  ASSERT_TRUE(repeated.ok()) << repeated.status();
+  EXPECT_TRUE(torch::equal(repeated->slice(1, 0, kD), in));
+  EXPECT_TRUE(torch::equal(repeated->slice(1, kD, 2 * kD), out));
+  EXPECT_TRUE(torch::equal(repeated->slice(1, 2 * kD, 3 * kD), in));
   EXPECT_EQ(HookActivationRows(TinyModel(), TestContexts(), std::vector<HookLocation>{}, true)
                 .status()
                 .code(),
