@@ -113,11 +113,22 @@ void FillHyperparameters(const SaeConfig& resolved, const SweepPoint& point, Sae
 
 }  // namespace
 
+namespace {
+
+// The SAE's name for seed `seed_index`: the point's, with "_s<i>" when the
+// sweep has several seeds.
+std::string SweepSaeName(const SweepPoint& point, const SaeSweep& sweep, int seed_index) {
+  return sweep.seeds() > 1 ? absl::StrCat(point.config.name(), "_s", seed_index)
+                           : point.config.name();
+}
+
+}  // namespace
+
 TrainJob SweepTrainJob(const SweepPoint& point, const SaeSweep& sweep, int seed_index,
                        const std::string& run_dir, SeedTree* seeds) {
   TrainJob job;
   job.config = point.config;
-  if (sweep.seeds() > 1) job.config.set_name(absl::StrCat(point.config.name(), "_s", seed_index));
+  job.config.set_name(SweepSaeName(point, sweep, seed_index));
   job.seed = seeds->Derive(absl::StrCat("sae/", job.config.name()));
   job.options.dir = absl::StrCat(run_dir, "/saes/", job.config.name());
   return job;
@@ -294,7 +305,7 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
       for (int s = 0; s < sweep.seeds(); ++s) {
         TrainResult* pretrained = nullptr;
         if (seed_point.target_l0 <= 0) {
-          auto it = together.find(SweepTrainJob(seed_point, sweep, s, run_dir, seeds).config.name());
+          auto it = together.find(SweepSaeName(seed_point, sweep, s));
           if (it != together.end()) pretrained = &it->second;
         }
         ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(seed_point, sweep, s, source,
