@@ -11,13 +11,11 @@
 //
 //   ./bazelw run -c opt //experiments:store_training_benchmark
 #include <benchmark/benchmark.h>
-#include <stdlib.h>
 #include <torch/types.h>
 #include <torch/utils.h>
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -136,20 +134,17 @@ BENCHMARK(BM_TrainFromStore)->UseRealTime()->Unit(benchmark::kMillisecond)->Iter
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  std::string tmp =
-      (std::filesystem::temp_directory_path() / "store_training_benchmark.XXXXXX").string();
   saelab::BenchmarkMainOptions options;
+  options.scratch_dir = "store_training_benchmark";
   // Training tokens/s from the store vs from memory is the ratio reported;
   // the sgemm ceiling would not enter it.
   options.measure_sgemm = false;
-  options.setup = [&](const saelab::BenchmarkBounds&) -> absl::Status {
-    if (::mkdtemp(tmp.data()) == nullptr) return absl::InternalError("mkdtemp failed: " + tmp);
-    saelab::g_tmp = tmp;
+  options.setup = [&](const saelab::BenchmarkBounds& bounds) -> absl::Status {
+    saelab::g_tmp = bounds.scratch_dir;
     saelab::Store();  // harvest before timing anything
     return absl::OkStatus();
   };
   options.report = [&](const saelab::BenchmarkBounds&) {
-    std::filesystem::remove_all(tmp);
     std::printf("\nTopK SAE training (d 256, n 4096, k 32, batch %lld), best of 3 x %lld steps:\n",
                 static_cast<long long>(saelab::kBatch), static_cast<long long>(saelab::kSteps));
     std::printf("from memory: %8.0f tokens/s\nfrom store:  %8.0f tokens/s\nstore_vs_memory: %.2f\n",

@@ -13,13 +13,11 @@
 //
 //   ./bazelw run -c opt //experiments:train_together_benchmark
 #include <benchmark/benchmark.h>
-#include <stdlib.h>
 #include <torch/types.h>
 #include <torch/utils.h>
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -143,20 +141,17 @@ BENCHMARK(BM_FourSaes)
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  std::string tmp =
-      (std::filesystem::temp_directory_path() / "train_together_benchmark.XXXXXX").string();
   saelab::BenchmarkMainOptions options;
+  options.scratch_dir = "train_together_benchmark";
   // The ratio reported is between two ways of doing the same work; the sgemm
   // ceiling would not enter it.
   options.measure_sgemm = false;
-  options.setup = [&](const saelab::BenchmarkBounds&) -> absl::Status {
-    if (::mkdtemp(tmp.data()) == nullptr) return absl::InternalError("mkdtemp failed: " + tmp);
-    saelab::g_tmp = tmp;
+  options.setup = [&](const saelab::BenchmarkBounds& bounds) -> absl::Status {
+    saelab::g_tmp = bounds.scratch_dir;
     saelab::Store();  // harvest before timing anything
     return absl::OkStatus();
   };
   options.report = [&](const saelab::BenchmarkBounds&) {
-    std::filesystem::remove_all(tmp);
     std::printf("\nFour TopK SAEs (d 256, n 1024, k 8-64, batch %lld, %lld steps each), best of 2:\n",
                 static_cast<long long>(saelab::kBatch), static_cast<long long>(saelab::kSteps));
     const char* names[] = {"model (forward on the fly)", "store"};

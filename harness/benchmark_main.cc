@@ -1,7 +1,12 @@
 #include "harness/benchmark_main.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "harness/runtime_env.h"
@@ -46,10 +51,24 @@ int RunBenchmarkMain(int argc, char** argv, const BenchmarkMainOptions& options)
     std::printf("sgemm ceiling before (2048^3, best of 20): %.1f GFLOP/s\n", bounds.sgemm_gflops);
     std::fflush(stdout);
   }
+  if (!options.scratch_dir.empty()) {
+    std::string dir =
+        (std::filesystem::temp_directory_path() / (options.scratch_dir + ".XXXXXX")).string();
+    if (::mkdtemp(dir.data()) == nullptr) {
+      std::fprintf(stderr, "benchmark set-up failed: mkdtemp %s: %s\n", dir.c_str(),
+                   std::strerror(errno));
+      return 1;
+    }
+    bounds.scratch_dir = dir;
+  }
+  auto remove_scratch = [&] {
+    if (!bounds.scratch_dir.empty()) std::filesystem::remove_all(bounds.scratch_dir);
+  };
   if (options.setup) {
     absl::Status status = options.setup(bounds);
     if (!status.ok()) {
       std::fprintf(stderr, "benchmark set-up failed: %s\n", status.ToString().c_str());
+      remove_scratch();
       return 1;
     }
   }
@@ -62,6 +81,7 @@ int RunBenchmarkMain(int argc, char** argv, const BenchmarkMainOptions& options)
                 bounds.sgemm_gflops_before, bounds.sgemm_gflops_after);
   }
   if (options.report) options.report(bounds);
+  remove_scratch();
   benchmark::Shutdown();
   return 0;
 }

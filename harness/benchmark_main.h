@@ -34,11 +34,18 @@ struct BenchmarkBounds {
   double sgemm_gflops = 0;  // max(before, after); 0 when not measured
   double sgemm_gflops_before = 0;
   double sgemm_gflops_after = 0;
+  // A fresh directory for the run's files (BenchmarkMainOptions.scratch_dir);
+  // empty when none was asked for.
+  std::string scratch_dir;
 };
 
 struct BenchmarkMainOptions {
   // Measure the sgemm ceiling (2048^3, best of 20) before and after.
   bool measure_sgemm = true;
+  // Non-empty: create <system temp dir>/<scratch_dir>.XXXXXX before setup
+  // (BenchmarkBounds.scratch_dir) and remove it with everything in it after
+  // report, or after a failed setup.
+  std::string scratch_dir;
   // Untimed set-up after flag parsing and the first ceiling measurement
   // (build a model, write a store); an error ends the program with status 1.
   std::function<absl::Status(const BenchmarkBounds&)> setup;

@@ -24,7 +24,6 @@
 //
 //   ./bazelw run -c opt //data/activations:activation_store_benchmark
 #include <fcntl.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -209,17 +208,14 @@ BENCHMARK(BM_StoreTrainBatch)->UseRealTime()->Unit(benchmark::kMillisecond)->Min
 }  // namespace saelab
 
 int main(int argc, char** argv) {
-  std::string tmp =
-      (std::filesystem::temp_directory_path() / "activation_store_benchmark.XXXXXX").string();
   saelab::BenchmarkMainOptions options;
-  options.setup = [&](const saelab::BenchmarkBounds&) -> absl::Status {
-    if (::mkdtemp(tmp.data()) == nullptr) return absl::InternalError("mkdtemp failed: " + tmp);
-    saelab::g_tmp = tmp;
+  options.scratch_dir = "activation_store_benchmark";
+  options.setup = [&](const saelab::BenchmarkBounds& bounds) -> absl::Status {
+    saelab::g_tmp = bounds.scratch_dir;
     saelab::ReadStore();  // build the read store before timing anything
     return absl::OkStatus();
   };
   options.report = [&](const saelab::BenchmarkBounds& bounds) {
-    std::filesystem::remove_all(tmp);
     const double ceiling = bounds.sgemm_gflops;
     using saelab::g_harvest_gflops;
     std::printf("forward to %s: %10.0f tokens/s %7.1f GFLOP/s  sgemm_fraction %.2f\n",
