@@ -23,10 +23,12 @@ namespace {
 
 // The hyperparameter the sparsity knob is recorded under.
 const char* KnobHyperparameter(const SaeConfig& config) {
+  if (SparsityKnobIsTargetL0(config)) return "target_l0";
   return SparsityKnobIsK(config) ? "k" : "sparsity_coefficient";
 }
 
 std::string KnobLabel(const SaeConfig& config, double value) {
+  if (SparsityKnobIsTargetL0(config)) return absl::StrFormat("target%g", value);
   return SparsityKnobIsK(config) ? absl::StrCat("k", std::llround(value))
                                  : absl::StrFormat("l1_%g", value);
 }
@@ -75,7 +77,8 @@ absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep) {
   for (const SweepPoint& cell : cells) {
     for (double value : sweep.sparsity()) {
       // k is a count: 2.5 would silently become 3.
-      if (SparsityKnobIsK(base) && (value != std::floor(value) || value < 1)) {
+      if (SparsityKnobIsK(base) && !SparsityKnobIsTargetL0(base) &&
+          (value != std::floor(value) || value < 1)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "sweep '", base.name(), "': sparsity value ", value,
             " is not a valid k (a positive integer) for architecture ",

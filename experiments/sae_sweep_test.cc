@@ -70,6 +70,22 @@ TEST(ExpandSweepTest, GridWithoutSparsityValuesKeepsTheBaseKnob) {
   EXPECT_EQ((*points)[1].config.relu_l1().l1_coefficient(), 3.0);
 }
 
+// JumpReLU in target mode sweeps its target L0 (any positive real), not
+// lambda, and names and records it as such.
+TEST(ExpandSweepTest, JumpReluTargetModeSweepsTheTargetL0) {
+  SaeSweep sweep = Parse(R"pb(
+    base { name: "jr" jumprelu { sparsity_coefficient: 2 target { l0: 8 } } }
+    sparsity: 7.5
+    sparsity: 32
+  )pb");
+  absl::StatusOr<std::vector<SweepPoint>> points = ExpandSweep(sweep);
+  ASSERT_TRUE(points.ok()) << points.status();
+  EXPECT_EQ(Names(*points), (std::vector<std::string>{"jr_target7.5", "jr_target32"}));
+  EXPECT_EQ((*points)[0].config.jumprelu().target().l0(), 7.5);
+  EXPECT_EQ((*points)[1].config.jumprelu().target().l0(), 32);
+  EXPECT_EQ((*points)[1].config.jumprelu().sparsity_coefficient(), 2);
+}
+
 TEST(ExpandSweepTest, TargetL0sAndPlainSweepsKeepTheirNames) {
   SaeSweep sweep = Parse(R"pb(
     base { name: "l1" relu_l1 {} }

@@ -103,6 +103,9 @@ struct SaeArchitecture {
   // True if the knob is k (L0 grows with it), false if it is a coefficient
   // (L0 shrinks as it grows).
   bool sparsity_knob_is_k = false;
+  // Set where the knob can be a target L0 (jumprelu in target mode): true
+  // for such a config, whose L0 grows with the knob as with k.
+  bool (*sparsity_knob_is_target_l0)(const SaeConfig& config) = nullptr;
   SaeLensForm saelens;
 };
 

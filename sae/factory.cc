@@ -79,7 +79,14 @@ void SetSparsityKnob(SaeConfig* config, double value) {
 
 bool SparsityKnobIsK(const SaeConfig& config) {
   const SaeArchitecture* architecture = FindArchitecture(config);
-  return architecture != nullptr && architecture->sparsity_knob_is_k;
+  return architecture != nullptr &&
+         (architecture->sparsity_knob_is_k || SparsityKnobIsTargetL0(config));
+}
+
+bool SparsityKnobIsTargetL0(const SaeConfig& config) {
+  const SaeArchitecture* architecture = FindArchitecture(config);
+  return architecture != nullptr && architecture->sparsity_knob_is_target_l0 != nullptr &&
+         architecture->sparsity_knob_is_target_l0(config);
 }
 
 std::string ArchitectureName(const SaeConfig& config) {

@@ -48,13 +48,17 @@ absl::StatusOr<std::unique_ptr<Sae>> CreateSae(const SaeConfig& config, int64_t 
                                                uint64_t seed);
 
 // The architecture's sparsity knob: lambda for relu_l1, gated and jumprelu;
-// k for topk and batch_topk (0 if no architecture is set). Setting k rounds
-// to the nearest integer; setting it without an architecture does nothing.
+// k for topk and batch_topk; the target L0 for jumprelu in target mode
+// (jumprelu.target set). 0 if no architecture is set. Setting k rounds to
+// the nearest integer; setting it without an architecture does nothing.
 double SparsityKnob(const SaeConfig& config);
 void SetSparsityKnob(SaeConfig* config, double value);
-// True if the knob is k (L0 grows with it), false if it is a coefficient
-// (L0 shrinks as it grows) or no architecture is set.
+// True if the knob is k or a target L0 (L0 grows with it), false if it is
+// a coefficient (L0 shrinks as it grows) or no architecture is set.
 bool SparsityKnobIsK(const SaeConfig& config);
+// True if the knob is a target L0 (jumprelu with `target` set): a real
+// number, not a count.
+bool SparsityKnobIsTargetL0(const SaeConfig& config);
 
 // The architecture oneof's case name ("relu_l1", "topk"), or "" if unset.
 std::string ArchitectureName(const SaeConfig& config);

@@ -273,6 +273,24 @@ TEST(FactoryTest, SparsityKnobIsKForTopKArchitecturesAndLambdaOtherwise) {
   EXPECT_FALSE(SparsityKnobIsK(SaeConfig()));
 }
 
+// In target mode JumpReLU's knob is the target L0, so sweeps and the
+// matched-L0 search set the target and leave lambda alone.
+TEST(FactoryTest, JumpReluTargetModeKnobIsTheTargetL0) {
+  SaeConfig config;
+  config.mutable_jumprelu()->set_sparsity_coefficient(3);
+  config.mutable_jumprelu()->mutable_target()->set_l0(5);
+  EXPECT_TRUE(SparsityKnobIsK(config));
+  EXPECT_TRUE(SparsityKnobIsTargetL0(config));
+  EXPECT_DOUBLE_EQ(SparsityKnob(config), 5.0);
+  SetSparsityKnob(&config, 12.5);
+  EXPECT_DOUBLE_EQ(config.jumprelu().target().l0(), 12.5);
+  EXPECT_DOUBLE_EQ(config.jumprelu().sparsity_coefficient(), 3.0);
+  config.mutable_jumprelu()->clear_target();
+  EXPECT_FALSE(SparsityKnobIsK(config));
+  EXPECT_FALSE(SparsityKnobIsTargetL0(config));
+  EXPECT_DOUBLE_EQ(SparsityKnob(config), 3.0);
+}
+
 // True if every named tensor of a and b is bitwise equal.
 bool AllTensorsEqual(Sae& a, Sae& b) {
   auto ta = a.NamedTensors(), tb = b.NamedTensors();

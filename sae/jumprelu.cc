@@ -323,13 +323,23 @@ const SaeArchitecture& JumpReluArchitecture() {
     row->create = [](const SaeConfig& config, int64_t d_in, uint64_t seed) -> std::unique_ptr<Sae> {
       return std::make_unique<JumpReluSae>(d_in, config.n_latents(), config.jumprelu(), seed);
     };
+    // In target mode the knob is the target L0 (L0 grows with it), so a
+    // sweep's `sparsity` values and a matched-L0 search set the target.
     row->sparsity_knob = [](const SaeConfig& config) {
-      return config.jumprelu().sparsity_coefficient();
+      return config.jumprelu().has_target() ? config.jumprelu().target().l0()
+                                            : config.jumprelu().sparsity_coefficient();
     };
     row->set_sparsity_knob = [](SaeConfig* config, double value) {
-      config->mutable_jumprelu()->set_sparsity_coefficient(value);
+      if (config->jumprelu().has_target()) {
+        config->mutable_jumprelu()->mutable_target()->set_l0(value);
+      } else {
+        config->mutable_jumprelu()->set_sparsity_coefficient(value);
+      }
     };
     row->sparsity_knob_is_k = false;
+    row->sparsity_knob_is_target_l0 = [](const SaeConfig& config) {
+      return config.jumprelu().has_target();
+    };
     row->saelens.architecture = "jumprelu";
     row->saelens.apply_b_dec_to_input = false;
     row->saelens.imports_foreign_files = true;
