@@ -40,6 +40,8 @@ absl::StatusOr<ReconstructionMetrics> EvaluateReconstruction(
     }
     torch::Tensor f = sae.Encode(x);
     metrics.Add(x, sae.Decode(f), f);
+    torch::Tensor f_trained = sae.EncodeAsTrained(x);
+    if (f_trained.defined()) metrics.AddTrainingMode(x, sae.Decode(f_trained), f_trained);
   }
   return metrics;
 }

@@ -22,6 +22,10 @@ namespace saelab {
 // in batches of config.batch_size() without autograd, and accumulates the
 // reconstruction metrics over the whole set (never averaged per batch, so
 // the result does not depend on the batch size beyond float64 rounding).
+// For an SAE whose training code differs from its inference code
+// (BatchTopK), each batch is also encoded as in training
+// (Sae::EncodeAsTrained) for nmse_training_mode and l0_training_mode;
+// those two do depend on the batch size, as training's code does.
 // A transcoder (sae.is_transcoder()) reads paired rows [input | target]
 // ([N, 2 d_in]) and its metrics are of the target against Reconstruct(input):
 // nmse and fvu of the target, as Dunefsky et al. and sparsify report them.

@@ -50,6 +50,60 @@ TEST(ReconstructionTest, MetricsEqualAWholeSetFloat64Recomputation) {
   EXPECT_EQ(metrics->tokens(), 1000);
 }
 
+// BatchTopK's training code (the k * batch largest activations of each
+// evaluation batch) gives nmse_training_mode and l0_training_mode, here
+// recomputed in float64 from the weights with a flattened top-k; the
+// inference metrics and the threshold are untouched. A TopK SAE, whose
+// training code is its inference code, reports neither.
+TEST(ReconstructionTest, BatchTopKAlsoReportsItsTrainingModeCodePerEvalBatch) {
+  SaeConfig config;
+  config.set_name("batch_topk");
+  config.set_n_latents(32);
+  config.mutable_batch_topk()->set_k(3);
+  ASSERT_TRUE(ResolveSaeConfig(8, &config).ok());
+  std::unique_ptr<Sae> sae = *CreateSae(config, 8, 7);
+  sae->set_input_scale(0.7);
+  torch::manual_seed(5);
+  torch::Tensor x = torch::randn({1000, 8}) * 2.0 + 0.5;
+  ReconstructionEvalConfig eval;
+  eval.set_batch_size(100);
+  absl::StatusOr<ReconstructionMetrics> metrics = EvaluateReconstruction(*sae, x, eval);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  SaeResult result;
+  metrics->WriteTo(&result);
+
+  torch::NoGradGuard no_grad;
+  const double s = sae->input_scale();
+  auto w64 = [](const torch::Tensor& t) { return t.detach().to(torch::kFloat64); };
+  double err = 0, norm = 0, active = 0;
+  for (int64_t begin = 0; begin < 1000; begin += 100) {
+    torch::Tensor xb = x.slice(0, begin, begin + 100).to(torch::kFloat64);
+    torch::Tensor z = torch::relu(
+        torch::mm(xb * s - w64(sae->b_dec), w64(sae->W_enc)) + w64(sae->b_enc));  // [100, 32]
+    torch::Tensor flat = z.flatten();
+    torch::Tensor kept = torch::zeros_like(flat);
+    torch::Tensor top = std::get<1>(flat.topk(3 * 100));
+    kept.index_put_({top}, flat.index({top}));
+    torch::Tensor f = kept.view({100, 32});
+    torch::Tensor x_hat = (torch::mm(f, w64(sae->W_dec)) + w64(sae->b_dec)) / s;
+    err += (xb - x_hat).pow(2).sum().item<double>();
+    norm += xb.pow(2).sum().item<double>();
+    active += (f != 0).sum().item<double>();
+  }
+  ASSERT_EQ(result.metrics().count("nmse_training_mode"), 1u);
+  EXPECT_NEAR(result.metrics().at("nmse_training_mode"), err / norm, 1e-5 * err / norm);
+  EXPECT_DOUBLE_EQ(result.metrics().at("l0_training_mode"), active / 1000);
+  EXPECT_EQ(sae->NamedTensors().at("threshold").item<double>(), 0.0);
+  // With the threshold unset, inference is plain ReLU: a different code.
+  EXPECT_GT(result.metrics().at("l0"), 2 * result.metrics().at("l0_training_mode"));
+
+  SaeResult topk_result;
+  std::unique_ptr<Sae> topk = SmallSae();
+  (*EvaluateReconstruction(*topk, x, eval)).WriteTo(&topk_result);
+  EXPECT_EQ(topk_result.metrics().count("nmse_training_mode"), 0u);
+  EXPECT_EQ(topk_result.metrics().count("l0_training_mode"), 0u);
+}
+
 // A transcoder's metrics are of the target half of paired rows [x | y],
 // against Reconstruct(x) (the skip term included).
 TEST(ReconstructionTest, TranscoderMetricsAreOfTheTargetOfPairedRows) {

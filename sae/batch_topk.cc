@@ -32,6 +32,10 @@ torch::Tensor BatchTopKSae::EncodeScaled(const torch::Tensor& x) {
   return z * (z > threshold_).to(z.scalar_type());
 }
 
+torch::Tensor BatchTopKSae::EncodeAsTrainedScaled(const torch::Tensor& x) {
+  return BatchTopKActivations(torch::addmm(b_enc, x - b_dec, W_enc), config_.k());
+}
+
 torch::Tensor BatchTopKSae::DecodeScaled(const torch::Tensor& f) {
   return torch::addmm(b_dec, f, W_dec);
 }

@@ -66,6 +66,8 @@ class BatchTopKSae : public Sae {
   // Inference: f = z * 1[z > threshold], each token on its own.
   torch::Tensor EncodeScaled(const torch::Tensor& x) override;
   torch::Tensor DecodeScaled(const torch::Tensor& f) override;
+  // Training's code: the batch top-k of ReLU(z) over all rows of x.
+  torch::Tensor EncodeAsTrainedScaled(const torch::Tensor& x) override;
   // Batch top-k activations; updates the threshold (without gradient).
   // terms: "nmse", "auxk" (0 when no latent is dead), "threshold" (after
   // this step's update), "dead_latents".

@@ -26,6 +26,16 @@ void ReconstructionMetrics::Add(const torch::Tensor& x, const torch::Tensor& x_h
   fire_counts_ += active.sum(0).to(torch::kInt64);
 }
 
+void ReconstructionMetrics::AddTrainingMode(const torch::Tensor& x, const torch::Tensor& x_hat,
+                                            const torch::Tensor& f) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor x64 = x.to(torch::kFloat64);
+  trained_tokens_ += x.size(0);
+  trained_squared_error_ += (x64 - x_hat.to(torch::kFloat64)).pow(2).sum().item<double>();
+  trained_squared_x_ += x64.pow(2).sum().item<double>();
+  trained_active_latents_ += (f != 0).sum().item<double>();
+}
+
 double ReconstructionMetrics::Mse() const {
   return tokens_ == 0 ? 0.0 : sum_squared_error_ / (static_cast<double>(tokens_) * d_in_);
 }
@@ -79,6 +89,11 @@ void ReconstructionMetrics::WriteTo(SaeResult* result) const {
   metrics["explained_variance"] = ExplainedVariance();
   metrics["l0"] = L0();
   metrics["dead_fraction"] = DeadFraction();
+  if (trained_tokens_ > 0) {
+    metrics["nmse_training_mode"] =
+        trained_squared_x_ == 0 ? 0.0 : trained_squared_error_ / trained_squared_x_;
+    metrics["l0_training_mode"] = trained_active_latents_ / static_cast<double>(trained_tokens_);
+  }
   result->set_eval_tokens(tokens_);
   *result->mutable_density_histogram() = DensityHistogramOf(histogram_bins_);
 }

@@ -31,6 +31,11 @@ class ReconstructionMetrics {
   // x, x_hat: [batch, d_in] (model units); f: [batch, n_latents].
   // Sums are kept in float64.
   void Add(const torch::Tensor& x, const torch::Tensor& x_hat, const torch::Tensor& f);
+  // The same rows reconstructed from the training forward's code
+  // (Sae::EncodeAsTrained), for SAEs whose training and inference codes
+  // differ: reported beside the others as nmse_training_mode and
+  // l0_training_mode.
+  void AddTrainingMode(const torch::Tensor& x, const torch::Tensor& x_hat, const torch::Tensor& f);
 
   int64_t tokens() const { return tokens_; }
   double Mse() const;
@@ -45,7 +50,8 @@ class ReconstructionMetrics {
   // `bins` equal bins on [log10(1 / tokens), 0]; never-fired counted apart.
   DensityHistogram DensityHistogramOf(int bins = 20) const;
 
-  // Writes mse, nmse, fvu, explained_variance, l0, dead_fraction into
+  // Writes mse, nmse, fvu, explained_variance, l0, dead_fraction (and,
+  // after AddTrainingMode, nmse_training_mode and l0_training_mode) into
   // `result` (metrics map), with eval_tokens and the histogram.
   void WriteTo(SaeResult* result) const;
 
@@ -59,6 +65,11 @@ class ReconstructionMetrics {
   double active_latents_ = 0;     // sum of per-token L0
   torch::Tensor sum_x_;           // [d_in] float64, for E[x]
   torch::Tensor fire_counts_;     // [n_latents] int64
+  // AddTrainingMode's sums, over its own rows.
+  int64_t trained_tokens_ = 0;
+  double trained_squared_error_ = 0;
+  double trained_squared_x_ = 0;
+  double trained_active_latents_ = 0;
 };
 
 // Mean max cosine similarity: true_features [n_true, d] (rows), decoder

@@ -20,6 +20,10 @@ torch::Tensor Sae::Encode(const torch::Tensor& x) { return EncodeScaled(x * inpu
 
 torch::Tensor Sae::Decode(const torch::Tensor& f) { return DecodeScaled(f) / input_scale_; }
 
+torch::Tensor Sae::EncodeAsTrained(const torch::Tensor& x) {
+  return EncodeAsTrainedScaled(x * input_scale_);
+}
+
 torch::Tensor Sae::Reconstruct(const torch::Tensor& x) {
   return ReconstructScaled(x * input_scale_) / input_scale_;
 }

@@ -128,6 +128,13 @@ class Sae : public torch::nn::Module {
   // connection of a skip transcoder (a transcoder's reconstruction is its
   // estimate of the target, e.g. the MLP's output).
   torch::Tensor Reconstruct(const torch::Tensor& x);
+  // The code the training forward gives x [batch, d_in], the rows taken as
+  // one training batch, for the architectures whose training code differs
+  // from Encode's: BatchTopK keeps the k * batch largest activations of the
+  // whole batch in training and thresholds each token at inference.
+  // Undefined for the others. Updates no state (BatchTopK's threshold
+  // stays).
+  torch::Tensor EncodeAsTrained(const torch::Tensor& x);
 
   // ---- Scaled space (x already multiplied by input_scale). ----
   virtual torch::Tensor EncodeScaled(const torch::Tensor& x) = 0;
@@ -135,6 +142,11 @@ class Sae : public torch::nn::Module {
   // DecodeScaled(EncodeScaled(x)); a skip transcoder adds its linear map of x.
   virtual torch::Tensor ReconstructScaled(const torch::Tensor& x) {
     return DecodeScaled(EncodeScaled(x));
+  }
+  // EncodeAsTrained in scaled space; undefined unless overridden.
+  virtual torch::Tensor EncodeAsTrainedScaled(const torch::Tensor& x) {
+    (void)x;
+    return {};
   }
   // True for a transcoder (SaeConfig.transcoder): it reconstructs a paired
   // target, not its input.
