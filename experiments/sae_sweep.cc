@@ -21,9 +21,11 @@
 namespace saelab {
 namespace {
 
-// The hyperparameter the sparsity knob is recorded under.
+// The hyperparameter the sparsity knob is recorded under. JumpReLU's target
+// is recorded under its field path: "target_l0" is the matched-L0 search's
+// target, which the knob can differ from (the search corrects the target).
 const char* KnobHyperparameter(const SaeConfig& config) {
-  if (SparsityKnobIsTargetL0(config)) return "target_l0";
+  if (SparsityKnobIsTargetL0(config)) return "jumprelu.target.l0";
   return SparsityKnobIsK(config) ? "k" : "sparsity_coefficient";
 }
 

@@ -188,5 +188,47 @@ TEST(RunSweepsTest, LaterSeedsReuseTheFirstSeedsMatchedKnobWhenAsked) {
   }
 }
 
+// A JumpReLU in target mode searched to a matched L0 records both the
+// search's target ("target_l0") and the target it trained at, its knob
+// ("jumprelu.target.l0"), which the search moves when the L0 reached misses.
+TEST(RunSweepsTest, JumpReluTargetModeRecordsTheSearchTargetAndItsKnobApart) {
+  SyntheticDataConfig data;
+  data.set_d(16);
+  data.set_n_features(64);
+  data.set_mean_active_features(2);
+  data.set_eval_tokens(2048);
+  absl::StatusOr<std::unique_ptr<SyntheticFeatureSource>> source =
+      SyntheticFeatureSource::Create(data, 1);
+  ASSERT_TRUE(source.ok()) << source.status();
+  google::protobuf::RepeatedPtrField<SaeSweep> sweeps;
+  // A tolerance no L0 meets, so the search takes a second, corrected try.
+  *sweeps.Add() = Parse(R"pb(
+    base {
+      name: "jr"
+      n_latents: 64
+      jumprelu { target { l0: 3 } }
+      trainer { batch_size: 256 total_tokens: 16384 lr: 3e-3 init_sample_tokens: 1024 }
+    }
+    target_l0: 3
+    matched_l0 { tolerance: 1e-9 max_trainings: 2 }
+  )pb");
+  ExperimentResult result;
+  SeedTree seeds(3);
+  ReconstructionEvalConfig eval;
+  ASSERT_TRUE(RunSweeps(sweeps, **source, (*source)->EvalSet(), eval,
+                        absl::StrCat(std::getenv("TEST_TMPDIR"), "/jr_target"), {"nmse"}, &seeds,
+                        &result)
+                  .ok());
+  ASSERT_EQ(result.saes_size(), 1);
+  const SaeResult& sae = result.saes(0);
+  ASSERT_EQ(sae.l0_search_size(), 2);
+  EXPECT_EQ(sae.l0_search(0).sparsity(), 3);
+  EXPECT_NE(sae.l0_search(1).sparsity(), 3);
+  EXPECT_EQ(sae.target_l0(), 3);
+  EXPECT_EQ(sae.hyperparameters().at("target_l0"), 3);
+  const double knob = sae.hyperparameters().at("jumprelu.target.l0");
+  EXPECT_TRUE(knob == sae.l0_search(0).sparsity() || knob == sae.l0_search(1).sparsity()) << knob;
+}
+
 }  // namespace
 }  // namespace saelab
