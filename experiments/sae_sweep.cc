@@ -116,10 +116,6 @@ void FillHyperparameters(const SaeConfig& resolved, const SweepPoint& point, Sae
   hyper[KnobHyperparameter(resolved)] = SparsityKnob(resolved);
 }
 
-}  // namespace
-
-namespace {
-
 // The SAE's name for seed `seed_index`: the point's, with "_s<i>" when the
 // sweep has several seeds.
 std::string SweepSaeName(const SweepPoint& point, const SaeSweep& sweep, int seed_index) {

@@ -28,12 +28,10 @@ void ReconstructionMetrics::Add(const torch::Tensor& x, const torch::Tensor& x_h
 
 void ReconstructionMetrics::AddTrainingMode(const torch::Tensor& x, const torch::Tensor& x_hat,
                                             const torch::Tensor& f) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor x64 = x.to(torch::kFloat64);
-  trained_tokens_ += x.size(0);
-  trained_squared_error_ += (x64 - x_hat.to(torch::kFloat64)).pow(2).sum().item<double>();
-  trained_squared_x_ += x64.pow(2).sum().item<double>();
-  trained_active_latents_ += (f != 0).sum().item<double>();
+  if (training_mode_ == nullptr) {
+    training_mode_ = std::make_unique<ReconstructionMetrics>(d_in_, n_latents_, histogram_bins_);
+  }
+  training_mode_->Add(x, x_hat, f);
 }
 
 double ReconstructionMetrics::Mse() const {
@@ -89,10 +87,9 @@ void ReconstructionMetrics::WriteTo(SaeResult* result) const {
   metrics["explained_variance"] = ExplainedVariance();
   metrics["l0"] = L0();
   metrics["dead_fraction"] = DeadFraction();
-  if (trained_tokens_ > 0) {
-    metrics["nmse_training_mode"] =
-        trained_squared_x_ == 0 ? 0.0 : trained_squared_error_ / trained_squared_x_;
-    metrics["l0_training_mode"] = trained_active_latents_ / static_cast<double>(trained_tokens_);
+  if (training_mode_ != nullptr) {
+    metrics["nmse_training_mode"] = training_mode_->Nmse();
+    metrics["l0_training_mode"] = training_mode_->L0();
   }
   result->set_eval_tokens(tokens_);
   *result->mutable_density_histogram() = DensityHistogramOf(histogram_bins_);

@@ -15,6 +15,7 @@
 #define SAELAB_SAE_METRICS_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <torch/types.h>
@@ -65,11 +66,8 @@ class ReconstructionMetrics {
   double active_latents_ = 0;     // sum of per-token L0
   torch::Tensor sum_x_;           // [d_in] float64, for E[x]
   torch::Tensor fire_counts_;     // [n_latents] int64
-  // AddTrainingMode's sums, over its own rows.
-  int64_t trained_tokens_ = 0;
-  double trained_squared_error_ = 0;
-  double trained_squared_x_ = 0;
-  double trained_active_latents_ = 0;
+  // AddTrainingMode's rows, summed as Add sums; null until the first call.
+  std::unique_ptr<ReconstructionMetrics> training_mode_;
 };
 
 // Mean max cosine similarity: true_features [n_true, d] (rows), decoder
