@@ -173,6 +173,7 @@ absl::Status Communicator::AllReduceSum(std::vector<torch::Tensor>& tensors) {
     options.reduceOp = c10d::ReduceOp::SUM;
     // c10d's list is one tensor per device of a process: one call each.
     for (torch::Tensor& t : tensors) {
+      if (t.numel() == 0) continue;
       std::vector<torch::Tensor> one = {t};
       group_->allreduce(one, options)->wait();
     }
@@ -191,6 +192,7 @@ absl::Status Communicator::Broadcast(std::vector<torch::Tensor>& tensors, int ro
     options.rootRank = root;
     // Gloo broadcasts one tensor per call.
     for (torch::Tensor& t : tensors) {
+      if (t.numel() == 0) continue;  // the same shapes on every rank
       std::vector<torch::Tensor> one = {t};
       group_->broadcast(one, options)->wait();
     }

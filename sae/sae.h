@@ -20,6 +20,7 @@
 #define SAELAB_SAE_SAE_H_
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <string>
@@ -29,6 +30,16 @@
 #include <torch/types.h>
 
 namespace saelab {
+
+// Data-parallel training (sae/trainer.h) splits each batch into equal
+// shards, one per rank; each rank computes the loss of its shard and the
+// trainer averages the gradients. That average is the whole batch's
+// gradient when the loss is a mean over rows. A loss that divides by a sum
+// over the batch (NMSE's sum ||x||^2) divides by the mean over shards of
+// that sum instead, which this maps a shard's value to (a collective: every
+// rank calls it, in the same order). Unset for one process: the shard is
+// the batch, and the losses run exactly as without it.
+using ShardMean = std::function<double(double)>;
 
 // What the trainer tells an SAE about the current step.
 struct TrainStepInfo {
@@ -40,6 +51,9 @@ struct TrainStepInfo {
   // [batch, d_in] (scaled): what x_hat should reconstruct, for a
   // transcoder (SaeConfig.transcoder); undefined: x itself.
   torch::Tensor target;
+  // Data-parallel training: batch sums to their mean over shards; unset
+  // for one process.
+  ShardMean shard_mean;
 };
 
 // One training forward pass, in scaled space.
@@ -80,6 +94,8 @@ struct LossInputs {
   // [batch, d_in]: what x_hat should reconstruct (a transcoder's target);
   // undefined: x. Losses read it through Target().
   torch::Tensor target;
+  // TrainStepInfo::shard_mean; unset for one process.
+  ShardMean shard_mean;
 
   // extra.at(name); throws (c10::Error) naming the tensor if absent.
   const torch::Tensor& Extra(const std::string& name) const;

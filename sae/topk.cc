@@ -53,8 +53,16 @@ torch::Tensor TopKSae::ReconstructScaled(const torch::Tensor& x) {
   return W_skip.defined() ? y_hat + torch::mm(x, W_skip) : y_hat;
 }
 
-torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).pow(2).sum() / b.pow(2).sum().clamp_min(std::numeric_limits<float>::min());
+torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b,
+                        const ShardMean& shard_mean) {
+  if (!shard_mean) {
+    return (a - b).pow(2).sum() / b.pow(2).sum().clamp_min(std::numeric_limits<float>::min());
+  }
+  // b is data (x, or AuxK's detached residual), so the denominator is a
+  // constant of the step and its mean over shards keeps the gradient exact.
+  const double denominator = std::max(shard_mean(b.detach().pow(2).sum().item<double>()),
+                                      static_cast<double>(std::numeric_limits<float>::min()));
+  return (a - b).pow(2).sum() / denominator;
 }
 
 TopKLossOptions TopKLossOptionsFrom(const TopKConfig& config) {
@@ -99,12 +107,13 @@ LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options) {
   LossOutput out;
   out.f = ScatterTopK(values.detach(), indices, n);  // [batch, n], for statistics
   out.x_hat = with_skip(DecodeTopK(values, indices, W_dec, b_dec, options.sparse_decode));
-  torch::Tensor nmse = BatchNmse(out.x_hat, target);
+  torch::Tensor nmse = BatchNmse(out.x_hat, target, inputs.shard_mean);
   out.loss = nmse;
   out.terms["nmse"] = nmse;
   if (options.auxk_coefficient > 0.0) {
     torch::Tensor auxk =
-        AuxKLoss(z, W_dec, inputs.dead_mask, options.k_aux, (target - out.x_hat).detach());
+        AuxKLoss(z, W_dec, inputs.dead_mask, options.k_aux, (target - out.x_hat).detach(),
+                 inputs.shard_mean);
     out.terms["auxk"] = auxk;
     out.loss = out.loss + options.auxk_coefficient * auxk;
   }
@@ -112,7 +121,7 @@ LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options) {
     auto [multi_values, multi_indices] = z.topk(std::min(n, options.multi_topk_factor * options.k), 1);
     torch::Tensor multi_x_hat = with_skip(
         DecodeTopK(torch::relu(multi_values), multi_indices, W_dec, b_dec, options.sparse_decode));
-    torch::Tensor multi_nmse = BatchNmse(multi_x_hat, target);
+    torch::Tensor multi_nmse = BatchNmse(multi_x_hat, target, inputs.shard_mean);
     out.terms["multi_topk_nmse"] = multi_nmse;
     out.loss = out.loss + options.multi_topk_coefficient * multi_nmse;
   }
@@ -121,7 +130,7 @@ LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options) {
 
 torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
                        const torch::Tensor& dead_mask, int64_t k_aux,
-                       const torch::Tensor& residual) {
+                       const torch::Tensor& residual, const ShardMean& shard_mean) {
   int64_t n_dead = dead_mask.defined() ? dead_mask.sum().item<int64_t>() : 0;
   if (n_dead == 0) return torch::zeros({}, z.options());
   // Live latents can never win the aux top-k.
@@ -129,7 +138,7 @@ torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
                                        -std::numeric_limits<float>::infinity());
   auto [values, indices] = z_dead.topk(std::min(k_aux, n_dead), /*dim=*/1);
   torch::Tensor aux_f = ScatterTopK(torch::relu(values), indices, z.size(1));
-  return BatchNmse(torch::mm(aux_f, W_dec), residual);  // no bias: e has none
+  return BatchNmse(torch::mm(aux_f, W_dec), residual, shard_mean);  // no bias: e has none
 }
 
 TrainOutput TopKSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& info) {
@@ -168,8 +177,10 @@ bool TopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& in
   }
   torch::NoGradGuard no_grad;
   if (workspace_ == nullptr) workspace_ = std::make_unique<TopKTrainStepWorkspace>();
+  TopKTrainStepOptions options = TopKLossOptionsFrom(config_);
+  options.shard_mean = info.shard_mean;
   const TopKTrainStepResult step =
-      TopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, TopKLossOptionsFrom(config_),
+      TopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, options,
                     {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
   *out = SparseTopKStepOutput(step, n_latents_, info);
   if (config_.auxk_coefficient() > 0) out->terms["auxk"] = step.auxk;

@@ -75,8 +75,10 @@ class TopKSae : public Sae {
   std::unique_ptr<TopKTrainStepWorkspace> workspace_;
 };
 
-// sum ||a - b||^2 / sum ||b||^2 over the batch (a scalar tensor).
-torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b);
+// sum ||a - b||^2 / sum ||b||^2 over the batch (a scalar tensor); with
+// shard_mean (data-parallel), over sum ||b||^2's mean over shards.
+torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b,
+                        const ShardMean& shard_mean = nullptr);
 
 // The knobs of the TopK training loss: the sparse step's (k, k_aux,
 // auxk_coefficient, multi_topk_factor, multi_topk_coefficient; see
@@ -121,10 +123,11 @@ LossOutput TopKLoss(const LossInputs& inputs, const TopKLossOptions& options);
 // The AuxK term: reconstruct `residual` [batch, d] (the caller detaches it)
 // from the top k_aux pre-activations z [batch, n] among dead latents
 // (dead_mask [n] bool), through the decoder rows W_dec [n, d] without bias.
-// Returns NMSE(e_hat, residual); 0 if no latent is dead.
+// Returns NMSE(e_hat, residual) (BatchNmse, with shard_mean); 0 if no
+// latent is dead.
 torch::Tensor AuxKLoss(const torch::Tensor& z, const torch::Tensor& W_dec,
                        const torch::Tensor& dead_mask, int64_t k_aux,
-                       const torch::Tensor& residual);
+                       const torch::Tensor& residual, const ShardMean& shard_mean = nullptr);
 
 // Gao et al.'s recipe, shared with BatchTopK: learning rate
 // 2e-4 / sqrt(n_latents / 2^14), Adam eps 6.25e-10, and k_aux the power of

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <torch/optim/adam.h>
 #include <torch/types.h>
@@ -20,6 +21,8 @@
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
 #include "harness/dir_lock.h"
+#include "harness/distributed.h"
+#include "harness/optimizer_state.h"
 #include "harness/train_state.h"
 #include "sae/checkpoint.h"
 #include "sae/factory.h"
@@ -132,6 +135,44 @@ absl::Status CheckBatch(const torch::Tensor& x, int64_t batch_size, int64_t d_in
                                  : absl::StrCat("the batch of step ", step));
 }
 
+// Rank 0's SAE tensors, Adam state (with_adam: after a resume) and loop
+// state on every rank. The receivers' curve must already have rank 0's
+// number of points.
+absl::Status BroadcastTrainingState(Communicator& comm, Sae& sae, torch::optim::Adam* adam,
+                                    bool with_adam, LoopState* loop) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> tensors;
+  for (const auto& [name, tensor] : sae.NamedTensors()) tensors.push_back(tensor);
+  std::vector<torch::optim::AdamParamState*> states;
+  if (with_adam) {
+    for (const torch::Tensor& p : sae.parameters()) {
+      auto& slot = adam->state()[OptimizerStateKey(p)];
+      if (slot == nullptr) {
+        auto state = std::make_unique<torch::optim::AdamParamState>();
+        state->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        state->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(state);
+      }
+      auto& state = static_cast<torch::optim::AdamParamState&>(*slot);
+      states.push_back(&state);
+      tensors.push_back(state.exp_avg());
+      tensors.push_back(state.exp_avg_sq());
+    }
+  }
+  std::vector<torch::Tensor> steps;
+  for (auto* state : states) steps.push_back(torch::tensor(state->step(), torch::kInt64));
+  tensors.insert(tensors.end(), steps.begin(), steps.end());
+  if (loop != nullptr && loop->tokens_since_fired.defined()) {
+    tensors.push_back(loop->tokens_since_fired);
+  }
+  torch::Tensor curve = loop != nullptr ? CurveTensor(loop->curve) : torch::Tensor();
+  if (loop != nullptr) tensors.push_back(curve);
+  RETURN_IF_ERROR(comm.Broadcast(tensors));
+  for (size_t i = 0; i < states.size(); ++i) states[i]->step(steps[i].item<int64_t>());
+  if (loop != nullptr) loop->curve = CurveFromTensor(curve);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 double LearningRateAt(const TrainerConfig& trainer, int64_t step, int64_t total_steps) {
@@ -167,6 +208,14 @@ class TrainingRun {
  private:
   TrainingRun() = default;
   const TrainerConfig& trainer() const { return result_.config.trainer(); }
+  // Whether this process reads and writes the SAE's directory: rank 0, or
+  // the only process.
+  bool writer() const { return comm_ == nullptr || comm_->rank() == 0; }
+  // Data-parallel: sums this rank's gradients, loss (*loss) and fired
+  // latents (out's) with every other rank's, leaving the mean gradients in
+  // the grad buffers, the mean loss in *loss and the union of the fired
+  // latents in *fired ([n] bool).
+  absl::Status AllReduceStep(const TrainOutput& out, double* loss, torch::Tensor* fired);
 
   TrainOptions options_;
   absl::Time start_;
@@ -181,6 +230,12 @@ class TrainingRun {
   LoopState loop_;
   std::string state_path_;
   std::unique_ptr<Progress> progress_;
+  // Data-parallel ranks (null: one process), the first error of a
+  // collective made inside a loss (ShardMean returns NaN then), and the
+  // gradient bucket all-reduced every step.
+  Communicator* comm_ = nullptr;
+  absl::Status comm_error_;
+  torch::Tensor bucket_;
 };
 
 absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Start(SaeConfig config,
@@ -211,15 +266,44 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Start(SaeConfig config
   run->config_sha256_ = ProtoSha256(config);
   const int64_t log_every = std::max<int64_t>(1, trainer.log_every_steps());
   run->total_steps_ = trainer.total_tokens() / trainer.batch_size();
+  run->comm_ = options.communicator != nullptr ? options.communicator : ProcessCommunicator();
+  if (run->comm_ != nullptr && run->comm_->world_size() == 1) run->comm_ = nullptr;
+  Communicator* comm = run->comm_;
+  if (comm != nullptr && trainer.batch_size() % comm->world_size() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SAE '", config.name(), "': trainer.batch_size ", trainer.batch_size(),
+        " does not split into ", comm->world_size(),
+        " equal shards; data-parallel training needs a multiple of the number of ranks"));
+  }
+  // Only the writer touches the directory; the other ranks get its state.
+  const std::string dir = run->writer() ? options.dir : "";
 
   TrainResult& result = run->result_;
   result.config = config;
   // One process per SAE directory: two trainers would interleave checkpoints.
-  if (!options.dir.empty()) {
-    ASSIGN_OR_RETURN(DirectoryLock held, DirectoryLock::Acquire(options.dir));
+  if (!dir.empty()) {
+    ASSIGN_OR_RETURN(DirectoryLock held, DirectoryLock::Acquire(dir));
     run->lock_.emplace(std::move(held));
   }
-  if (!options.dir.empty() && HasSavedSae(options.dir)) {
+  // Whether rank 0 has the finished SAE on disk; every rank learns it.
+  std::vector<torch::Tensor> saved_flag = {
+      torch::tensor(static_cast<int64_t>(!dir.empty() && HasSavedSae(dir)), torch::kInt64)};
+  if (comm != nullptr) RETURN_IF_ERROR(comm->Broadcast(saved_flag));
+  if (saved_flag[0].item<int64_t>() == 1 && !run->writer()) {
+    // Rank 0 loads it (below); take its tensors and curve.
+    ASSIGN_OR_RETURN(result.sae, CreateSae(config, d_in, seed));
+    result.loaded_from_disk = true;
+    result.finished = true;
+    result.steps = run->total_steps_;
+    std::vector<torch::Tensor> points = {torch::zeros({}, torch::kInt64)};
+    RETURN_IF_ERROR(comm->Broadcast(points));
+    LoopState loop;
+    loop.curve.resize(points[0].item<int64_t>());
+    RETURN_IF_ERROR(BroadcastTrainingState(*comm, *result.sae, nullptr, false, &loop));
+    result.curve = std::move(loop.curve);
+    return run;
+  }
+  if (saved_flag[0].item<int64_t>() == 1) {
     SaeConfig saved;
     ASSIGN_OR_RETURN(result.sae, LoadSae(options.dir, &saved));
     if (ProtoSha256(saved) != run->config_sha256_) {
@@ -239,6 +323,14 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Start(SaeConfig config
       }
       result.curve = CurveFromTensor(it->second);
     }
+    if (comm != nullptr) {
+      std::vector<torch::Tensor> points = {
+          torch::tensor(static_cast<int64_t>(result.curve.size()), torch::kInt64)};
+      RETURN_IF_ERROR(comm->Broadcast(points));
+      LoopState loop;
+      loop.curve = result.curve;
+      RETURN_IF_ERROR(BroadcastTrainingState(*comm, *result.sae, nullptr, false, &loop));
+    }
     return run;
   }
 
@@ -250,11 +342,21 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Start(SaeConfig config
                             .eps(trainer.adam_eps()));
   run->loop_.tokens_since_fired = torch::zeros({sae.n_latents()}, torch::kInt64);
 
-  run->state_path_ = options.dir.empty() ? "" : options.dir + kStateFile;
+  run->state_path_ = dir.empty() ? "" : dir + kStateFile;
   if (!run->state_path_.empty()) {
     ASSIGN_OR_RETURN(result.resumed,
                      LoadState(run->state_path_, sae, *run->adam_, &run->loop_,
                                run->config_sha256_, run->total_steps_, log_every));
+  }
+  // [resumed, curve points] of rank 0, which every rank then starts from.
+  std::vector<torch::Tensor> resume = {
+      torch::tensor({static_cast<int64_t>(result.resumed),
+                     static_cast<int64_t>(run->loop_.curve.size())},
+                    torch::kInt64)};
+  if (comm != nullptr) {
+    RETURN_IF_ERROR(comm->Broadcast(resume));
+    result.resumed = resume[0][0].item<int64_t>() == 1;
+    run->loop_.curve.resize(resume[0][1].item<int64_t>());
   }
   if (!result.resumed) {
     ASSIGN_OR_RETURN(torch::Tensor sample, source.InitSample(trainer.init_sample_tokens()));
@@ -265,7 +367,17 @@ absl::StatusOr<std::unique_ptr<TrainingRun>> TrainingRun::Start(SaeConfig config
     sae.InitFromSample((d_target > 0 ? sample.narrow(1, d_in, d_target) : inputs) *
                        sae.input_scale());
   }
-  if (!options.dir.empty()) RETURN_IF_ERROR(MakeDirs(options.dir));
+  if (comm != nullptr) {
+    // Rank 0's weights (initialised from the same sample and seed, but a
+    // host with another BLAS could round differently), and the optimiser
+    // and loop state it resumed from.
+    std::vector<torch::Tensor> next = {torch::tensor(run->loop_.next_step, torch::kInt64)};
+    RETURN_IF_ERROR(comm->Broadcast(next));
+    run->loop_.next_step = next[0].item<int64_t>();
+    RETURN_IF_ERROR(
+        BroadcastTrainingState(*comm, sae, run->adam_.get(), result.resumed, &run->loop_));
+  }
+  if (!dir.empty()) RETURN_IF_ERROR(MakeDirs(dir));
 
   run->params_ = sae.parameters();
   run->progress_ = std::make_unique<Progress>(options.label.empty() ? config.name() : options.label,
@@ -287,18 +399,45 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
   info.step = step;
   info.total_steps = total_steps_;
   info.dead_mask = loop_.tokens_since_fired >= trainer.dead_after_tokens();
-  if (d_target_ > 0) info.target = batch.narrow(1, d_in_, d_target_) * sae.input_scale();
+  // Data-parallel: this rank's equal shard of the batch's rows.
+  const torch::Tensor rows =
+      comm_ == nullptr ? batch
+                       : batch.narrow(0, comm_->rank() * (batch_size / comm_->world_size()),
+                                      batch_size / comm_->world_size());
+  if (comm_ != nullptr) {
+    info.shard_mean = [this](double value) {
+      if (!comm_error_.ok()) return std::numeric_limits<double>::quiet_NaN();
+      absl::StatusOr<double> sum = comm_->AllReduceSum(value);
+      if (!sum.ok()) {
+        comm_error_ = sum.status();
+        return std::numeric_limits<double>::quiet_NaN();
+      }
+      return *sum / comm_->world_size();
+    };
+  }
+  if (d_target_ > 0) info.target = rows.narrow(1, d_in_, d_target_) * sae.input_scale();
 
   // The architecture's sparse step writes the gradients itself; otherwise
   // autograd differentiates TrainForward's loss (below).
-  const torch::Tensor x = (d_target_ > 0 ? batch.narrow(1, 0, d_in_) : batch) * sae.input_scale();
+  const torch::Tensor x = (d_target_ > 0 ? rows.narrow(1, 0, d_in_) : rows) * sae.input_scale();
   TrainOutput out;
   const bool gradients_written = sae.TrainStepGradients(x, info, &out);
   if (!gradients_written) out = sae.TrainForward(x, info);
+  double loss = out.loss.item<double>();
+  torch::Tensor fired;  // [n] bool
+  if (comm_ != nullptr) {
+    RETURN_IF_ERROR(comm_error_);
+    // Every rank reaches the all-reduce, whatever its shard's loss; the
+    // check below then stops all of them on the mean.
+    if (!gradients_written) {
+      adam_->zero_grad();
+      out.loss.backward();
+    }
+    RETURN_IF_ERROR(AllReduceStep(out, &loss, &fired));
+  }
   // A non-finite loss (finite but huge activations, a too large learning
   // rate) would poison every weight: stop before the update; the last
   // checkpoint on disk stays as it was.
-  const double loss = out.loss.item<double>();
   if (!std::isfinite(loss)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "SAE '", config.name(), "': the training loss is ", loss, " at step ", step, " of ",
@@ -306,7 +445,7 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
         LearningRateAt(trainer, step, total_steps_),
         "); nothing after the last checkpoint was written"));
   }
-  if (!gradients_written) {
+  if (!gradients_written && comm_ == nullptr) {
     adam_->zero_grad();
     out.loss.backward();
   }
@@ -322,7 +461,7 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
 
   {
     torch::NoGradGuard no_grad;
-    const torch::Tensor fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);  // [n]
+    if (!fired.defined()) fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);
     loop_.tokens_since_fired.add_(batch_size).masked_fill_(fired, 0);
   }
   loop_.next_step = step + 1;
@@ -337,6 +476,7 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
     progress_->Update((step + 1) * batch_size,
                       absl::StrFormat("loss %.5g", result_.last_terms["loss"]));
   }
+  // (state_path_ is empty on every rank but 0.)
   if (!state_path_.empty() && trainer.checkpoint_every_steps() > 0 &&
       loop_.next_step % trainer.checkpoint_every_steps() == 0 && loop_.next_step < total_steps_) {
     RETURN_IF_ERROR(CheckWeightsFinite(sae, config.name(), step));
@@ -347,6 +487,43 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
       loop_.next_step < total_steps_) {
     stopped_ = true;
   }
+  return absl::OkStatus();
+}
+
+absl::Status TrainingRun::AllReduceStep(const TrainOutput& out, double* loss,
+                                        torch::Tensor* fired) {
+  torch::NoGradGuard no_grad;
+  const int world = comm_->world_size();
+  int64_t total = 0;
+  for (const torch::Tensor& p : params_) total += p.numel();
+  if (!bucket_.defined() || bucket_.numel() != total) bucket_ = torch::empty({total});
+  int64_t offset = 0;
+  for (const torch::Tensor& p : params_) {
+    torch::Tensor slice = bucket_.narrow(0, offset, p.numel());
+    if (p.grad().defined()) {
+      slice.copy_(p.grad().reshape({-1}));
+    } else {
+      slice.zero_();
+    }
+    offset += p.numel();
+  }
+  // [loss, fired_0 .. fired_{n-1}] in float64, so the loss keeps its digits.
+  const torch::Tensor local_fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);
+  torch::Tensor stats = torch::cat({torch::tensor({*loss}, torch::kFloat64),
+                                    local_fired.to(torch::kFloat64)});
+  std::vector<torch::Tensor> tensors = {bucket_, stats};
+  RETURN_IF_ERROR(comm_->AllReduceSum(tensors));
+  // The ranks' mean gradient. Gloo's reduction gives every rank the same
+  // sum, so every rank applies the same update.
+  bucket_.div_(world);
+  offset = 0;
+  for (torch::Tensor& p : params_) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    p.mutable_grad().view({-1}).copy_(bucket_.narrow(0, offset, p.numel()));
+    offset += p.numel();
+  }
+  *loss = stats[0].item<double>() / world;
+  *fired = stats.narrow(0, 1, stats.numel() - 1) > 0;
   return absl::OkStatus();
 }
 
@@ -376,7 +553,7 @@ absl::StatusOr<TrainResult> TrainingRun::Finish(ActivationSource& source) {
     sae.Calibrate(batches);
   }
   RETURN_IF_ERROR(CheckWeightsFinite(sae, config.name(), total_steps_ - 1));
-  if (!options_.dir.empty()) {
+  if (writer() && !options_.dir.empty()) {
     // The curve first: a kill between the two leaves a train state to resume.
     RETURN_IF_ERROR(
         WriteSafetensors(options_.dir + kCurveFile, {{"curve", CurveTensor(loop_.curve)}}));

@@ -13,6 +13,21 @@
 // the last lr_decay_fraction); AfterOptimizerStep (e.g. renormalise);
 // update the steps-since-fired counters that define dead latents.
 //
+// Data-parallel over the ranks of a Communicator (harness/distributed.h):
+// every rank reads the same global batch, takes its equal shard of the
+// rows, and computes the loss and gradients of the shard; one all-reduce
+// per step averages the gradients (and sums the loss and the fired
+// latents), so every rank applies the same update and the weights stay
+// bit-identical across ranks. For losses that are means over rows (ReLU-L1,
+// Gated, JumpReLU's L0 penalty) and for the TopK family's NMSE and AuxK
+// (whose batch sums are averaged over shards, ShardMean in sae/sae.h) the
+// averaged gradient is the whole batch's gradient up to float rounding;
+// BatchTopK's batch-wide selection and JumpReLU's target-L0 term are
+// computed per shard (docs/scaling.md). Rank 0 alone reads and writes the
+// directory (checkpoints, the final SAE) and sends the state it resumed
+// from to the others, so a run checkpointed on any number of ranks resumes
+// on any other.
+//
 //   TrainOptions options;
 //   options.dir = run_dir + "/saes/" + config.name();
 //   ASSIGN_OR_RETURN(TrainResult trained, TrainSae(config, source, seed, options));
@@ -28,6 +43,7 @@
 #include "absl/status/statusor.h"
 #include "sae/sae_config.pb.h"
 #include "data/activations/activation_source.h"
+#include "harness/distributed.h"
 #include "sae/sae.h"
 
 namespace saelab {
@@ -40,6 +56,9 @@ struct TrainOptions {
   int64_t stop_after_steps = -1;
   // Progress label; empty means the SAE's name.
   std::string label;
+  // The ranks to train data-parallel over; null: ProcessCommunicator()
+  // (itself null, one process, unless a worker set it). Not owned.
+  Communicator* communicator = nullptr;
 };
 
 // The training state after `tokens` tokens, recorded at every progress line.
@@ -74,7 +93,9 @@ struct TrainResult {
 // Trains `config` (resolved here with ResolveSaeConfig) on `source`, with
 // autograd on whatever the caller's grad mode.
 // Errors: an invalid config; a source error; an unreadable or mismatched
-// checkpoint (a train_state file whose config hash differs is refused).
+// checkpoint (a train_state file whose config hash differs is refused);
+// data-parallel: a batch size the ranks do not divide (InvalidArgument), a
+// peer that died or timed out (Unavailable).
 absl::StatusOr<TrainResult> TrainSae(SaeConfig config, ActivationSource& source, uint64_t seed,
                                      const TrainOptions& options = {});
 

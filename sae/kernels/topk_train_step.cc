@@ -268,7 +268,8 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
       x_squares[b] = sq;
     }
   });
-  const double denominator = Denominator(Total(x_squares));
+  const double denominator = Denominator(
+      options.shard_mean ? options.shard_mean(Total(x_squares)) : Total(x_squares));
   result.nmse = Total(main_squares) / denominator;
   if (multi) result.multi_topk_nmse = Total(multi_squares) / denominator;
 
@@ -305,7 +306,9 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   });
   float aux_scale = 0.0f;
   if (k_aux > 0) {
-    const double aux_denominator = Denominator(Total(residual_squares));
+    const double aux_denominator =
+        Denominator(options.shard_mean ? options.shard_mean(Total(residual_squares))
+                                       : Total(residual_squares));
     result.auxk = Total(aux_squares) / aux_denominator;
     aux_scale = static_cast<float>(options.auxk_coefficient * 2.0 / aux_denominator);
   }

@@ -38,6 +38,7 @@
 #define SAELAB_SAE_KERNELS_TOPK_TRAIN_STEP_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <torch/types.h>
@@ -57,6 +58,10 @@ struct TopKTrainStepOptions {
   // Multi-TopK: 0 (off) or the factor m.
   int64_t multi_topk_factor = 0;
   double multi_topk_coefficient = 0.125;
+  // Data-parallel training (ShardMean in sae/sae.h): maps this shard's
+  // sum ||x||^2 (and AuxK's sum ||e||^2) to its mean over shards, which the
+  // NMSEs then divide by. Unset: the batch's own sums.
+  std::function<double(double)> shard_mean;
 };
 
 // The parameters (float32, contiguous): W_enc [d, n], b_enc [n],
