@@ -1,13 +1,17 @@
 #include "experiments/runner.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "experiments/analysis.h"
 #include "experiments/experiment_config.pb.h"
 #include "experiments/registry.h"
+#include "harness/distributed.h"
 #include "harness/file_io.h"
 #include "harness/log.h"
 #include "harness/provenance.h"
@@ -71,8 +75,26 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   const ExperimentEntry* experiment = *found;
   const std::string as_run_text = ToTextProto(config);
   const std::string config_sha256 = ProtoSha256(config);
-  ASSIGN_OR_RETURN(RunDir run,
-                   OpenRunDir(options.run_dir, config.name(), as_run_text, config_sha256));
+  // Data-parallel workers run the whole experiment alike (the same
+  // decisions, so the same collectives, in the same order); rank 0's run
+  // directory holds the results and the SAEs, the others work in a scratch
+  // directory of their own, removed when they finish.
+  Communicator* comm = ProcessCommunicator();
+  const bool worker = comm != nullptr && comm->rank() > 0;
+  std::string run_dir = options.run_dir;
+  if (worker) {
+    const char* tmp = std::getenv("TMPDIR");
+    run_dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/saelab-",
+                           config.name(), "-rank", comm->rank(), "-", getpid());
+  }
+  ASSIGN_OR_RETURN(RunDir run, OpenRunDir(run_dir, config.name(), as_run_text, config_sha256));
+  if (comm != nullptr) {
+    ASSIGN_OR_RETURN(const std::string rank0_dir, comm->BroadcastString(run.path));
+    if (worker) {
+      Log("rank %d of %d: results go to rank 0's %s; scratch here: %s", comm->rank(),
+          comm->world_size(), rank0_dir.c_str(), run.path.c_str());
+    }
+  }
   Log("%s run directory: %s", run.resumed ? "resuming" : "new", run.path.c_str());
 
   RunnerOutcome outcome;
@@ -81,6 +103,7 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   result.set_name(config.name());
   *result.mutable_provenance() =
       CollectProvenance(config_sha256, config.seed(), options.argc, options.argv);
+  if (comm != nullptr) result.mutable_provenance()->set_data_parallel_ranks(comm->world_size());
   SeedTree seeds(config.seed());
   const google::protobuf::Message& experiment_config = ExperimentMessage(config);
   result.set_experiment(experiment->name);
@@ -90,6 +113,14 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   RecordPhase("total", total_clock.Seconds(), result.mutable_provenance());
   RETURN_IF_ERROR(WriteBinaryProtoFile(run.path + "/result.pb", result));
   RETURN_IF_ERROR(WriteTextProtoFile(run.path + "/result.textproto", result));
+  if (worker) {
+    // Rank 0 has the same results; report its directory.
+    std::error_code ignored;  // a leftover scratch directory costs only disk
+    std::filesystem::remove_all(run.path, ignored);
+    ASSIGN_OR_RETURN(outcome.run_dir, comm->BroadcastString(""));
+    return outcome;
+  }
+  if (comm != nullptr) RETURN_IF_ERROR(comm->BroadcastString(run.path).status());
   if (options.plot && !experiment->plot_script.empty() && PlotRequested(experiment_config)) {
     const char* argv0 = options.argc > 0 ? options.argv[0] : nullptr;
     RETURN_IF_ERROR(RunPlot(experiment->plot_script, run.path, argv0));

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -111,6 +112,7 @@ absl::Status LaunchLocalWorkers(const LaunchOptions& options) {
   std::vector<char*> argv;
   for (const std::string& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
+  const char* program = options.executable.empty() ? argv[0] : options.executable.c_str();
   for (int rank = 0; rank < options.nproc; ++rank) {
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e) {
@@ -137,12 +139,11 @@ absl::Status LaunchLocalWorkers(const LaunchOptions& options) {
       posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
     }
     pid_t pid = -1;
-    const int error =
-        posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), env.data());
+    const int error = posix_spawn(&pid, program, &actions, nullptr, argv.data(), env.data());
     posix_spawn_file_actions_destroy(&actions);
     if (error != 0) {
       stop_all(options.grace);
-      return absl::InternalError(absl::StrCat("cannot start worker ", rank, " (", argv[0],
+      return absl::InternalError(absl::StrCat("cannot start worker ", rank, " (", program,
                                               "): ", std::strerror(error)));
     }
     pids[rank] = pid;
@@ -163,7 +164,26 @@ absl::Status LaunchLocalWorkers(const LaunchOptions& options) {
     if (rank < 0) continue;  // not ours
     pids[rank] = -1;
     --running;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      if (rank > 0 && options.log_prefix.empty()) {
+        std::remove(absl::StrCat(log_prefix, rank, ".log").c_str());
+      }
+      continue;
+    }
+    // A worker killed by a signal takes its peers down with it (their
+    // collectives fail); they may be reaped first. Name the one that died
+    // of a signal, if any did on its own, as the cause.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (int r = 0; r < options.nproc; ++r) {
+      int other = 0;
+      if (pids[r] > 0 && waitpid(pids[r], &other, WNOHANG) == pids[r]) {
+        pids[r] = -1;
+        if (WIFSIGNALED(other) && !WIFSIGNALED(status)) {
+          rank = r;
+          status = other;
+        }
+      }
+    }
     stop_all(options.grace);
     const std::string log = absl::StrCat(log_prefix, rank, ".log");
     return absl::AbortedError(absl::StrCat(

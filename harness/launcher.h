@@ -22,15 +22,18 @@ namespace saelab {
 
 struct LaunchOptions {
   int nproc = 2;
-  // The worker's command line; argv[0] is the executable's path.
+  // The worker's command line, argv[0] included.
   std::vector<std::string> argv;
+  // The program to run; empty: argv[0] (a path, not looked up in PATH).
+  std::string executable;
   // Extra NAME=VALUE settings for every worker (e.g. OPENBLAS_NUM_THREADS).
   std::vector<std::string> env;
   // After a worker fails, how long the others get to stop on SIGTERM
   // before SIGKILL.
   absl::Duration grace = absl::Seconds(10);
   // Where the output of ranks 1.. goes (rank 0's stays on this terminal):
-  // <log_prefix><rank>.log. Empty: a file under $TMPDIR (or /tmp).
+  // <log_prefix><rank>.log. Empty: a file under $TMPDIR (or /tmp), removed
+  // when its worker succeeds.
   std::string log_prefix;
 };
 
