@@ -14,19 +14,15 @@
 // The BUILD target passes the experiment's textproto as --config.
 #include <ATen/Parallel.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <optional>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "experiments/runner.h"
-#include "absl/strings/str_cat.h"
 #include "experiments/summary.h"
 #include "harness/distributed.h"
 #include "harness/launcher.h"
@@ -51,29 +47,6 @@ ABSL_FLAG(bool, recover_train_state, false,
           "Set a corrupted train state aside (kept as <file>.corrupt) and resume from the "
           "previous checkpoint, or from the start, instead of stopping with an error.");
 
-namespace {
-
-// --nproc=N without a rank in the environment: this process launches the
-// N workers (this binary, same arguments) and waits for them.
-int LaunchWorkers(int nproc, int argc, char** argv) {
-  saelab::LaunchOptions launch;
-  launch.nproc = nproc;
-  launch.executable = "/proc/self/exe";
-  launch.argv.assign(argv, argv + argc);
-  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) {
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    launch.env.push_back(absl::StrCat("OPENBLAS_NUM_THREADS=", std::max(1, cores / nproc)));
-  }
-  const absl::Status status = saelab::LaunchLocalWorkers(launch);
-  if (!status.ok()) {
-    std::fprintf(stderr, "error: %s\n", status.ToString().c_str());
-    return 1;
-  }
-  return 0;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   saelab::PinRuntimeEnvironment(argv);
   absl::SetProgramUsageMessage("Runs one saelab experiment from its textproto config.");
@@ -81,38 +54,18 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
   const int nproc = absl::GetFlag(FLAGS_nproc);
-  absl::StatusOr<std::optional<saelab::WorldSettings>> world =
-      saelab::WorldSettingsFromEnvironment();
-  if (!world.ok()) {
-    std::fprintf(stderr, "error: %s\n", world.status().ToString().c_str());
-    return 2;
+  absl::StatusOr<std::unique_ptr<saelab::Communicator>> comm = saelab::JoinJob(nproc);
+  if (!comm.ok()) {
+    std::fprintf(stderr, "error: %s\n", comm.status().ToString().c_str());
+    return comm.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  if (nproc < 1) {
-    std::fprintf(stderr, "error: --nproc=%d; it must be at least 1\n", nproc);
-    return 2;
+  if (*comm == nullptr && nproc > 1) {
+    const absl::Status launched = saelab::LaunchSelf(
+        nproc, static_cast<int>(original_argv.size()), const_cast<char**>(original_argv.data()));
+    if (!launched.ok()) std::fprintf(stderr, "error: %s\n", launched.ToString().c_str());
+    return launched.ok() ? 0 : 1;
   }
-  if (world->has_value() && nproc > 1 && nproc != (*world)->world_size) {
-    std::fprintf(stderr,
-                 "error: --nproc=%d, but the environment says this is a worker of %d "
-                 "(WORLD_SIZE or SLURM_NTASKS); drop --nproc under torchrun or Slurm\n",
-                 nproc, (*world)->world_size);
-    return 2;
-  }
-  if (!world->has_value() && nproc > 1) {
-    return LaunchWorkers(nproc, static_cast<int>(original_argv.size()),
-                         const_cast<char**>(original_argv.data()));
-  }
-  std::unique_ptr<saelab::Communicator> comm;
-  if (world->has_value()) {
-    absl::StatusOr<std::unique_ptr<saelab::Communicator>> connected =
-        saelab::Communicator::Connect(**world);
-    if (!connected.ok()) {
-      std::fprintf(stderr, "error: %s\n", connected.status().ToString().c_str());
-      return 1;
-    }
-    comm = std::move(*connected);
-    saelab::SetProcessCommunicator(comm.get());
-  }
+  saelab::SetProcessCommunicator(comm->get());
   saelab::SetRecoverCorruptTrainState(absl::GetFlag(FLAGS_recover_train_state));
   saelab::RunnerOptions options;
   options.config_path = absl::GetFlag(FLAGS_config);
@@ -130,7 +83,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", outcome.status().ToString().c_str());
     return 1;
   }
-  if (comm != nullptr && comm->rank() > 0) return 0;  // rank 0 reports
+  if (*comm != nullptr && (*comm)->rank() > 0) return 0;  // rank 0 reports
   std::fprintf(stderr, "\n%s\n", saelab::FormatSummaryTable(outcome->result).c_str());
   const std::string claims = saelab::FormatClaims(outcome->result);
   if (!claims.empty()) std::fprintf(stderr, "%s\n", claims.c_str());

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <chrono>
@@ -21,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "harness/status_macros.h"
 
 extern char** environ;
 
@@ -193,6 +195,32 @@ absl::Status LaunchLocalWorkers(const LaunchOptions& options) {
                   : absl::StrCat(". Its output (", log, ") ends:\n", Tail(log, 20))));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> JoinJob(int nproc) {
+  if (nproc < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--nproc=", nproc, "; it must be at least 1"));
+  }
+  ASSIGN_OR_RETURN(std::optional<WorldSettings> world, WorldSettingsFromEnvironment());
+  if (!world.has_value()) return std::unique_ptr<Communicator>();
+  if (nproc > 1 && nproc != world->world_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--nproc=", nproc, ", but the environment says this is a worker of ", world->world_size,
+        " (WORLD_SIZE or SLURM_NTASKS); drop --nproc under torchrun or Slurm"));
+  }
+  return Communicator::Connect(*world);
+}
+
+absl::Status LaunchSelf(int nproc, int argc, char** argv) {
+  LaunchOptions launch;
+  launch.nproc = nproc;
+  launch.executable = "/proc/self/exe";
+  launch.argv.assign(argv, argv + argc);
+  if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    launch.env.push_back(absl::StrCat("OPENBLAS_NUM_THREADS=", std::max(1, cores / nproc)));
+  }
+  return LaunchLocalWorkers(launch);
 }
 
 }  // namespace saelab

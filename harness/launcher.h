@@ -12,11 +12,14 @@
 #ifndef SAELAB_HARNESS_LAUNCHER_H_
 #define SAELAB_HARNESS_LAUNCHER_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "harness/distributed.h"
 
 namespace saelab {
 
@@ -45,6 +48,23 @@ struct LaunchOptions {
 // Errors: nproc < 1 or an empty argv (InvalidArgument); the store or a
 // worker cannot be started (Internal); a worker failed (Aborted).
 absl::Status LaunchLocalWorkers(const LaunchOptions& options);
+
+// What a binary's main does with its --nproc flag:
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, JoinJob(nproc));
+//   if (comm == nullptr && nproc > 1) return LaunchSelf(nproc, argc, argv);
+//   if (comm != nullptr) SetProcessCommunicator(comm.get());
+//
+// JoinJob: this process's communicator when the environment makes it a
+// worker (torchrun's or Slurm's variables, or LaunchSelf's), else null.
+// Errors: bad or inconsistent variables, or an nproc > 1 that differs from
+// the environment's world size (InvalidArgument, before any work); no
+// rendezvous (Unavailable).
+absl::StatusOr<std::unique_ptr<Communicator>> JoinJob(int nproc);
+// Runs this binary (/proc/self/exe) with the same arguments as nproc local
+// workers (LaunchLocalWorkers), giving each cores / nproc OpenBLAS threads
+// unless OPENBLAS_NUM_THREADS is set.
+absl::Status LaunchSelf(int nproc, int argc, char** argv);
 
 }  // namespace saelab
 

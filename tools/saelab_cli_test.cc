@@ -154,6 +154,19 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
                                   " --batch_size=500 --eval_rows=-1000: --seed=4"));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_THAT(again.out, HasSubstr("was already trained"));
+  // Data-parallel over 2 local workers: the same SAE to float rounding.
+  CliRun parallel = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+                                        "/parallel --architecture=topk --k=3 --n_latents=96"
+                                        " --tokens=100000 --batch_size=500 --eval_rows=-1000:"
+                                        " --seed=4 --nproc=2"));
+  ASSERT_EQ(parallel.exit_code, 0) << parallel.err;
+  const ExperimentResult parallel_result = ReadResult(dir + "/parallel/result.pb");
+  EXPECT_EQ(parallel_result.provenance().data_parallel_ranks(), 2);
+  ExpectSameMetrics(parallel_result.saes(0), reported, 1e-3, "--nproc=2");
+  CliRun refused = Saelab(absl::StrCat("inspect --dir=", out, " --nproc=2"));
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("--nproc is for `saelab train`"));
+
   CliRun other = Saelab(absl::StrCat("train --activations=", acts, " --out=", out, " --k=4"));
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_THAT(other.err, HasSubstr("already holds an SAE trained with another config"));

@@ -10,10 +10,13 @@
 #include <torch/utils.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "harness/distributed.h"
+#include "harness/launcher.h"
 #include "harness/runtime_env.h"
 #include "tools/command.h"
 #include "tools/internal/command_line.h"
@@ -68,6 +71,9 @@ int Main(int argc, char** argv) {
                    "Intra-op threads for LibTorch (0: its default, which is 1 on some "
                    "machines; provenance records the count used). "
                    "The same config, seed and thread count give the same bits."});
+  flags.push_back({"nproc", FlagType::kInt, "1",
+                   "train only: train data-parallel over this many local worker processes "
+                   "(like torchrun --nproc_per_node; under torchrun or Slurm leave it at 1)."});
   CommandLine line(flags);
   absl::Status status = line.Parse(std::vector<std::string>(argv + 2, argv + argc));
   if (line.help()) {
@@ -83,7 +89,21 @@ int Main(int argc, char** argv) {
     // (a second LibTorch load, about a second).
     PinRuntimeEnvironment(argv);
     if (line.Int("threads") > 0) at::set_num_threads(static_cast<int>(line.Int("threads")));
-    status = command->run(line, Invocation{argc, argv});
+    const int nproc = static_cast<int>(line.Int("nproc"));
+    absl::StatusOr<std::unique_ptr<Communicator>> comm;
+    if (nproc != 1 && name != "train") {
+      status = UsageError("--nproc is for `saelab train`; the other commands run in one process");
+    } else {
+      comm = JoinJob(nproc);
+      status = comm.status();
+    }
+    if (status.ok() && *comm == nullptr && nproc > 1) {
+      status = LaunchSelf(nproc, argc, argv);
+    } else if (status.ok()) {
+      SetProcessCommunicator(comm->get());
+      status = command->run(line, Invocation{argc, argv});
+      SetProcessCommunicator(nullptr);
+    }
   }
   if (!status.ok()) {
     const bool usage = IsUsageError(status);

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "data/activations/activation_files.h"
+#include "harness/distributed.h"
 #include "harness/file_io.h"
 #include "harness/provenance.h"
 #include "harness/result.pb.h"
@@ -176,6 +177,11 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   }
   RecordPhase("eval", eval_clock.Seconds(), result.mutable_provenance());
   *result.add_saes() = sae_result;
+  // Data-parallel (--nproc, torchrun, Slurm): rank 0 writes and reports.
+  if (Communicator* comm = ProcessCommunicator(); comm != nullptr) {
+    result.mutable_provenance()->set_data_parallel_ranks(comm->world_size());
+    if (comm->rank() > 0) return absl::OkStatus();
+  }
 
   // A rerun that found the SAE keeps the first run's result (its timings
   // and command line are those of the training).
