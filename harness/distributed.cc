@@ -186,6 +186,19 @@ absl::StatusOr<double> Communicator::AllReduceSum(double value) {
   return one[0].item<double>();
 }
 
+absl::StatusOr<torch::Tensor> Communicator::AllGather(const torch::Tensor& local) {
+  std::vector<int64_t> shape = {world_size_};
+  for (int64_t s : local.sizes()) shape.push_back(s);
+  torch::Tensor out = torch::empty(shape, local.options());
+  RETURN_IF_ERROR(Guard("all-gather", [&] {
+    std::vector<std::vector<torch::Tensor>> outputs(1);
+    for (int r = 0; r < world_size_; ++r) outputs[0].push_back(out[r]);
+    std::vector<torch::Tensor> inputs = {local.contiguous()};
+    group_->allgather(outputs, inputs)->wait();
+  }));
+  return out;
+}
+
 absl::Status Communicator::Broadcast(std::vector<torch::Tensor>& tensors, int root) {
   return Guard("broadcast", [&] {
     c10d::BroadcastOptions options;

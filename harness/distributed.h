@@ -96,6 +96,9 @@ class Communicator {
   absl::Status AllReduceSum(std::vector<torch::Tensor>& tensors);
   // The sum over ranks of one double per rank.
   absl::StatusOr<double> AllReduceSum(double value);
+  // Every rank's `local` (same shape and dtype on every rank, contiguous)
+  // stacked in rank order: [world_size, ...local's shape].
+  absl::StatusOr<torch::Tensor> AllGather(const torch::Tensor& local);
   // In place: every rank ends with root's values.
   absl::Status Broadcast(std::vector<torch::Tensor>& tensors, int root = 0);
   // root's `value` on every rank (others pass anything).

@@ -119,6 +119,11 @@ TEST(CommunicatorTest, CollectivesGiveEveryRankTheSameAnswer) {
     ASSERT_TRUE(sum.ok());
     EXPECT_EQ(*sum, 1.5);
 
+    absl::StatusOr<torch::Tensor> gathered =
+        comm.AllGather(torch::tensor({static_cast<int64_t>(r), static_cast<int64_t>(10 * r)}));
+    ASSERT_TRUE(gathered.ok()) << gathered.status();
+    EXPECT_TRUE(torch::equal(*gathered, torch::tensor({0, 0, 1, 10, 2, 20}, torch::kInt64).view({3, 2})));
+
     std::vector<torch::Tensor> from_root = {torch::full({2, 2}, static_cast<float>(r)),
                                             torch::full({3}, static_cast<double>(r + 7))};
     ASSERT_TRUE(comm.Broadcast(from_root, /*root=*/2).ok());

@@ -1,0 +1,131 @@
+#include "sae/latent_sharding.h"
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/torch.h>
+
+#include "gtest/gtest.h"
+#include "sae/factory.h"
+
+namespace saelab {
+namespace {
+
+void OnRanks(int world, const std::function<void(Communicator&)>& body) {
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < world; ++rank) {
+    threads.emplace_back([&, rank] {
+      absl::StatusOr<std::unique_ptr<Communicator>> comm =
+          Communicator::OverStore(store, rank, world, absl::Seconds(60));
+      ASSERT_TRUE(comm.ok()) << comm.status();
+      body(**comm);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+std::unique_ptr<Sae> FullSae(int64_t n, int64_t k) {
+  SaeConfig config;
+  config.set_name("topk");
+  config.set_n_latents(n);
+  config.mutable_topk()->set_k(k);
+  std::unique_ptr<Sae> sae = std::move(*CreateSae(config, 16, 5));
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(9);
+  sae->b_enc.copy_(torch::randn({n}) * 0.2);
+  sae->b_dec.copy_(torch::randn({16}) * 0.2);
+  return sae;
+}
+
+double RelativeError(const torch::Tensor& got, const torch::Tensor& want) {
+  return (got - want).abs().max().item<double>() /
+         std::max(want.abs().max().item<double>(), 1e-30);
+}
+
+struct Reference {
+  torch::Tensor values, indices, x_hat, loss;
+  std::vector<torch::Tensor> grads;  // W_enc, b_enc, W_dec, b_dec
+};
+
+// The unsharded SAE's code, reconstruction, loss and gradients.
+Reference Unsharded(Sae& sae, int64_t k, const torch::Tensor& x) {
+  Reference ref;
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor z = torch::addmm(sae.b_enc, x - sae.b_dec, sae.W_enc);
+    auto [values, indices] = z.topk(k, 1);
+    ref.values = torch::relu(values);
+    ref.indices = indices;
+    ref.x_hat = sae.ReconstructScaled(x);
+  }
+  std::vector<torch::Tensor> params = {
+      sae.W_enc.detach().clone().requires_grad_(), sae.b_enc.detach().clone().requires_grad_(),
+      sae.W_dec.detach().clone().requires_grad_(), sae.b_dec.detach().clone().requires_grad_()};
+  TopKLossOptions options;
+  options.k = k;
+  options.auxk_coefficient = 0;
+  ref.loss = TopKLoss({x, params[0], params[1], params[2], params[3]}, options).loss;
+  ref.loss.backward();
+  for (const torch::Tensor& p : params) ref.grads.push_back(p.grad());
+  return ref;
+}
+
+void ExpectShardedEqualsUnsharded(int64_t n, int64_t k, int world) {
+  std::unique_ptr<Sae> full = FullSae(n, k);
+  torch::manual_seed(1);
+  const torch::Tensor x = torch::randn({96, 16}) * 2;
+  const Reference ref = Unsharded(*full, k, x);
+  OnRanks(world, [&](Communicator& comm) {
+    absl::StatusOr<LatentShardedTopK> sharded =
+        LatentShardedTopK::FromFull(static_cast<TopKSae&>(*full), comm);
+    ASSERT_TRUE(sharded.ok()) << sharded.status();
+    const int64_t begin = sharded->begin(), size = sharded->end() - sharded->begin();
+    EXPECT_EQ(sharded->W_enc.size(1), size);
+
+    absl::StatusOr<LatentShardedTopK::Code> code = sharded->Encode(x);
+    ASSERT_TRUE(code.ok()) << code.status();
+    // The same latents; values to the rounding of a GEMM over a column
+    // block instead of all columns (BLAS blocks the two differently).
+    EXPECT_TRUE(torch::equal(code->indices, ref.indices)) << "rank " << comm.rank();
+    EXPECT_LT(RelativeError(code->values, ref.values), 1e-6) << "rank " << comm.rank();
+
+    absl::StatusOr<torch::Tensor> x_hat = sharded->Reconstruct(x);
+    ASSERT_TRUE(x_hat.ok()) << x_hat.status();
+    EXPECT_LT(RelativeError(x_hat->detach(), ref.x_hat), 1e-6);
+
+    absl::StatusOr<torch::Tensor> loss = sharded->Loss(x);
+    ASSERT_TRUE(loss.ok()) << loss.status();
+    EXPECT_NEAR(loss->item<double>(), ref.loss.item<double>(), 1e-6 * ref.loss.item<double>());
+    ASSERT_TRUE(sharded->Backward(*loss).ok());
+    if (size > 0) {
+      EXPECT_LT(RelativeError(sharded->W_enc.grad(), ref.grads[0].narrow(1, begin, size)), 1e-5);
+      EXPECT_LT(RelativeError(sharded->b_enc.grad(), ref.grads[1].narrow(0, begin, size)), 1e-5);
+      EXPECT_LT(RelativeError(sharded->W_dec.grad(), ref.grads[2].narrow(0, begin, size)), 1e-5);
+    }
+    // b_dec is every rank's: the same gradient everywhere, one process's.
+    EXPECT_LT(RelativeError(sharded->b_dec.grad(), ref.grads[3]), 1e-5) << "rank " << comm.rank();
+  });
+}
+
+TEST(LatentShardedTopKTest, TwoShardsEncodeDecodeAndDifferentiateAsTheWholeSae) {
+  ExpectShardedEqualsUnsharded(/*n=*/64, /*k=*/4, /*world=*/2);
+}
+
+TEST(LatentShardedTopKTest, UnevenShardsAndShardsSmallerThanK) {
+  ExpectShardedEqualsUnsharded(/*n=*/64, /*k=*/4, /*world=*/3);  // 22, 22, 20 latents
+  ExpectShardedEqualsUnsharded(/*n=*/8, /*k=*/4, /*world=*/3);   // 3, 3, 2: fewer than k each
+  ExpectShardedEqualsUnsharded(/*n=*/8, /*k=*/4, /*world=*/5);   // 2, 2, 2, 2, 0: one empty
+}
+
+TEST(LatentShardedTopKTest, ShardRangesCoverTheLatentsOnce) {
+  using Range = std::pair<int64_t, int64_t>;
+  EXPECT_EQ(LatentShardedTopK::ShardRange(64, 0, 3), Range(0, 22));
+  EXPECT_EQ(LatentShardedTopK::ShardRange(64, 2, 3), Range(44, 64));
+  EXPECT_EQ(LatentShardedTopK::ShardRange(8, 4, 5), Range(8, 8));
+}
+
+}  // namespace
+}  // namespace saelab
