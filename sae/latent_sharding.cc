@@ -1,14 +1,21 @@
 #include "sae/latent_sharding.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/autograd.h>
+#include <torch/optim/adam.h>
 
 #include "absl/strings/str_cat.h"
 #include "harness/status_macros.h"
+#include "sae/factory.h"
+#include "sae/geometric_median.h"
+#include "sae/kernels/adam_step.h"
 #include "sae/kernels/sparse_decode.h"
+#include "sae/trainer.h"
 
 namespace saelab {
 namespace {
@@ -93,17 +100,25 @@ absl::StatusOr<LatentShardedTopK> LatentShardedTopK::FromFull(TopKSae& full,
   return sharded;
 }
 
-absl::StatusOr<LatentShardedTopK::Selection> LatentShardedTopK::Select(const torch::Tensor& x) {
-  const int64_t batch = x.size(0), size = end_ - begin_;
-  const int64_t comm = reinterpret_cast<int64_t>(comm_);
-  const torch::Tensor centered = SharedByRanks::apply(x - b_dec, comm);
-  const torch::Tensor z = torch::addmm(b_enc, centered, W_enc);  // [batch, size]
+torch::Tensor LatentShardedTopK::PreActivations(const torch::Tensor& x) {
+  return torch::addmm(b_enc, SharedByRanks::apply(x - b_dec, reinterpret_cast<int64_t>(comm_)),
+                      W_enc);  // [batch, size]
+}
+
+absl::StatusOr<LatentShardedTopK::Selection> LatentShardedTopK::Select(
+    const torch::Tensor& z, int64_t k, const torch::Tensor& eligible) {
+  const int64_t batch = z.size(0), size = end_ - begin_;
+  torch::Tensor candidates = z.detach();
+  if (eligible.defined()) {
+    candidates = candidates.masked_fill(eligible.logical_not().unsqueeze(0),
+                                        -std::numeric_limits<float>::infinity());
+  }
   // This rank's candidates, padded to k with -inf (a short shard).
-  const int64_t offered = std::min(k_, size);
-  torch::Tensor values = torch::full({batch, k_}, -std::numeric_limits<float>::infinity());
-  torch::Tensor indices = torch::full({batch, k_}, static_cast<int64_t>(-1), torch::kInt64);
+  const int64_t offered = std::min(k, size);
+  torch::Tensor values = torch::full({batch, k}, -std::numeric_limits<float>::infinity());
+  torch::Tensor indices = torch::full({batch, k}, static_cast<int64_t>(-1), torch::kInt64);
   if (offered > 0) {
-    auto [v, i] = z.detach().topk(offered, /*dim=*/1);
+    auto [v, i] = candidates.topk(offered, /*dim=*/1);
     values.narrow(1, 0, offered).copy_(v);
     indices.narrow(1, 0, offered).copy_(i + begin_);
   }
@@ -112,46 +127,88 @@ absl::StatusOr<LatentShardedTopK::Selection> LatentShardedTopK::Select(const tor
   // [batch, N k] in rank order, so equal values resolve to the lower rank.
   all_values = all_values.permute({1, 0, 2}).reshape({batch, -1});
   all_indices = all_indices.permute({1, 0, 2}).reshape({batch, -1});
-  auto [best, where] = all_values.topk(k_, /*dim=*/1);
+  auto [best, where] = all_values.topk(k, /*dim=*/1);
   Selection selection;
   selection.code.indices = all_indices.gather(1, where);
   selection.code.values = torch::relu(best);
-  const torch::Tensor own =
-      (selection.code.indices >= begin_) & (selection.code.indices < end_);  // [batch, k]
+  // An ineligible (-inf) candidate picked for want of eligible ones adds 0.
+  const torch::Tensor own = (selection.code.indices >= begin_) &
+                            (selection.code.indices < end_) & torch::isfinite(best);
   selection.own_indices = torch::where(own, selection.code.indices - begin_,
                                        torch::zeros_like(selection.code.indices));
   // Through z even when nothing here is selected (or the shard is empty),
   // so that every rank's backward reaches SharedByRanks' all-reduce.
   selection.own_values =
-      size == 0 ? torch::zeros({batch, k_}, x.options()) + z.sum() * 0
+      size == 0 ? torch::zeros({batch, k}, z.options()) + z.sum() * 0
                 : torch::relu(z.gather(1, selection.own_indices)) * own.to(z.dtype());
   return selection;
 }
 
+absl::StatusOr<torch::Tensor> LatentShardedTopK::DecodeOwn(const Selection& selection,
+                                                          int64_t d) {
+  return Guarded([&] {
+    // This rank's part of the decode (no bias), summed over ranks.
+    const torch::Tensor part =
+        end_ > begin_ ? SparseDecode(selection.own_values, selection.own_indices, W_dec,
+                                     torch::zeros({d}, W_dec.options()))
+                      : (selection.own_values.sum() * 0).expand({selection.own_values.size(0), d});
+    return SumOverRanks::apply(part, reinterpret_cast<int64_t>(comm_));
+  });
+}
+
 absl::StatusOr<LatentShardedTopK::Code> LatentShardedTopK::Encode(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
-  ASSIGN_OR_RETURN(absl::StatusOr<Selection> selection, Guarded([&] { return Select(x); }));
+  ASSIGN_OR_RETURN(absl::StatusOr<Selection> selection,
+                   Guarded([&] { return Select(PreActivations(x), k_, {}); }));
   if (!selection.ok()) return selection.status();
   return selection->code;
 }
 
 absl::StatusOr<torch::Tensor> LatentShardedTopK::Reconstruct(const torch::Tensor& x) {
-  ASSIGN_OR_RETURN(absl::StatusOr<Selection> selection, Guarded([&] { return Select(x); }));
+  ASSIGN_OR_RETURN(absl::StatusOr<Selection> selection,
+                   Guarded([&] { return Select(PreActivations(x), k_, {}); }));
   if (!selection.ok()) return selection.status();
-  return Guarded([&] {
-    // This rank's part of the decode (no bias), summed over ranks.
-    const torch::Tensor part =
-        end_ > begin_
-            ? SparseDecode(selection->own_values, selection->own_indices, W_dec,
-                           torch::zeros({x.size(1)}, x.options()))
-            : (selection->own_values.sum() * 0).expand_as(x);  // an empty shard adds 0
-    return SumOverRanks::apply(part, reinterpret_cast<int64_t>(comm_)) + b_dec;
-  });
+  ASSIGN_OR_RETURN(torch::Tensor x_hat, DecodeOwn(*selection, x.size(1)));
+  return x_hat + b_dec;
 }
 
 absl::StatusOr<torch::Tensor> LatentShardedTopK::Loss(const torch::Tensor& x) {
-  ASSIGN_OR_RETURN(torch::Tensor x_hat, Reconstruct(x));
-  return BatchNmse(x_hat, x);
+  ASSIGN_OR_RETURN(LossTerms terms, LossWithAuxK(x, {}, 0, 0));
+  return terms.loss;
+}
+
+absl::StatusOr<LatentShardedTopK::LossTerms> LatentShardedTopK::LossWithAuxK(
+    const torch::Tensor& x, const torch::Tensor& dead, int64_t k_aux, double auxk_coefficient) {
+  ASSIGN_OR_RETURN(absl::StatusOr<torch::Tensor> z, Guarded([&] { return PreActivations(x); }));
+  if (!z.ok()) return z.status();
+  ASSIGN_OR_RETURN(absl::StatusOr<Selection> selection,
+                   Guarded([&] { return Select(*z, k_, {}); }));
+  if (!selection.ok()) return selection.status();
+  ASSIGN_OR_RETURN(torch::Tensor partial, DecodeOwn(*selection, x.size(1)));
+  LossTerms terms;
+  terms.fired = torch::zeros({end_ - begin_}, torch::kBool);
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor mine = selection->own_values > 0;
+    terms.fired.index_put_({selection->own_indices.masked_select(mine)}, true);
+  }
+  const torch::Tensor x_hat = partial + b_dec;
+  terms.nmse = BatchNmse(x_hat, x);
+  terms.loss = terms.nmse;
+  if (auxk_coefficient > 0 && dead.defined()) {
+    // AuxK (sae/topk.h) over the dead latents of every shard.
+    ASSIGN_OR_RETURN(double n_dead, comm_->AllReduceSum(dead.sum().item<double>()));
+    if (n_dead > 0) {
+      const int64_t k_dead = std::min<int64_t>(k_aux, static_cast<int64_t>(n_dead));
+      ASSIGN_OR_RETURN(absl::StatusOr<Selection> aux,
+                       Guarded([&] { return Select(*z, k_dead, dead); }));
+      if (!aux.ok()) return aux.status();
+      ASSIGN_OR_RETURN(torch::Tensor e_hat, DecodeOwn(*aux, x.size(1)));
+      terms.auxk = BatchNmse(e_hat, (x - x_hat).detach());
+      terms.loss = terms.loss + auxk_coefficient * terms.auxk;
+    }
+  }
+  return terms;
 }
 
 absl::Status LatentShardedTopK::Backward(const torch::Tensor& loss) {
@@ -161,6 +218,120 @@ absl::Status LatentShardedTopK::Backward(const torch::Tensor& loss) {
     return absl::UnavailableError(e.what());
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<LatentShardedTopK> LatentShardedTopK::Create(const SaeConfig& config,
+                                                            int64_t d_in, uint64_t seed,
+                                                            Communicator& comm) {
+  if (!config.has_topk() || config.has_transcoder() || config.topk().multi_topk_factor() > 0 ||
+      config.encoder_init() != SaeConfig::TIED) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SAE '", config.name(),
+        "': latent sharding supports TopK SAEs with a tied init, without Multi-TopK, not "
+        "transcoders"));
+  }
+  const int64_t n = config.n_latents();
+  LatentShardedTopK sharded;
+  sharded.comm_ = &comm;
+  sharded.k_ = config.topk().k();
+  std::tie(sharded.begin_, sharded.end_) = ShardRange(n, comm.rank(), comm.world_size());
+  const int64_t size = sharded.end_ - sharded.begin_;
+  torch::NoGradGuard no_grad;
+  // Sae::RegisterTiedParameters draws at::randn({n, d}) from the seed's
+  // generator; drawing it in blocks of rows whose sizes are multiples of 16
+  // consumes the generator identically (normal_ fills 16 at a time), so
+  // the kept rows are the same bits.
+  auto generator = at::detail::createCPUGenerator(seed);
+  torch::Tensor rows = torch::empty({size, d_in});
+  constexpr int64_t kBlockRows = 4096;
+  for (int64_t first = 0; first < std::min(n, sharded.end_); first += kBlockRows) {
+    const int64_t count = std::min(kBlockRows, n - first);
+    const torch::Tensor block = at::randn({count, d_in}, generator, torch::kFloat32);
+    const int64_t lo = std::max(first, sharded.begin_);
+    const int64_t hi = std::min(first + count, sharded.end_);
+    if (lo < hi) rows.narrow(0, lo - sharded.begin_, hi - lo).copy_(block.narrow(0, lo - first, hi - lo));
+  }
+  rows = rows / rows.norm(2, {1}, /*keepdim=*/true);
+  sharded.W_dec = rows.requires_grad_();
+  sharded.W_enc = rows.t().contiguous().requires_grad_();
+  sharded.b_enc = torch::zeros({size}).requires_grad_();
+  sharded.b_dec = torch::zeros({d_in}).requires_grad_();
+  return sharded;
+}
+
+absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
+                                                          ActivationSource& source,
+                                                          uint64_t seed, Communicator& comm) {
+  torch::AutoGradMode grad_mode(true);
+  const int64_t d_in = source.d_in();
+  if (source.d_target() > 0) {
+    return absl::InvalidArgumentError("latent-sharded training reads plain rows, not pairs");
+  }
+  RETURN_IF_ERROR(ResolveSaeConfig(d_in, &config));
+  ASSIGN_OR_RETURN(LatentShardedTopK shard, LatentShardedTopK::Create(config, d_in, seed, comm));
+  const TrainerConfig& trainer = config.trainer();
+  const TopKConfig& topk = config.topk();
+  const int64_t batch_size = trainer.batch_size();
+  const int64_t total_steps = trainer.total_tokens() / batch_size;
+
+  ShardedTrainResult result;
+  result.config = config;
+  {
+    ASSIGN_OR_RETURN(torch::Tensor sample, source.InitSample(trainer.init_sample_tokens()));
+    // Rounded to float, as Sae keeps it (a float32 buffer).
+    if (config.normalize_input()) {
+      result.input_scale = static_cast<float>(EstimateInputScale(sample));
+    }
+    torch::NoGradGuard no_grad;
+    shard.b_dec.copy_(
+        GeometricMedian(sample * result.input_scale, topk.geometric_median_iterations()));
+  }
+  std::vector<torch::Tensor> params = {shard.W_enc, shard.b_enc, shard.W_dec, shard.b_dec};
+  torch::optim::Adam adam(params,
+                          torch::optim::AdamOptions(trainer.lr())
+                              .betas(std::make_tuple(trainer.adam_beta1(), trainer.adam_beta2()))
+                              .eps(trainer.adam_eps()));
+  torch::Tensor tokens_since_fired = torch::zeros({shard.end() - shard.begin()}, torch::kInt64);
+  for (int64_t step = 0; step < total_steps; ++step) {
+    ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, batch_size));
+    const torch::Tensor x = batch * result.input_scale;
+    const torch::Tensor dead = tokens_since_fired >= trainer.dead_after_tokens();
+    ASSIGN_OR_RETURN(LatentShardedTopK::LossTerms terms,
+                     shard.LossWithAuxK(x, dead, topk.k_aux(), topk.auxk_coefficient()));
+    result.last_loss = terms.loss.item<double>();
+    if (!std::isfinite(result.last_loss)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "SAE '", config.name(), "': the training loss is ", result.last_loss, " at step ", step));
+    }
+    adam.zero_grad();
+    RETURN_IF_ERROR(shard.Backward(terms.loss));
+    torch::NoGradGuard no_grad;
+    ProjectOutParallelGradient(shard.W_dec, shard.W_dec.mutable_grad());
+    if (trainer.grad_clip_norm() > 0) {
+      // clip_grad_norm_ over the whole SAE: b_dec, the same on every rank,
+      // is counted once.
+      double squares = 0;
+      for (const torch::Tensor& p : {shard.W_enc, shard.b_enc, shard.W_dec}) {
+        squares += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+      }
+      if (comm.rank() == 0) squares += shard.b_dec.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+      ASSIGN_OR_RETURN(const double total_squares, comm.AllReduceSum(squares));
+      const double coefficient = trainer.grad_clip_norm() / (std::sqrt(total_squares) + 1e-6);
+      if (coefficient < 1) {
+        for (torch::Tensor& p : params) p.mutable_grad().mul_(coefficient);
+      }
+    }
+    for (auto& group : adam.param_groups()) {
+      static_cast<torch::optim::AdamOptions&>(group.options())
+          .lr(LearningRateAt(trainer, step, total_steps));
+    }
+    FusedAdamStep(adam);
+    shard.W_dec.div_(shard.W_dec.norm(2, {1}, /*keepdim=*/true));
+    tokens_since_fired.add_(batch_size).masked_fill_(terms.fired, 0);
+  }
+  result.steps = total_steps;
+  result.shard = std::move(shard);
+  return result;
 }
 
 }  // namespace saelab

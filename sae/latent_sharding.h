@@ -15,13 +15,17 @@
 // reaches x - b_dec, so every rank gets its own shard's gradients and the
 // same b_dec gradient as one process would.
 //
-// Status: the encode, decode and loss with gradients, checked against the
-// unsharded SAE; the trainer does not use it yet.
+// Status: the encode, decode, loss with gradients and a training loop
+// (TrainLatentShardedTopK), checked against the unsharded SAE; no
+// checkpoints yet, and the experiments do not use it.
 //
 //   LatentShardedTopK sharded = *LatentShardedTopK::FromFull(full_sae, comm);
 //   ASSIGN_OR_RETURN(LatentShardedTopK::Code code, sharded.Encode(x));  // global top-k
 //   ASSIGN_OR_RETURN(torch::Tensor loss, sharded.Loss(x));
 //   RETURN_IF_ERROR(sharded.Backward(loss));   // grads in sharded.W_enc.grad(), ...
+//   // Or train one, each rank holding 1/N of it:
+//   ASSIGN_OR_RETURN(ShardedTrainResult trained,
+//                    TrainLatentShardedTopK(config, source, seed, comm));
 #ifndef SAELAB_SAE_LATENT_SHARDING_H_
 #define SAELAB_SAE_LATENT_SHARDING_H_
 
@@ -32,7 +36,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "data/activations/activation_source.h"
 #include "harness/distributed.h"
+#include "sae/sae_config.pb.h"
 #include "sae/topk.h"
 
 namespace saelab {
@@ -47,6 +53,12 @@ class LatentShardedTopK {
   // leaf tensors that require grad. A shard with fewer than k latents
   // offers what it has. Errors: a transcoder.
   static absl::StatusOr<LatentShardedTopK> FromFull(TopKSae& full, Communicator& comm);
+  // This rank's shard of the SAE CreateSae(config, d_in, seed) creates
+  // (the same bits), without ever holding the whole: the decoder's random
+  // rows are drawn in blocks and only this rank's are kept. config must be
+  // resolved (ResolveSaeConfig), TopK, tied, not a transcoder.
+  static absl::StatusOr<LatentShardedTopK> Create(const SaeConfig& config, int64_t d_in,
+                                                  uint64_t seed, Communicator& comm);
 
   // The global code of x [batch, d] (scaled space): ReLU'd values and
   // global latent indices [batch, k], best first: the latents TopKSae's
@@ -65,6 +77,17 @@ class LatentShardedTopK {
   // loss.backward() on every rank (its collectives must run everywhere).
   absl::Status Backward(const torch::Tensor& loss);
 
+  // The training loss of TopKLoss (sae/topk.h) without Multi-TopK: NMSE,
+  // plus auxk_coefficient times AuxK over the top min(k_aux, dead) of the
+  // latents dead on any shard (dead: this shard's [end - begin] bool mask;
+  // undefined or a 0 coefficient: no AuxK).
+  struct LossTerms {
+    torch::Tensor loss, nmse, auxk;  // auxk undefined when off
+    torch::Tensor fired;             // [end - begin] bool: this shard's latents active in the code
+  };
+  absl::StatusOr<LossTerms> LossWithAuxK(const torch::Tensor& x, const torch::Tensor& dead,
+                                         int64_t k_aux, double auxk_coefficient);
+
   int64_t begin() const { return begin_; }
   int64_t end() const { return end_; }
 
@@ -82,12 +105,42 @@ class LatentShardedTopK {
     torch::Tensor own_values;   // [batch, k], differentiable
     torch::Tensor own_indices;  // [batch, k] local, 0 where not owned
   };
-  absl::StatusOr<Selection> Select(const torch::Tensor& x);
+  // z [batch, size] = (x - b_dec) W_enc + b_enc, differentiable.
+  torch::Tensor PreActivations(const torch::Tensor& x);
+  // The global top-k of z among this shard's `eligible` latents ([size]
+  // bool; undefined: all) and every other rank's.
+  absl::StatusOr<Selection> Select(const torch::Tensor& z, int64_t k,
+                                   const torch::Tensor& eligible);
+  // sum over ranks of each rank's selected entries' decode, no bias [batch, d].
+  absl::StatusOr<torch::Tensor> DecodeOwn(const Selection& selection, int64_t d);
 
   Communicator* comm_ = nullptr;
   int64_t k_ = 0;
   int64_t begin_ = 0, end_ = 0;
 };
+
+struct ShardedTrainResult {
+  LatentShardedTopK shard;
+  SaeConfig config;  // resolved
+  double input_scale = 1;
+  int64_t steps = 0;
+  double last_loss = 0;
+};
+
+// Trains a TopK SAE (no Multi-TopK, tied init, not a transcoder) with its
+// latents sharded over comm's ranks, by TrainSae's recipe (sae/trainer.h):
+// input scale and geometric-median b_dec from the init sample, the step's
+// batch on every rank, NMSE + AuxK, decoder-gradient projection, the global
+// gradient-norm clip (one all-reduce of the shards' squared norms), Adam
+// with the linear-decay schedule, unit decoder rows, dead latents per
+// shard. Equal to TrainSae's SAE to float rounding (the test holds the two
+// within 1e-4 relative). Not yet: checkpoints, resume, saving; the caller
+// gets the shard.
+// Errors: an unsupported config (InvalidArgument); a source error; a
+// failed collective (Unavailable); a non-finite loss (FailedPrecondition).
+absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
+                                                          ActivationSource& source,
+                                                          uint64_t seed, Communicator& comm);
 
 }  // namespace saelab
 

@@ -8,7 +8,9 @@
 #include <torch/torch.h>
 
 #include "gtest/gtest.h"
+#include "data/activations/synthetic_features.h"
 #include "sae/factory.h"
+#include "sae/trainer.h"
 
 namespace saelab {
 namespace {
@@ -125,6 +127,73 @@ TEST(LatentShardedTopKTest, ShardRangesCoverTheLatentsOnce) {
   EXPECT_EQ(LatentShardedTopK::ShardRange(64, 0, 3), Range(0, 22));
   EXPECT_EQ(LatentShardedTopK::ShardRange(64, 2, 3), Range(44, 64));
   EXPECT_EQ(LatentShardedTopK::ShardRange(8, 4, 5), Range(8, 8));
+}
+
+SaeConfig TrainConfig(int64_t n) {
+  SaeConfig config;
+  config.set_name("topk_sharded");
+  config.set_n_latents(n);
+  config.mutable_topk()->set_k(3);
+  TrainerConfig* trainer = config.mutable_trainer();
+  trainer->set_batch_size(128);
+  trainer->set_total_tokens(128 * 16);
+  trainer->set_dead_after_tokens(128);  // silent for one batch: AuxK engages
+  trainer->set_init_sample_tokens(512);
+  trainer->set_log_every_steps(1000);
+  trainer->set_lr(3e-3);
+  return config;
+}
+
+std::unique_ptr<SyntheticFeatureSource> Source() {
+  SyntheticDataConfig data;
+  data.set_d(16);
+  data.set_n_features(48);
+  data.set_mean_active_features(3);
+  data.set_eval_tokens(64);
+  return std::move(SyntheticFeatureSource::Create(data, 11).value());
+}
+
+TEST(LatentShardedTopKTest, CreateGivesTheShardsOfCreateSaesBitsWithoutTheWhole) {
+  for (const int64_t n : {64, 8200}) {  // 8200: a shard spans two blocks of random rows
+    SaeConfig config = TrainConfig(n);
+    ASSERT_TRUE(ResolveSaeConfig(16, &config).ok());
+    std::unique_ptr<Sae> full = std::move(*CreateSae(config, 16, 21));
+    OnRanks(3, [&](Communicator& comm) {
+      absl::StatusOr<LatentShardedTopK> shard = LatentShardedTopK::Create(config, 16, 21, comm);
+      ASSERT_TRUE(shard.ok()) << shard.status();
+      const int64_t begin = shard->begin(), size = shard->end() - shard->begin();
+      EXPECT_TRUE(torch::equal(shard->W_dec, full->W_dec.narrow(0, begin, size))) << n;
+      EXPECT_TRUE(torch::equal(shard->W_enc, full->W_enc.narrow(1, begin, size))) << n;
+    });
+  }
+}
+
+TEST(LatentShardedTopKTest, TrainingOnShardsGivesTrainSaesSae) {
+  const SaeConfig config = TrainConfig(64);
+  auto source = Source();
+  absl::StatusOr<TrainResult> whole = TrainSae(config, *source, 21);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  ASSERT_GT(whole->last_terms.at("dead_latents"), 0);  // AuxK was on
+  for (const int world : {2, 3}) {
+    OnRanks(world, [&](Communicator& comm) {
+      auto rank_source = Source();
+      absl::StatusOr<ShardedTrainResult> trained =
+          TrainLatentShardedTopK(config, *rank_source, 21, comm);
+      ASSERT_TRUE(trained.ok()) << trained.status();
+      const LatentShardedTopK& shard = trained->shard;
+      const int64_t begin = shard.begin(), size = shard.end() - shard.begin();
+      EXPECT_EQ(trained->input_scale, whole->sae->input_scale());
+      EXPECT_LT(RelativeError(shard.W_enc.detach(), whole->sae->W_enc.narrow(1, begin, size)),
+                1e-4) << world;
+      EXPECT_LT(RelativeError(shard.b_enc.detach(), whole->sae->b_enc.narrow(0, begin, size)),
+                1e-4) << world;
+      EXPECT_LT(RelativeError(shard.W_dec.detach(), whole->sae->W_dec.narrow(0, begin, size)),
+                1e-4) << world;
+      EXPECT_LT(RelativeError(shard.b_dec.detach(), whole->sae->b_dec), 1e-4) << world;
+      EXPECT_NEAR(trained->last_loss, whole->last_terms.at("loss"),
+                  1e-4 * whole->last_terms.at("loss"));
+    });
+  }
 }
 
 }  // namespace
