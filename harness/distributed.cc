@@ -199,6 +199,25 @@ absl::StatusOr<torch::Tensor> Communicator::AllGather(const torch::Tensor& local
   return out;
 }
 
+absl::StatusOr<torch::Tensor> Communicator::Gather(const torch::Tensor& local, int root) {
+  torch::Tensor out;
+  RETURN_IF_ERROR(Guard("gather", [&] {
+    std::vector<std::vector<torch::Tensor>> outputs;
+    if (rank_ == root) {
+      std::vector<int64_t> shape = {world_size_};
+      for (int64_t s : local.sizes()) shape.push_back(s);
+      out = torch::empty(shape, local.options());
+      outputs.emplace_back();
+      for (int r = 0; r < world_size_; ++r) outputs[0].push_back(out[r]);
+    }
+    std::vector<torch::Tensor> inputs = {local.contiguous()};
+    c10d::GatherOptions options;
+    options.rootRank = root;
+    group_->gather(outputs, inputs, options)->wait();
+  }));
+  return out;
+}
+
 absl::Status Communicator::Broadcast(std::vector<torch::Tensor>& tensors, int root) {
   return Guard("broadcast", [&] {
     c10d::BroadcastOptions options;

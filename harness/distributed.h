@@ -99,6 +99,10 @@ class Communicator {
   // Every rank's `local` (same shape and dtype on every rank, contiguous)
   // stacked in rank order: [world_size, ...local's shape].
   absl::StatusOr<torch::Tensor> AllGather(const torch::Tensor& local);
+  // On root: every rank's `local` (same shape and dtype everywhere) stacked
+  // in rank order, [world_size, ...]; elsewhere an undefined tensor. Only
+  // root holds the whole.
+  absl::StatusOr<torch::Tensor> Gather(const torch::Tensor& local, int root = 0);
   // In place: every rank ends with root's values.
   absl::Status Broadcast(std::vector<torch::Tensor>& tensors, int root = 0);
   // root's `value` on every rank (others pass anything).

@@ -124,6 +124,14 @@ TEST(CommunicatorTest, CollectivesGiveEveryRankTheSameAnswer) {
     ASSERT_TRUE(gathered.ok()) << gathered.status();
     EXPECT_TRUE(torch::equal(*gathered, torch::tensor({0, 0, 1, 10, 2, 20}, torch::kInt64).view({3, 2})));
 
+    absl::StatusOr<torch::Tensor> at_one = comm.Gather(torch::full({2}, r + 0.5f), /*root=*/1);
+    ASSERT_TRUE(at_one.ok()) << at_one.status();
+    if (r == 1) {
+      EXPECT_TRUE(torch::equal(*at_one, torch::tensor({0.5f, 0.5f, 1.5f, 1.5f, 2.5f, 2.5f}).view({3, 2})));
+    } else {
+      EXPECT_FALSE(at_one->defined());
+    }
+
     std::vector<torch::Tensor> from_root = {torch::full({2, 2}, static_cast<float>(r)),
                                             torch::full({3}, static_cast<double>(r + 7))};
     ASSERT_TRUE(comm.Broadcast(from_root, /*root=*/2).ok());

@@ -334,4 +334,32 @@ absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
   return result;
 }
 
+absl::StatusOr<std::unique_ptr<Sae>> GatherOnRankZero(const ShardedTrainResult& trained,
+                                                      int64_t d_in, Communicator& comm) {
+  torch::NoGradGuard no_grad;
+  const LatentShardedTopK& shard = trained.shard;
+  const int64_t n = trained.config.n_latents();
+  const int64_t block = LatentShardedTopK::ShardRange(n, 0, comm.world_size()).second;
+  const int64_t size = shard.end() - shard.begin();
+  // Gather wants equal shapes: shards padded to the first's block.
+  auto padded = [&](const torch::Tensor& t) {
+    std::vector<int64_t> shape = t.sizes().vec();
+    shape[0] = block;
+    torch::Tensor out = torch::zeros(shape);
+    out.narrow(0, 0, size).copy_(t.detach());
+    return out;
+  };
+  ASSIGN_OR_RETURN(torch::Tensor W_dec, comm.Gather(padded(shard.W_dec)));           // [N, block, d]
+  ASSIGN_OR_RETURN(torch::Tensor W_enc_t, comm.Gather(padded(shard.W_enc.t())));     // [N, block, d]
+  ASSIGN_OR_RETURN(torch::Tensor b_enc, comm.Gather(padded(shard.b_enc)));           // [N, block]
+  if (comm.rank() != 0) return std::unique_ptr<Sae>();
+  ASSIGN_OR_RETURN(std::unique_ptr<Sae> sae, CreateSae(trained.config, d_in, 0));
+  sae->W_dec.copy_(W_dec.reshape({-1, d_in}).narrow(0, 0, n));
+  sae->W_enc.copy_(W_enc_t.reshape({-1, d_in}).narrow(0, 0, n).t());
+  sae->b_enc.copy_(b_enc.reshape({-1}).narrow(0, 0, n));
+  sae->b_dec.copy_(shard.b_dec.detach());
+  sae->set_input_scale(trained.input_scale);
+  return sae;
+}
+
 }  // namespace saelab

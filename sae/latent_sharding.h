@@ -142,6 +142,12 @@ absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
                                                           ActivationSource& source,
                                                           uint64_t seed, Communicator& comm);
 
+// The whole SAE of a sharded training, assembled on rank 0 (a TopKSae with
+// trained.config, its weights and input scale); null on the other ranks.
+// Rank 0 needs the whole SAE's memory; every rank must call it.
+absl::StatusOr<std::unique_ptr<Sae>> GatherOnRankZero(const ShardedTrainResult& trained,
+                                                      int64_t d_in, Communicator& comm);
+
 }  // namespace saelab
 
 #endif  // SAELAB_SAE_LATENT_SHARDING_H_

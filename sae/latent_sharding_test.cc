@@ -192,6 +192,19 @@ TEST(LatentShardedTopKTest, TrainingOnShardsGivesTrainSaesSae) {
       EXPECT_LT(RelativeError(shard.b_dec.detach(), whole->sae->b_dec), 1e-4) << world;
       EXPECT_NEAR(trained->last_loss, whole->last_terms.at("loss"),
                   1e-4 * whole->last_terms.at("loss"));
+      // Assembled on rank 0: the whole SAE, each shard in its place.
+      absl::StatusOr<std::unique_ptr<Sae>> gathered = GatherOnRankZero(*trained, 16, comm);
+      ASSERT_TRUE(gathered.ok()) << gathered.status();
+      if (comm.rank() != 0) {
+        EXPECT_EQ(*gathered, nullptr);
+        return;
+      }
+      Sae& sae = **gathered;
+      EXPECT_EQ(sae.input_scale(), whole->sae->input_scale());
+      for (const auto& [name, tensor] : whole->sae->NamedTensors()) {
+        EXPECT_LT(RelativeError(sae.NamedTensors().at(name), tensor), 1e-4) << name;
+      }
+      EXPECT_TRUE(torch::equal(sae.W_dec.narrow(0, begin, size), shard.W_dec.detach()));
     });
   }
 }

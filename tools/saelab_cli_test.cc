@@ -163,6 +163,18 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   const ExperimentResult parallel_result = ReadResult(dir + "/parallel/result.pb");
   EXPECT_EQ(parallel_result.provenance().data_parallel_ranks(), 2);
   ExpectSameMetrics(parallel_result.saes(0), reported, 1e-3, "--nproc=2");
+  // The latents split over 2 workers instead of the batch: the same SAE.
+  CliRun sharded = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+                                       "/sharded --architecture=topk --k=3 --n_latents=96"
+                                       " --tokens=100000 --batch_size=500 --eval_rows=-1000:"
+                                       " --seed=4 --nproc=2 --shard_latents"));
+  ASSERT_EQ(sharded.exit_code, 0) << sharded.err;
+  ExpectSameMetrics(ReadResult(dir + "/sharded/result.pb").saes(0), reported, 1e-3,
+                    "--shard_latents");
+  CliRun alone = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+                                     "/alone --shard_latents"));
+  EXPECT_EQ(alone.exit_code, 2);
+  EXPECT_THAT(alone.err, HasSubstr("--shard_latents splits the latents over workers"));
   CliRun refused = Saelab(absl::StrCat("inspect --dir=", out, " --nproc=2"));
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_THAT(refused.err, HasSubstr("--nproc is for `saelab train`"));

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "data/activations/activation_files.h"
 #include "harness/distributed.h"
+#include "sae/latent_sharding.h"
 #include "harness/file_io.h"
 #include "harness/provenance.h"
 #include "harness/result.pb.h"
@@ -156,7 +157,28 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   SetRecoverCorruptTrainState(flags.Bool("recover_train_state"));
   TrainOptions options;
   options.dir = out;
-  ASSIGN_OR_RETURN(TrainResult trained, TrainSae(config, *source, sae_seed, options));
+  TrainResult trained;
+  Communicator* comm = ProcessCommunicator();
+  if (flags.Bool("shard_latents") && !HasSavedSae(out)) {
+    if (comm == nullptr) {
+      return UsageError("--shard_latents splits the latents over workers: give --nproc=N > 1 "
+                        "(or start the workers with torchrun or Slurm)");
+    }
+    // Each rank trains its block of latents; rank 0 assembles the whole
+    // SAE and writes it as TrainSae would.
+    PhaseClock clock;
+    ASSIGN_OR_RETURN(ShardedTrainResult sharded,
+                     TrainLatentShardedTopK(config, *source, sae_seed, *comm));
+    ASSIGN_OR_RETURN(trained.sae, GatherOnRankZero(sharded, acts.d(), *comm));
+    if (comm->rank() > 0) return absl::OkStatus();
+    trained.config = sharded.config;
+    trained.steps = sharded.steps;
+    trained.finished = true;
+    trained.wall_seconds = clock.Seconds();
+    RETURN_IF_ERROR(SaveSae(out, *trained.sae, trained.config));
+  } else {
+    ASSIGN_OR_RETURN(trained, TrainSae(config, *source, sae_seed, options));
+  }
   RecordPhase("train", trained.wall_seconds, result.mutable_provenance());
   RecordSeeds(seeds, result.mutable_provenance());
 
@@ -178,7 +200,7 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   RecordPhase("eval", eval_clock.Seconds(), result.mutable_provenance());
   *result.add_saes() = sae_result;
   // Data-parallel (--nproc, torchrun, Slurm): rank 0 writes and reports.
-  if (Communicator* comm = ProcessCommunicator(); comm != nullptr) {
+  if (comm != nullptr) {
     result.mutable_provenance()->set_data_parallel_ranks(comm->world_size());
     if (comm->rank() > 0) return absl::OkStatus();
   }
@@ -233,6 +255,11 @@ Command TrainCommand() {
           {"train_rows", FlagType::kString, "",
            "Training rows as a slice (default: every row before the held-out ones)."},
           {"seed", FlagType::kInt, "0", "Root seed (data order and SAE initialisation)."},
+          {"shard_latents", FlagType::kBool, "false",
+           "With --nproc=N (or torchrun/Slurm workers): split the latents of a TopK SAE over "
+           "the workers instead of the batch, each holding 1/N of the weights "
+           "(docs/scaling.md); rank 0 assembles the SAE at the end. No train states yet: a "
+           "killed run starts over."},
           {"recover_train_state", FlagType::kBool, "false",
            "Set a corrupted train state aside (kept as .corrupt) and resume from the previous "
            "checkpoint, or from the start."},
