@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -141,6 +142,55 @@ TEST(DataParallelExperimentTest, TwoLocalWorkersGiveTheSingleProcessMetrics) {
   // directory holds the results alone.
   for (const auto& entry : std::filesystem::directory_iterator(::testing::TempDir())) {
     EXPECT_THAT(entry.path().filename().string(), ::testing::Not(HasSubstr("rank1")));
+  }
+}
+
+// The small subject-model config with its own token and store cache.
+std::string SubjectConfig(const std::string& cache) {
+  const std::string path = Dir(cache + ".textproto");
+  std::string text = Slurp(Runfile("experiments/testdata/subject_sae_small.textproto"));
+  text = absl::StrReplaceAll(
+      text, {{"  activations {\n", absl::StrCat("  activations {\n    cache_dir: \"", Dir(cache),
+                                                "\"\n")}});
+  EXPECT_TRUE(AtomicWriteFile(path, text).ok());
+  return path;
+}
+
+std::map<std::string, std::string> StoreFiles(const std::string& cache) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(cache + "/activations")) {
+    if (entry.is_regular_file()) {
+      files[entry.path().filename().string()] = *ReadFile(entry.path().string());
+    }
+  }
+  return files;
+}
+
+TEST(DataParallelExperimentTest, WorkersShareTheCacheAndHarvestTheStoreTogether) {
+  const std::string binary = Runfile("experiments/subject_sae");
+  ASSERT_EQ(Wait(Start({binary, "--config=" + SubjectConfig("cache1"), "--run_dir=" + Dir("s1")},
+                       Dir("s1.log")),
+                 std::chrono::seconds(240)),
+            0)
+      << Slurp(Dir("s1.log"));
+  ASSERT_EQ(Wait(Start({binary, "--config=" + SubjectConfig("cache2"), "--run_dir=" + Dir("s2"),
+                        "--nproc=2"},
+                       Dir("s2.log"), {"TMPDIR=" + ::testing::TempDir()}),
+                 std::chrono::seconds(240)),
+            0)
+      << Slurp(Dir("s2.log"));
+  // Each worker harvested its share of the chunks into the one store, and
+  // rank 0 finished it: the same files as one process's harvest.
+  const auto one = StoreFiles(Dir("cache1")), two = StoreFiles(Dir("cache2"));
+  EXPECT_EQ(one.size(), 5u);  // 256 contexts / 64 per chunk, and the manifest
+  EXPECT_TRUE(one == two);
+  EXPECT_THAT(Slurp(Dir("s2.log")), HasSubstr("(share 0 of 2)"));
+  const ExperimentResult a = ReadResult(Dir("s1")), b = ReadResult(Dir("s2"));
+  ASSERT_EQ(a.saes_size(), 1);
+  ASSERT_EQ(b.saes_size(), 1);
+  for (const char* metric : {"nmse", "l0", "dead_fraction"}) {
+    const double x = a.saes(0).metrics().at(metric), y = b.saes(0).metrics().at(metric);
+    EXPECT_NEAR(y, x, 5e-3 * std::max(1.0, std::abs(x))) << metric;
   }
 }
 

@@ -252,6 +252,14 @@ absl::Status Communicator::Barrier() {
   return Guard("barrier", [&] { group_->barrier()->wait(); });
 }
 
+absl::Status RankZeroFirst(Communicator* comm, const std::function<absl::Status()>& work) {
+  if (comm == nullptr || comm->world_size() == 1) return work();
+  if (comm->rank() == 0) RETURN_IF_ERROR(work());
+  RETURN_IF_ERROR(comm->Barrier());
+  if (comm->rank() != 0) RETURN_IF_ERROR(work());
+  return absl::OkStatus();
+}
+
 void SetProcessCommunicator(Communicator* communicator) { process_communicator = communicator; }
 
 Communicator* ProcessCommunicator() { return process_communicator; }

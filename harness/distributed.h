@@ -48,7 +48,10 @@ struct WorldSettings {
   bool agent_hosts_store = false;
   // How long a collective or the rendezvous waits for a peer before
   // failing with an error instead of hanging (SAELAB_DIST_TIMEOUT_SECONDS).
-  absl::Duration timeout = absl::Minutes(5);
+  // Long enough for the other ranks to wait out rank 0's tokenising of the
+  // corpora or its share of a harvest at a barrier; a peer that dies is
+  // noticed at once when its sockets close.
+  absl::Duration timeout = absl::Minutes(30);
 };
 
 // The settings in the environment, read through `getenv` (the process's
@@ -121,6 +124,12 @@ class Communicator {
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
   int64_t string_broadcasts_ = 0;
 };
+
+// For a step that fills a cache every rank then reads (token shards, an
+// activation store): rank 0 runs `work` first, the others run it once rank
+// 0 has finished (and find the cache filled). With a null communicator,
+// runs it. Errors: work's; a failed barrier (a peer died).
+absl::Status RankZeroFirst(Communicator* comm, const std::function<absl::Status()>& work);
 
 // The communicator the process's training uses when a caller gives none
 // (sae/trainer.h); null (the default) means one process. Not owned.

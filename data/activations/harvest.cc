@@ -118,6 +118,11 @@ absl::StatusOr<std::vector<ActivationStore>> HarvestActivationsAtHooks(
     if (options.contexts_per_chunk < 1 || options.batch_contexts < 1) {
       return invalid("contexts_per_chunk and batch_contexts must be >= 1");
     }
+    if (options.shard_count < 1 || options.shard_rank < 0 ||
+        options.shard_rank >= options.shard_count) {
+      return invalid(absl::StrCat("shard_rank ", options.shard_rank, " of shard_count ",
+                                  options.shard_count, " is not a share"));
+    }
     // One forward pass serves every store: they must cut the same contexts
     // the same way.
     if (i > 0 && (key.context_begin() != keys[0].context_begin() ||
@@ -204,6 +209,7 @@ absl::StatusOr<std::vector<ActivationStore>> HarvestActivationsAtHooks(
                       "tokens");
     int64_t written = 0;
     for (int64_t c = 0; c < n_chunks; ++c) {
+      if (options.shard_count > 1 && c % options.shard_count != options.shard_rank) continue;
       const int64_t first = first_key.context_begin() + c * per_chunk;
       const int64_t last = std::min(first + per_chunk, first_key.context_end());
       // Which stores still need chunk c (a valid file on disk is kept).
@@ -258,7 +264,8 @@ absl::StatusOr<std::vector<ActivationStore>> HarvestActivationsAtHooks(
         entry->set_sha256(shas[i]);
         const bool wrote = std::find(needing.begin(), needing.end(), &plan) != needing.end();
         ++(wrote ? plan.written : plan.reused);
-        if (wrote) RETURN_IF_ERROR(WriteManifest(plan.dir, plan.manifest));
+        // A share's manifest would miss the other ranks' chunks.
+        if (wrote && options.shard_count == 1) RETURN_IF_ERROR(WriteManifest(plan.dir, plan.manifest));
       }
       progress.Update((last - first_key.context_begin()) * first_key.context_length());
       if (!needing.empty()) {
@@ -275,7 +282,12 @@ absl::StatusOr<std::vector<ActivationStore>> HarvestActivationsAtHooks(
     progress.Finish(absl::StrCat(open.front()->written, " chunks written, ",
                                  open.front()->reused, " reused",
                                  open.size() > 1 ? absl::StrCat(" (", open.size(), " stores)")
-                                                 : std::string()));
+                                                 : std::string(),
+                                 options.shard_count > 1
+                                     ? absl::StrCat(" (share ", options.shard_rank, " of ",
+                                                    options.shard_count, ")")
+                                     : std::string()));
+    if (options.shard_count > 1) return std::vector<ActivationStore>();
     for (StorePlan* plan : open) {
       RETURN_IF_ERROR(ComputeStats(plan->dir, &plan->manifest));
       plan->manifest.set_complete(true);

@@ -29,6 +29,13 @@ struct HarvestOptions {
   int64_t stop_after_chunks = -1;
   // Shown in the progress line ("harvest <label>"); empty: the hook name.
   std::string label;
+  // Distributed harvesting: with shard_count > 1, compute only the chunks
+  // c with c % shard_count == shard_rank (each rank its share, into the
+  // same directories), write no manifest and return no store. Once every
+  // rank is done, one call with shard_count 1 verifies the chunks, computes
+  // any that are missing and writes the complete manifest.
+  int shard_rank = 0;
+  int shard_count = 1;
 };
 
 // Harvests key.hook_name's activations over contexts[key.context_begin,

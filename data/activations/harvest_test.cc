@@ -62,6 +62,37 @@ TEST(HarvestTest, KilledHarvestResumesToIdenticalFiles) {
   EXPECT_TRUE(DirectoryContents(resumed) == expected);
 }
 
+// Distributed harvesting: two ranks' shares (here one after the other, in
+// threads of a job they would run at once), then the finishing call, give
+// the single harvest's files byte for byte, and the finishing call
+// computes nothing.
+TEST(HarvestTest, SharesOfRanksThenTheFinishingCallAreTheSingleHarvest) {
+  const std::string whole = TestDir("share_whole"), shared = TestDir("shared");
+  HarvestForTest(whole);
+  for (int rank = 0; rank < 2; ++rank) {
+    HarvestOptions share = SmallChunks();
+    share.shard_rank = rank;
+    share.shard_count = 2;
+    absl::StatusOr<std::vector<ActivationStore>> none =
+        HarvestActivationsAtHooks(TinyModel(), TestContexts(), {TestKey()}, {shared}, share);
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_TRUE(none->empty());
+    // Rank 0 wrote chunks 0 and 2; rank 1 adds 1 and 3; no manifest yet.
+    EXPECT_EQ(DirectoryContents(shared).size(), 2u * (rank + 1));
+    EXPECT_FALSE(PathExists(shared + "/manifest"));
+  }
+  ASSERT_TRUE(HarvestActivations(TinyModel(), TestContexts(), TestKey(), shared,
+                                 SmallChunks()).ok());
+  EXPECT_TRUE(DirectoryContents(shared) == DirectoryContents(whole));
+  HarvestOptions bad = SmallChunks();
+  bad.shard_rank = 2;
+  bad.shard_count = 2;
+  EXPECT_EQ(HarvestActivations(TinyModel(), TestContexts(), TestKey(), TestDir("bad_share"), bad)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(HarvestTest, PairedStoreHoldsInputAndTargetSideBySideAndIsAPairedSource) {
   ActivationStoreKey key = TestKey();
   key.set_hook_name("blocks.1.hook_mlp_in");

@@ -12,6 +12,7 @@
 #include "data/activations/store_format.h"
 #include "data/activations/store_source.h"
 #include "data/text/text_dataset.h"
+#include "harness/distributed.h"
 #include "harness/file_io.h"
 #include "harness/log.h"
 #include "harness/provenance.h"
@@ -104,9 +105,14 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
   const std::string cache = SaelabCacheDir(config.cache_dir());
   const std::string shard_prefix = absl::StrCat(cache, "/shards/", text.sha256.substr(0, 16), "-",
                                                 data.tokenizer.Sha256().substr(0, 16), "-");
-  absl::StatusOr<PackedSplits> splits =
-      PackTrainAndVal(text, data.tokenizer, shard_prefix, config.context_length(),
-                      config.train_contexts(), config.eval_contexts(), provenance);
+  // Data-parallel workers (harness/distributed.h) share the cache: rank 0
+  // tokenises, the others then read its shards.
+  absl::StatusOr<PackedSplits> splits = absl::UnknownError("not packed");
+  RETURN_IF_ERROR(RankZeroFirst(ProcessCommunicator(), [&] {
+    splits = PackTrainAndVal(text, data.tokenizer, shard_prefix, config.context_length(),
+                             config.train_contexts(), config.eval_contexts(), provenance);
+    return absl::OkStatus();
+  }));
   if (!splits.ok()) {
     return absl::Status(splits.status().code(),
                         absl::StrCat(model_dir, ": ", splits.status().message()));
@@ -153,8 +159,24 @@ absl::StatusOr<SubjectData> OpenSubjectData(const SubjectActivationsConfig& conf
     harvest.contexts_per_chunk = config.contexts_per_chunk();
     if (keys.size() == 1) harvest.label = data.hook_name;
     clock = PhaseClock();
-    ASSIGN_OR_RETURN(std::vector<ActivationStore> stores,
-                     HarvestActivationsAtHooks(data.model, data.train_contexts, keys, dirs, harvest));
+    // Data-parallel workers harvest the store together: each its share of
+    // the chunks, then rank 0 verifies them and writes the manifest, then
+    // the others open the complete store.
+    Communicator* comm = ProcessCommunicator();
+    if (comm != nullptr && comm->world_size() > 1) {
+      HarvestOptions share = harvest;
+      share.shard_rank = comm->rank();
+      share.shard_count = comm->world_size();
+      RETURN_IF_ERROR(
+          HarvestActivationsAtHooks(data.model, data.train_contexts, keys, dirs, share).status());
+      RETURN_IF_ERROR(comm->Barrier());
+    }
+    std::vector<ActivationStore> stores;
+    RETURN_IF_ERROR(RankZeroFirst(comm, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(stores,
+                       HarvestActivationsAtHooks(data.model, data.train_contexts, keys, dirs, harvest));
+      return absl::OkStatus();
+    }));
     ActivationStore store = std::move(stores.front());
     const double harvest_seconds = clock.Seconds();
     RecordPhase("harvest_or_open_store", harvest_seconds, provenance);
