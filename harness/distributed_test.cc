@@ -8,10 +8,9 @@
 #include <string>
 #include <thread>
 
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
-
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "harness/internal/thread_ranks.h"
 #include "gtest/gtest.h"
 
 namespace saelab {
@@ -89,25 +88,8 @@ TEST(WorldSettingsTest, BadSettingsAreErrorsNamingTheVariable) {
               HasSubstr("SLURM_JOB_NODELIST"));
 }
 
-// Runs body(rank) on `world` threads, each with its communicator over one
-// shared in-memory store.
-void OnThreads(int world, absl::Duration timeout,
-               const std::function<void(Communicator&)>& body) {
-  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world; ++rank) {
-    threads.emplace_back([&, rank] {
-      absl::StatusOr<std::unique_ptr<Communicator>> comm =
-          Communicator::OverStore(store, rank, world, timeout);
-      ASSERT_TRUE(comm.ok()) << comm.status();
-      body(**comm);
-    });
-  }
-  for (std::thread& t : threads) t.join();
-}
-
 TEST(CommunicatorTest, CollectivesGiveEveryRankTheSameAnswer) {
-  OnThreads(3, absl::Seconds(30), [](Communicator& comm) {
+  RunOnThreadRanks(3, absl::Seconds(30), [](Communicator& comm) {
     const int r = comm.rank();
     std::vector<torch::Tensor> tensors = {torch::tensor({1.0f * (r + 1), 10.0f * (r + 1)}),
                                           torch::tensor({static_cast<int64_t>(1) << r})};
@@ -151,7 +133,7 @@ TEST(CommunicatorTest, CollectivesGiveEveryRankTheSameAnswer) {
 TEST(CommunicatorTest, APeerThatLeavesMakesTheCollectiveFailWithinTheTimeout) {
   absl::Duration waited;
   absl::Status status;
-  OnThreads(2, absl::Seconds(3), [&](Communicator& comm) {
+  RunOnThreadRanks(2, absl::Seconds(3), [&](Communicator& comm) {
     if (comm.rank() == 1) return;  // leaves: its communicator closes its connections
     const absl::Time start = absl::Now();
     std::vector<torch::Tensor> t = {torch::ones({4})};

@@ -4,29 +4,20 @@
 #include <thread>
 #include <vector>
 
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/torch.h>
 
 #include "gtest/gtest.h"
-#include "data/activations/synthetic_features.h"
+#include "harness/internal/thread_ranks.h"
+#include "sae/internal/test_source.h"
 #include "sae/factory.h"
 #include "sae/trainer.h"
 
 namespace saelab {
 namespace {
 
-void OnRanks(int world, const std::function<void(Communicator&)>& body) {
-  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world; ++rank) {
-    threads.emplace_back([&, rank] {
-      absl::StatusOr<std::unique_ptr<Communicator>> comm =
-          Communicator::OverStore(store, rank, world, absl::Seconds(60));
-      ASSERT_TRUE(comm.ok()) << comm.status();
-      body(**comm);
-    });
-  }
-  for (std::thread& t : threads) t.join();
+void OnRanks(int world, const std::function<void(Communicator&)>& body,
+             absl::Duration timeout = absl::Seconds(60)) {
+  RunOnThreadRanks(world, timeout, body);
 }
 
 std::unique_ptr<Sae> FullSae(int64_t n, int64_t k) {
@@ -144,14 +135,7 @@ SaeConfig TrainConfig(int64_t n) {
   return config;
 }
 
-std::unique_ptr<SyntheticFeatureSource> Source() {
-  SyntheticDataConfig data;
-  data.set_d(16);
-  data.set_n_features(48);
-  data.set_mean_active_features(3);
-  data.set_eval_tokens(64);
-  return std::move(SyntheticFeatureSource::Create(data, 11).value());
-}
+std::unique_ptr<SyntheticFeatureSource> Source() { return SmallSyntheticSource(); }
 
 TEST(LatentShardedTopKTest, CreateGivesTheShardsOfCreateSaesBitsWithoutTheWhole) {
   for (const int64_t n : {64, 8200}) {  // 8200: a shard spans two blocks of random rows

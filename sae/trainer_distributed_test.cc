@@ -7,12 +7,12 @@
 #include <thread>
 #include <vector>
 
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/torch.h>
 
-#include "data/activations/synthetic_features.h"
+#include "sae/internal/test_source.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "harness/internal/thread_ranks.h"
 #include "harness/distributed.h"
 #include "harness/file_io.h"
 #include "sae/checkpoint.h"
@@ -29,17 +29,7 @@ using ::testing::TempDir;
 // Runs body(comm) on `world` threads, one rank each.
 void OnRanks(int world, const std::function<void(Communicator&)>& body,
              absl::Duration timeout = absl::Seconds(60)) {
-  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world; ++rank) {
-    threads.emplace_back([&, rank] {
-      absl::StatusOr<std::unique_ptr<Communicator>> comm =
-          Communicator::OverStore(store, rank, world, timeout);
-      ASSERT_TRUE(comm.ok()) << comm.status();
-      body(**comm);
-    });
-  }
-  for (std::thread& t : threads) t.join();
+  RunOnThreadRanks(world, timeout, body);
 }
 
 // max |a - b| / max |b| over every named tensor.
@@ -147,14 +137,7 @@ TEST(ShardMeanTest, TopKSparseStepShardGradientsAverageToTheBatchGradient) {
 
 // ---- The trainer. ----
 
-std::unique_ptr<SyntheticFeatureSource> Source() {
-  SyntheticDataConfig data;
-  data.set_d(16);
-  data.set_n_features(48);
-  data.set_mean_active_features(3);
-  data.set_eval_tokens(64);
-  return std::move(SyntheticFeatureSource::Create(data, 11).value());
-}
+std::unique_ptr<SyntheticFeatureSource> Source() { return SmallSyntheticSource(); }
 
 SaeConfig TopKConfigForTest(int64_t steps) {
   SaeConfig config;

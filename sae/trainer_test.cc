@@ -7,7 +7,7 @@
 #include <string>
 #include <torch/utils.h>
 
-#include "data/activations/synthetic_features.h"
+#include "sae/internal/test_source.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
@@ -23,14 +23,7 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::TempDir;
 
-std::unique_ptr<SyntheticFeatureSource> Source() {
-  SyntheticDataConfig data;
-  data.set_d(16);
-  data.set_n_features(48);
-  data.set_mean_active_features(3);
-  data.set_eval_tokens(64);
-  return std::move(SyntheticFeatureSource::Create(data, 11).value());
-}
+std::unique_ptr<SyntheticFeatureSource> Source() { return SmallSyntheticSource(); }
 
 SaeConfig TopKConfigForTest() {
   SaeConfig config;
