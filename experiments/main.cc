@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
   const std::vector<char*> original_argv(argv, argv + argc);
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  if (absl::GetFlag(FLAGS_config).empty()) {
+    std::fprintf(stderr, "error: --config is required\n");
+    return 2;
+  }
   const int nproc = absl::GetFlag(FLAGS_nproc);
   absl::StatusOr<std::unique_ptr<saelab::Communicator>> comm = saelab::JoinJob(nproc);
   if (!comm.ok()) {
@@ -74,10 +78,6 @@ int main(int argc, char** argv) {
   options.model_dir = absl::GetFlag(FLAGS_model_dir);
   options.argc = argc;
   options.argv = argv;
-  if (options.config_path.empty()) {
-    std::fprintf(stderr, "error: --config is required\n");
-    return 2;
-  }
   absl::StatusOr<saelab::RunnerOutcome> outcome = saelab::RunExperiment(options);
   if (!outcome.ok()) {
     std::fprintf(stderr, "error: %s\n", outcome.status().ToString().c_str());

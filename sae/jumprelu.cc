@@ -145,14 +145,28 @@ LossOutput JumpReluLoss(const LossInputs& inputs, const JumpReluLossOptions& opt
   } else {
     // The same forward value as l0, but differentiable in theta.
     sparsity = JumpReluStep(z, threshold, options.bandwidth).sum(1).mean();
-    if (options.target_l0 > 0) {
+    if (options.target_l0 > 0 && inputs.shard_mean) {
+      // Data-parallel: the term squares the whole batch's mean L0 m, the
+      // mean of the shards' m_r. Its value at m, and the gradient
+      // f'(m) grad m_r, whose mean over the shards is f'(m) grad m.
+      const double m = inputs.shard_mean(sparsity.item<double>());
+      const double miss = m / options.target_l0 - 1.0;
+      sparsity = options.target_scale * miss * miss +
+                 (2.0 * options.target_scale * miss / options.target_l0) *
+                     (sparsity - sparsity.detach());
+    } else if (options.target_l0 > 0) {
       sparsity = options.target_scale * (sparsity / options.target_l0 - 1.0).pow(2);
+    }
+    if (options.target_l0 > 0) {
       // Anthropic's pre-activation loss on the latents silent on the whole
       // batch (SAELens applies it to the dead ones; a batch is a shorter
       // memory, so it reaches a latent the moment it stops firing): a
       // latent whose z stays under its threshold gets no other gradient.
       if (options.pre_act_coefficient > 0) {
-        torch::Tensor silent = (z > threshold).any(0).logical_not().to(z.dtype()).detach();  // [n]
+        torch::Tensor fired = (z > threshold).any(0).to(z.dtype()).detach();  // [n]
+        // Data-parallel: silent on every shard of the batch.
+        if (inputs.shard_sum) fired = inputs.shard_sum(fired);
+        torch::Tensor silent = (fired == 0).to(z.dtype());
         torch::Tensor decoder_norms = W_dec.norm(2, {1});  // [n]
         pre_act = (torch::relu(threshold - z) * decoder_norms * silent).sum(1).mean();
       }

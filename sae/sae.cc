@@ -61,6 +61,7 @@ LossInputs Sae::LossInputsFor(const torch::Tensor& x, const TrainStepInfo& info)
   inputs.dead_mask = info.dead_mask;
   inputs.target = info.target;
   inputs.shard_mean = info.shard_mean;
+  inputs.shard_sum = info.shard_sum;
   return inputs;
 }
 

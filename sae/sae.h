@@ -40,6 +40,9 @@ namespace saelab {
 // rank calls it, in the same order). Unset for one process: the shard is
 // the batch, and the losses run exactly as without it.
 using ShardMean = std::function<double(double)>;
+// The same for a tensor: its elementwise sum over the shards (e.g. how many
+// shards a latent fired on). Unset for one process.
+using ShardSum = std::function<torch::Tensor(const torch::Tensor&)>;
 
 // What the trainer tells an SAE about the current step.
 struct TrainStepInfo {
@@ -51,9 +54,10 @@ struct TrainStepInfo {
   // [batch, d_in] (scaled): what x_hat should reconstruct, for a
   // transcoder (SaeConfig.transcoder); undefined: x itself.
   torch::Tensor target;
-  // Data-parallel training: batch sums to their mean over shards; unset
-  // for one process.
+  // Data-parallel training: batch sums to their mean over shards, tensors
+  // to their sum over shards; unset for one process.
   ShardMean shard_mean;
+  ShardSum shard_sum;
 };
 
 // One training forward pass, in scaled space.
@@ -94,8 +98,9 @@ struct LossInputs {
   // [batch, d_in]: what x_hat should reconstruct (a transcoder's target);
   // undefined: x. Losses read it through Target().
   torch::Tensor target;
-  // TrainStepInfo::shard_mean; unset for one process.
+  // TrainStepInfo::shard_mean and shard_sum; unset for one process.
   ShardMean shard_mean;
+  ShardSum shard_sum;
 
   // extra.at(name); throws (c10::Error) naming the tensor if absent.
   const torch::Tensor& Extra(const std::string& name) const;

@@ -414,6 +414,12 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
       }
       return *sum / comm_->world_size();
     };
+    info.shard_sum = [this](const torch::Tensor& value) {
+      std::vector<torch::Tensor> sum = {value.detach().contiguous().clone()};
+      if (comm_error_.ok()) comm_error_ = comm_->AllReduceSum(sum);
+      if (!comm_error_.ok()) sum[0].fill_(std::numeric_limits<double>::quiet_NaN());
+      return sum[0];
+    };
   }
   if (d_target_ > 0) info.target = rows.narrow(1, d_in_, d_target_) * sae.input_scale();
 

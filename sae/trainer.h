@@ -19,11 +19,11 @@
 // per step averages the gradients (and sums the loss and the fired
 // latents), so every rank applies the same update and the weights stay
 // bit-identical across ranks. For losses that are means over rows (ReLU-L1,
-// Gated, JumpReLU's L0 penalty) and for the TopK family's NMSE and AuxK
-// (whose batch sums are averaged over shards, ShardMean in sae/sae.h) the
-// averaged gradient is the whole batch's gradient up to float rounding;
-// BatchTopK's batch-wide selection and JumpReLU's target-L0 term are
-// computed per shard (docs/scaling.md). Rank 0 alone reads and writes the
+// Gated, JumpReLU's L0 penalty), for the TopK family's NMSE and AuxK (whose
+// batch sums are averaged over shards, ShardMean in sae/sae.h) and for
+// JumpReLU's target-L0 term and batch-silent latents (ShardMean, ShardSum)
+// the averaged gradient is the whole batch's gradient up to float rounding;
+// BatchTopK's batch-wide selection is computed per shard (docs/scaling.md). Rank 0 alone reads and writes the
 // directory (checkpoints, the final SAE) and sends the state it resumed
 // from to the others, so a run checkpointed on any number of ranks resumes
 // on any other.
