@@ -201,8 +201,8 @@ TEST(DataParallelTrainerTest, TwoRanksTrainTheSaeOneProcessTrainsOnTheSameGlobal
   // Measured: 1.3e-7 (TopK), 5.9e-7 (ReLU-L1) and 4.6e-7 (JumpReLU to a
   // target) relative, float rounding of the split sums through 12 Adam
   // steps. Summing the ranks' gradients instead of averaging them gives
-  // 0.15 and 0.13; JumpReLU's target term or silent latents per shard 0.32
-  // and 0.34.
+  // 0.15 and 0.13; JumpReLU's target term and silent latents both per
+  // shard 0.32, its silent latents alone per shard 0.34.
   for (const SaeConfig& config : {TopKConfigForTest(12), ReluL1ConfigForTest(12),
                                   JumpReluTargetConfigForTest(12)}) {
     auto source = Source();
