@@ -83,9 +83,8 @@ absl::StatusOr<RunnerOutcome> RunExperiment(const RunnerOptions& options) {
   const bool worker = comm != nullptr && comm->rank() > 0;
   std::string run_dir = options.run_dir;
   if (worker) {
-    const char* tmp = std::getenv("TMPDIR");
-    run_dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/saelab-",
-                           config.name(), "-rank", comm->rank(), "-", getpid());
+    run_dir = absl::StrCat(TempDirectory(), "/saelab-", config.name(), "-rank", comm->rank(),
+                           "-", getpid());
   }
   ASSIGN_OR_RETURN(RunDir run, OpenRunDir(run_dir, config.name(), as_run_text, config_sha256));
   if (comm != nullptr) {

@@ -31,6 +31,10 @@ absl::Status MakeDirs(const std::string& path);
 // True if `path` exists (file or directory).
 bool PathExists(const std::string& path);
 
+// The directory for scratch files: $TMPDIR if it names a directory, else
+// /tmp (std::filesystem::temp_directory_path, without its throw).
+std::string TempDirectory();
+
 }  // namespace saelab
 
 #endif  // SAELAB_HARNESS_FILE_IO_H_

@@ -57,5 +57,21 @@ TEST(FileIoTest, WriteIntoMissingDirectoryIsAnErrorNamingIt) {
   EXPECT_NE(status.message().find("missing_dir"), std::string::npos);
 }
 
+TEST(FileIoTest, TempDirectoryIsTmpdirWhenItIsADirectoryElseTmp) {
+  const char* saved = std::getenv("TMPDIR");
+  const std::string saved_value = saved != nullptr ? saved : "";
+  const std::string dir = ::testing::TempDir() + "/tmpdir_here";
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  setenv("TMPDIR", dir.c_str(), 1);
+  EXPECT_EQ(TempDirectory(), dir);
+  setenv("TMPDIR", (dir + "/missing").c_str(), 1);
+  EXPECT_EQ(TempDirectory(), "/tmp");
+  if (saved != nullptr) {
+    setenv("TMPDIR", saved_value.c_str(), 1);
+  } else {
+    unsetenv("TMPDIR");
+  }
+}
+
 }  // namespace
 }  // namespace saelab

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "harness/file_io.h"
 #include "harness/status_macros.h"
 
 extern char** environ;
@@ -82,9 +83,7 @@ absl::Status LaunchLocalWorkers(const LaunchOptions& options) {
   const int port = store->getPort();
   std::string log_prefix = options.log_prefix;
   if (log_prefix.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    log_prefix = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/saelab-",
-                              getpid(), "-rank");
+    log_prefix = absl::StrCat(TempDirectory(), "/saelab-", getpid(), "-rank");
   }
 
   std::vector<pid_t> pids(options.nproc, -1);
