@@ -212,10 +212,10 @@ class TrainingRun {
   // the only process.
   bool writer() const { return comm_ == nullptr || comm_->rank() == 0; }
   // Data-parallel: sums this rank's gradients, loss (*loss) and fired
-  // latents (out's) with every other rank's, leaving the mean gradients in
-  // the grad buffers, the mean loss in *loss and the union of the fired
-  // latents in *fired ([n] bool).
-  absl::Status AllReduceStep(const TrainOutput& out, double* loss, torch::Tensor* fired);
+  // latents (*fired, [n] bool) with every other rank's, leaving the mean
+  // gradients in the grad buffers, the mean loss in *loss and the union of
+  // the fired latents in *fired.
+  absl::Status AllReduceStep(double* loss, torch::Tensor* fired);
 
   TrainOptions options_;
   absl::Time start_;
@@ -430,7 +430,9 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
   const bool gradients_written = sae.TrainStepGradients(x, info, &out);
   if (!gradients_written) out = sae.TrainForward(x, info);
   double loss = out.loss.item<double>();
-  torch::Tensor fired;  // [n] bool
+  // [n] bool: the latents active on some row of the batch (every rank's
+  // rows, after the all-reduce).
+  torch::Tensor fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);
   if (comm_ != nullptr) {
     RETURN_IF_ERROR(comm_error_);
     // Every rank reaches the all-reduce, whatever its shard's loss; the
@@ -439,7 +441,7 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
       adam_->zero_grad();
       out.loss.backward();
     }
-    RETURN_IF_ERROR(AllReduceStep(out, &loss, &fired));
+    RETURN_IF_ERROR(AllReduceStep(&loss, &fired));
   }
   // A non-finite loss (finite but huge activations, a too large learning
   // rate) would poison every weight: stop before the update; the last
@@ -467,7 +469,6 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
 
   {
     torch::NoGradGuard no_grad;
-    if (!fired.defined()) fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);
     loop_.tokens_since_fired.add_(batch_size).masked_fill_(fired, 0);
   }
   loop_.next_step = step + 1;
@@ -496,8 +497,7 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
   return absl::OkStatus();
 }
 
-absl::Status TrainingRun::AllReduceStep(const TrainOutput& out, double* loss,
-                                        torch::Tensor* fired) {
+absl::Status TrainingRun::AllReduceStep(double* loss, torch::Tensor* fired) {
   torch::NoGradGuard no_grad;
   const int world = comm_->world_size();
   int64_t total = 0;
@@ -514,9 +514,8 @@ absl::Status TrainingRun::AllReduceStep(const TrainOutput& out, double* loss,
     offset += p.numel();
   }
   // [loss, fired_0 .. fired_{n-1}] in float64, so the loss keeps its digits.
-  const torch::Tensor local_fired = out.fired.defined() ? out.fired : (out.f != 0).any(0);
-  torch::Tensor stats = torch::cat({torch::tensor({*loss}, torch::kFloat64),
-                                    local_fired.to(torch::kFloat64)});
+  torch::Tensor stats =
+      torch::cat({torch::tensor({*loss}, torch::kFloat64), fired->to(torch::kFloat64)});
   std::vector<torch::Tensor> tensors = {bucket_, stats};
   RETURN_IF_ERROR(comm_->AllReduceSum(tensors));
   // The ranks' mean gradient. Gloo's reduction gives every rank the same
