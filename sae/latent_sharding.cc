@@ -64,8 +64,19 @@ struct SharedByRanks : public torch::autograd::Function<SharedByRanks> {
   }
 };
 
+// f()'s result as a StatusOr (f may return T or StatusOr<T>), with an
+// exception from a collective inside it as Unavailable.
+template <typename T>
+struct AsStatusOr {
+  using type = absl::StatusOr<T>;
+};
+template <typename T>
+struct AsStatusOr<absl::StatusOr<T>> {
+  using type = absl::StatusOr<T>;
+};
+
 template <typename F>
-auto Guarded(const F& f) -> absl::StatusOr<decltype(f())> {
+auto Guarded(const F& f) -> typename AsStatusOr<decltype(f())>::type {
   try {
     return f();
   } catch (const std::exception& e) {
@@ -158,17 +169,15 @@ absl::StatusOr<torch::Tensor> LatentShardedTopK::DecodeOwn(const Selection& sele
 
 absl::StatusOr<LatentShardedTopK::Code> LatentShardedTopK::Encode(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
-  ASSIGN_OR_RETURN(absl::StatusOr<Selection> selection,
+  ASSIGN_OR_RETURN(Selection selection,
                    Guarded([&] { return Select(PreActivations(x), k_, {}); }));
-  if (!selection.ok()) return selection.status();
-  return selection->code;
+  return selection.code;
 }
 
 absl::StatusOr<torch::Tensor> LatentShardedTopK::Reconstruct(const torch::Tensor& x) {
-  ASSIGN_OR_RETURN(absl::StatusOr<Selection> selection,
+  ASSIGN_OR_RETURN(Selection selection,
                    Guarded([&] { return Select(PreActivations(x), k_, {}); }));
-  if (!selection.ok()) return selection.status();
-  ASSIGN_OR_RETURN(torch::Tensor x_hat, DecodeOwn(*selection, x.size(1)));
+  ASSIGN_OR_RETURN(torch::Tensor x_hat, DecodeOwn(selection, x.size(1)));
   return x_hat + b_dec;
 }
 
@@ -179,18 +188,15 @@ absl::StatusOr<torch::Tensor> LatentShardedTopK::Loss(const torch::Tensor& x) {
 
 absl::StatusOr<LatentShardedTopK::LossTerms> LatentShardedTopK::LossWithAuxK(
     const torch::Tensor& x, const torch::Tensor& dead, int64_t k_aux, double auxk_coefficient) {
-  ASSIGN_OR_RETURN(absl::StatusOr<torch::Tensor> z, Guarded([&] { return PreActivations(x); }));
-  if (!z.ok()) return z.status();
-  ASSIGN_OR_RETURN(absl::StatusOr<Selection> selection,
-                   Guarded([&] { return Select(*z, k_, {}); }));
-  if (!selection.ok()) return selection.status();
-  ASSIGN_OR_RETURN(torch::Tensor partial, DecodeOwn(*selection, x.size(1)));
+  ASSIGN_OR_RETURN(torch::Tensor z, Guarded([&] { return PreActivations(x); }));
+  ASSIGN_OR_RETURN(Selection selection, Guarded([&] { return Select(z, k_, {}); }));
+  ASSIGN_OR_RETURN(torch::Tensor partial, DecodeOwn(selection, x.size(1)));
   LossTerms terms;
   terms.fired = torch::zeros({end_ - begin_}, torch::kBool);
   {
     torch::NoGradGuard no_grad;
-    const torch::Tensor mine = selection->own_values > 0;
-    terms.fired.index_put_({selection->own_indices.masked_select(mine)}, true);
+    const torch::Tensor mine = selection.own_values > 0;
+    terms.fired.index_put_({selection.own_indices.masked_select(mine)}, true);
   }
   const torch::Tensor x_hat = partial + b_dec;
   terms.nmse = BatchNmse(x_hat, x);
@@ -200,10 +206,8 @@ absl::StatusOr<LatentShardedTopK::LossTerms> LatentShardedTopK::LossWithAuxK(
     ASSIGN_OR_RETURN(double n_dead, comm_->AllReduceSum(dead.sum().item<double>()));
     if (n_dead > 0) {
       const int64_t k_dead = std::min<int64_t>(k_aux, static_cast<int64_t>(n_dead));
-      ASSIGN_OR_RETURN(absl::StatusOr<Selection> aux,
-                       Guarded([&] { return Select(*z, k_dead, dead); }));
-      if (!aux.ok()) return aux.status();
-      ASSIGN_OR_RETURN(torch::Tensor e_hat, DecodeOwn(*aux, x.size(1)));
+      ASSIGN_OR_RETURN(Selection aux, Guarded([&] { return Select(z, k_dead, dead); }));
+      ASSIGN_OR_RETURN(torch::Tensor e_hat, DecodeOwn(aux, x.size(1)));
       terms.auxk = BatchNmse(e_hat, (x - x_hat).detach());
       terms.loss = terms.loss + auxk_coefficient * terms.auxk;
     }
