@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "data/subject_model/gpt2_model.h"
+#include "eval/circuits/contrastive_pairs.h"
 #include "eval/eval_config.pb.h"
 #include "experiments/experiment_config.pb.h"
 #include "experiments/runner.h"
@@ -135,6 +136,20 @@ TEST_P(PaperConfigsTest, StartsOnAStandInOfGpt2SmallsShape) {
     s.mutable_dashboard()->set_first_latents(4);
     s.mutable_dashboard()->set_top_contexts(2);
   }
+  const bool circuits = s.has_circuit_eval();
+  if (circuits) {
+    CircuitEvalConfig& circuit = *s.mutable_circuit_eval();
+    absl::StatusOr<CircuitTaskConfig> task = BuiltinCircuitTask("kjv_thou");
+    ASSERT_TRUE(task.ok());
+    task->set_max_pairs(4);
+    circuit.clear_tasks();
+    *circuit.add_tasks() = *task;
+    circuit.set_ig_steps(1);
+    circuit.set_patching_check_nodes(2);
+    circuit.set_graph_nodes(2);
+    circuit.clear_circuit_sizes();
+    circuit.add_circuit_sizes(1);
+  }
   s.clear_feature_splitting();  // needs two dictionary sizes
   s.clear_fits();  // one point cannot be fitted
   config.clear_claims();
@@ -168,13 +183,14 @@ TEST_P(PaperConfigsTest, StartsOnAStandInOfGpt2SmallsShape) {
     EXPECT_EQ(metrics.count(metric), asked ? 1 : 0) << metric;
   }
   EXPECT_EQ(PathExists(absl::StrCat(options.run_dir, "/dashboards/index.html")), dashboard);
+  EXPECT_EQ(result.circuits_size(), circuits ? 1 : 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Paper, PaperConfigsTest,
                          ::testing::Values("frontier", "l1_vs_topk", "downstream_loss", "scaling",
                                            "layers", "dead_latents", "feature_splitting",
                                            "probes_ablation", "absorption", "steering",
-                                           "classification", "dashboards"));
+                                           "classification", "dashboards", "circuits"));
 
 TEST(PaperConfigsModelDirTest, ModelDirIsRefusedForAnExperimentWithoutASubjectModel) {
   RunnerOptions options;

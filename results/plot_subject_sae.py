@@ -10,7 +10,7 @@ Then, when the result has them: the power-law fits on log-log axes
 (plot_scaling.py), bars over seeds (plot_seeds.py), bars per hook
 (plot_sites.py), the evaluations vs L0 (plot_evaluations.py), dead
 fraction over training (plot_training_curves.py) and the feature-splitting
-map (plot_feature_splitting.py). Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
+map (plot_feature_splitting.py) and circuit faithfulness (plot_circuits.py). Needs the generated result_pb2 module on PYTHONPATH (the experiment runner
 sets it).
 """
 import matplotlib
@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import plot_circuits  # noqa: E402
 import plot_common  # noqa: E402
 import plot_evaluations  # noqa: E402
 import plot_feature_splitting  # noqa: E402
@@ -53,6 +54,7 @@ def main():
     plot_evaluations.draw(result, out_dir)
     plot_training_curves.draw(result, out_dir)
     plot_feature_splitting.draw(result, out_dir)
+    plot_circuits.draw(result, out_dir)
 
 
 if __name__ == "__main__":
