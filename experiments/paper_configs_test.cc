@@ -149,6 +149,14 @@ TEST_P(PaperConfigsTest, StartsOnAStandInOfGpt2SmallsShape) {
     circuit.set_graph_nodes(2);
     circuit.clear_circuit_sizes();
     circuit.add_circuit_sizes(1);
+    if (circuit.has_shift()) {
+      ShiftEvalConfig& shift = *circuit.mutable_shift();
+      shift.set_train_examples_per_class(4);
+      shift.set_test_examples_per_class(4);
+      shift.set_cue_pairs(4);
+      shift.set_ablate_latents(2);
+      shift.set_random_draws(1);
+    }
   }
   s.clear_feature_splitting();  // needs two dictionary sizes
   s.clear_fits();  // one point cannot be fitted
@@ -184,6 +192,7 @@ TEST_P(PaperConfigsTest, StartsOnAStandInOfGpt2SmallsShape) {
   }
   EXPECT_EQ(PathExists(absl::StrCat(options.run_dir, "/dashboards/index.html")), dashboard);
   EXPECT_EQ(result.circuits_size(), circuits ? 1 : 0);
+  EXPECT_EQ(result.has_shift(), circuits);
 }
 
 INSTANTIATE_TEST_SUITE_P(Paper, PaperConfigsTest,

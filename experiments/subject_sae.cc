@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "data/activations/subject_data.h"
 #include "eval/circuits/circuit_discovery.h"
+#include "eval/circuits/shift.h"
 #include "experiments/analysis.h"
 #include "experiments/feature_splitting.h"
 #include "experiments/registry.h"
@@ -136,6 +137,20 @@ absl::Status RunCircuitEval(const CircuitEvalConfig& config, const CircuitInputs
         circuit.circuit_faithfulness(), circuit.circuit_complement_faithfulness(),
         circuit.metric_full(), circuit.metric_empty());
     *result->add_circuits() = std::move(circuit);
+  }
+  if (config.has_shift()) {
+    Log("shift over %d sites", static_cast<int>(sites.size()));
+    ASSIGN_OR_RETURN(*result->mutable_shift(),
+                     RunShift(config.shift(), config.ig_steps(), *inputs.model, *inputs.tokenizer,
+                              sites, seeds->Derive("circuits/shift")));
+    const ShiftResult& shift = result->shift();
+    Log("shift: probe accuracy %.3f (conflicting cue %.3f) -> %.3f (%.3f) with %d cue latents "
+        "ablated, %.3f (%.3f) with random ones, %.3f (%.3f) retrained; oracle %.3f (%.3f)",
+        shift.accuracy(), shift.conflicting_accuracy(), shift.ablated_accuracy(),
+        shift.ablated_conflicting_accuracy(), shift.ablated_size(), shift.random_accuracy(),
+        shift.random_conflicting_accuracy(), shift.retrained_accuracy(),
+        shift.retrained_conflicting_accuracy(), shift.oracle_accuracy(),
+        shift.oracle_conflicting_accuracy());
   }
   RecordPhase("circuits", clock.Seconds(), result->mutable_provenance());
   return absl::OkStatus();

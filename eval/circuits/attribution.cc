@@ -60,7 +60,8 @@ double NodeEffects::Of(const NodeId& node) const {
 
 absl::StatusOr<CircuitAnalysis> CircuitAnalysis::Create(HookedForward forward,
                                                         std::vector<CircuitSite> sites,
-                                                        const ContrastivePairs& pairs) {
+                                                        const ContrastivePairs& pairs,
+                                                        CircuitMetric metric) {
   if (sites.empty()) return absl::InvalidArgumentError("a circuit needs at least one site");
   if (pairs.size() == 0 || pairs.clean.size(1) < 2) {
     return absl::InvalidArgumentError("circuit pairs need at least one pair of two tokens or more");
@@ -76,6 +77,7 @@ absl::StatusOr<CircuitAnalysis> CircuitAnalysis::Create(HookedForward forward,
   }
   CircuitAnalysis analysis;
   analysis.forward_ = std::move(forward);
+  analysis.metric_ = metric ? std::move(metric) : CircuitMetric(LogitDifference);
   analysis.sites_ = std::move(sites);
   analysis.pairs_ = pairs;
   const size_t n_sites = analysis.sites_.size();
@@ -106,7 +108,7 @@ absl::StatusOr<CircuitAnalysis> CircuitAnalysis::Create(HookedForward forward,
       site.error = Rows(site.activation) - DecodeRows(sae, site.latents);
       values.push_back(std::move(site));
     }
-    if (clean) analysis.metric_clean_ = LogitDifference(logits, pairs).mean().item<double>();
+    if (clean) analysis.metric_clean_ = analysis.metric_(logits, pairs).mean().item<double>();
   }
   for (const SiteValues& site : analysis.clean_) {
     analysis.mean_latents_.push_back(site.latents.mean(0));
@@ -127,8 +129,8 @@ absl::Status CircuitAnalysis::CheckNode(const NodeId& node) const {
 
 absl::StatusOr<torch::Tensor> CircuitAnalysis::MetricSum(const torch::Tensor& tokens,
                                                          const HookSet& hooks) const {
-  ASSIGN_OR_RETURN(torch::Tensor logits, forward_(tokens, hooks));
-  return LogitDifference(logits, pairs_).sum();
+  ASSIGN_OR_RETURN(torch::Tensor output, forward_(tokens, hooks));
+  return metric_(output, pairs_).sum();
 }
 
 torch::Tensor CircuitAnalysis::LatentGradient(int s, const torch::Tensor& gradient) const {
@@ -139,14 +141,28 @@ torch::Tensor CircuitAnalysis::LatentGradient(int s, const torch::Tensor& gradie
   return Gradients(projected, {latents}, /*retain_graph=*/false)[0];
 }
 
+absl::Status CircuitAnalysis::RestrictEffectsToPositions(int64_t begin, int64_t end) {
+  const int64_t seq = pairs_.clean.size(1);
+  if (begin < 1 || end <= begin || end > seq) {
+    return absl::InvalidArgumentError(absl::StrCat("positions [", begin, ", ", end,
+                                                   ") are not node positions (1 to ", seq - 1, ")"));
+  }
+  counted_positions_ = torch::zeros({1, seq - 1, 1});
+  counted_positions_.slice(1, begin - 1, end - 1).fill_(1);
+  return absl::OkStatus();
+}
+
 void CircuitAnalysis::EffectsAt(int s, const torch::Tensor& gradient, NodeEffects* effects) const {
   const double pairs = static_cast<double>(pairs_.size());
-  const torch::Tensor latent_delta = patch_[s].latents - clean_[s].latents;
+  torch::Tensor latent_delta = patch_[s].latents - clean_[s].latents;
+  torch::Tensor error_delta = patch_[s].error - clean_[s].error;
+  if (counted_positions_.defined()) {
+    latent_delta = latent_delta * counted_positions_;
+    error_delta = error_delta * counted_positions_;
+  }
   effects->latent[s] =
       (latent_delta * LatentGradient(s, gradient)).to(torch::kFloat64).sum(std::vector<int64_t>{0, 1}) / pairs;
-  effects->error[s] =
-      ((patch_[s].error - clean_[s].error) * gradient).to(torch::kFloat64).sum().item<double>() /
-      pairs;
+  effects->error[s] = (error_delta * gradient).to(torch::kFloat64).sum().item<double>() / pairs;
 }
 
 absl::StatusOr<NodeEffects> CircuitAnalysis::AttributionPatching() {
@@ -227,6 +243,10 @@ absl::StatusOr<double> CircuitAnalysis::ExactSiteEffect(int site) {
   hooks.hooks[sites_[site].hook] = [&patched](const torch::Tensor&) { return patched; };
   ASSIGN_OR_RETURN(torch::Tensor metric, MetricSum(pairs_.clean, hooks));
   return metric.item<double>() / pairs_.size() - metric_clean_;
+}
+
+torch::Tensor CircuitAnalysis::ActiveLatents(int site) const {
+  return (clean_[site].latents != 0).flatten(0, 1).any(0);
 }
 
 NodeMask CircuitAnalysis::EmptyMask() const {
@@ -349,14 +369,16 @@ absl::StatusOr<std::vector<EdgeEffect>> CircuitAnalysis::EdgeEffects(
         torch::Tensor latent_gradient;
         for (const NodeId& up : by_site[s]) {
           double effect;
+          const torch::Tensor counted =
+              counted_positions_.defined() ? counted_positions_ : torch::ones({1, 1, 1});
           if (up.is_error()) {
-            effect = ((patch_[s].error - clean_[s].error) * gradient)
+            effect = ((patch_[s].error - clean_[s].error) * counted * gradient)
                          .to(torch::kFloat64).sum().item<double>();
           } else {
             if (!latent_gradient.defined()) latent_gradient = LatentGradient(s, gradient);
             effect = ((patch_[s].latents.select(2, up.latent) -
                        clean_[s].latents.select(2, up.latent)) *
-                      latent_gradient.select(2, up.latent))
+                      counted.select(2, 0) * latent_gradient.select(2, up.latent))
                          .to(torch::kFloat64).sum().item<double>();
           }
           edges.push_back({up, down, effect / pairs});

@@ -62,6 +62,11 @@ using HookedForward =
 // model.Forward as a HookedForward (the model must outlive it).
 HookedForward ForwardOf(const Gpt2Model& model);
 
+// The metric of every pair from what the forward returned: [pairs].
+// The default is LogitDifference (contrastive_pairs.h).
+using CircuitMetric =
+    std::function<torch::Tensor(const torch::Tensor& output, const ContrastivePairs& pairs)>;
+
 // A node: latent `latent` of site `site`, or the site's error term when
 // latent is kErrorNode.
 struct NodeId {
@@ -106,7 +111,8 @@ class CircuitAnalysis {
   // two tokens; the forward's errors as they come.
   static absl::StatusOr<CircuitAnalysis> Create(HookedForward forward,
                                                 std::vector<CircuitSite> sites,
-                                                const ContrastivePairs& pairs);
+                                                const ContrastivePairs& pairs,
+                                                CircuitMetric metric = {});
 
   const std::vector<CircuitSite>& sites() const { return sites_; }
   const ContrastivePairs& pairs() const { return pairs_; }
@@ -132,6 +138,16 @@ class CircuitAnalysis {
   // the edited upstream gives it. InvalidArgument for a mask of the wrong
   // shape.
   absl::StatusOr<double> MetricWithNodes(const NodeMask& keep);
+  // Counts only positions [begin, end) (1 = the first after BOS) in every
+  // later node effect (attribution patching, integrated gradients, edges),
+  // e.g. the token that differs within each pair. InvalidArgument unless
+  // 1 <= begin < end <= seq.
+  absl::Status RestrictEffectsToPositions(int64_t begin, int64_t end);
+
+  // [n_latents] bool: the latents of `site` that fire somewhere on the
+  // clean prompts (after BOS).
+  torch::Tensor ActiveLatents(int site) const;
+
   // A mask keeping nothing / exactly `nodes` / everything but `nodes`.
   NodeMask EmptyMask() const;
   NodeMask MaskOf(const std::vector<NodeId>& nodes, bool complement = false) const;
@@ -161,11 +177,14 @@ class CircuitAnalysis {
   torch::Tensor LatentGradient(int s, const torch::Tensor& gradient) const;
 
   HookedForward forward_;
+  CircuitMetric metric_;
   std::vector<CircuitSite> sites_;
   ContrastivePairs pairs_;
   std::vector<SiteValues> clean_, patch_;
   std::vector<torch::Tensor> mean_latents_;  // per site [seq - 1, n_latents]
   std::vector<torch::Tensor> mean_error_;    // per site [seq - 1, d]
+  // [1, seq - 1, 1]: 1 at the positions node effects count, else 0.
+  torch::Tensor counted_positions_;
   double metric_clean_ = 0;
   // Per site, the activation gradient of m on the clean prompts (filled by
   // AttributionPatching; what EdgeEffects weighs downstream nodes by).
