@@ -5,7 +5,7 @@
 #
 # Needs a clean tree (baselines carry the commit they came from), reruns
 # //experiments:EXPERIMENT into results/runs/EXPERIMENT/baseline-<commit>,
-# copies its as-run config, result and plots into results/baselines/EXPERIMENT/,
+# copies its as-run config, result, plots and circuit graphs into results/baselines/EXPERIMENT/,
 # appends a line to results/baselines/HISTORY.md, regenerates
 # results/REPLICATION.md, and prints the old-vs-new comparison. Commit the
 # result yourself after reading that table.
@@ -34,6 +34,8 @@ if [[ -d "${target}" ]]; then cp -r "${target}/." "${old}/"; fi
 mkdir -p "${target}"
 cp "${run_dir}/config.textproto" "${run_dir}/result.textproto" "${target}/"
 cp "${run_dir}"/*.png "${run_dir}"/*.svg "${target}/" 2>/dev/null || true
+# Pages an experiment writes beside its result (circuit graphs).
+if [[ -d "${run_dir}/circuits" ]]; then rm -rf "${target}/circuits"; cp -r "${run_dir}/circuits" "${target}/"; fi
 echo "- $(date -u +%Y-%m-%d) \`${experiment}\` from commit \`${commit}\`: ${why}" \
   >> results/baselines/HISTORY.md
 ./bazelw run //results:replication -- --write

@@ -55,9 +55,10 @@ absl::StatusOr<CueTokens> ResolveCue(const ShiftEvalConfig& config, const BpeTok
 // model's activations tell apart well short of perfectly, so that a probe
 // has a reason to lean on the cue.
 ShiftClass ClassOf(const ShiftEvalConfig& config, bool positive) {
-  if (positive ? config.has_positive() : config.has_negative()) {
-    return positive ? config.positive() : config.negative();
-  }
+  // (An empty corpus counts as unset: the as-run config fills in every
+  // message it holds.)
+  const ShiftClass& configured = positive ? config.positive() : config.negative();
+  if (!configured.corpus().empty()) return configured;
   ShiftClass c;
   c.set_corpus("brown");
   c.set_label_key("genre");
