@@ -14,17 +14,11 @@
 namespace saelab {
 namespace {
 
-constexpr char kModelDir[] = "data/models/saelab-ref-lm";
-
 class CircuitDiscoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(kModelDir);
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = *model;
-    absl::StatusOr<BpeTokenizer> tokenizer = BpeTokenizer::FromDir(kModelDir);
-    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-    tokenizer_ = *tokenizer;
+    model_ = ReferenceModel();
+    tokenizer_ = ReferenceTokenizer();
     for (const char* hook : {"blocks.1.hook_mlp_out", "blocks.3.hook_resid_post"}) {
       saes_.push_back(RandomReluSae(128, 64, saes_.size() + 1));
       sites_.push_back({hook, saes_.back().get()});

@@ -8,23 +8,18 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "eval/internal/test_models.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace saelab {
 namespace {
 
-constexpr char kModelDir[] = "data/models/saelab-ref-lm";
-
 class ContrastivePairsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(kModelDir);
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = *model;
-    absl::StatusOr<BpeTokenizer> tokenizer = BpeTokenizer::FromDir(kModelDir);
-    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-    tokenizer_ = *tokenizer;
+    model_ = ReferenceModel();
+    tokenizer_ = ReferenceTokenizer();
   }
   std::optional<Gpt2Model> model_;
   std::optional<BpeTokenizer> tokenizer_;

@@ -14,17 +14,11 @@
 namespace saelab {
 namespace {
 
-constexpr char kModelDir[] = "data/models/saelab-ref-lm";
-
 class ShiftTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(kModelDir);
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = *model;
-    absl::StatusOr<BpeTokenizer> tokenizer = BpeTokenizer::FromDir(kModelDir);
-    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-    tokenizer_ = *tokenizer;
+    model_ = ReferenceModel();
+    tokenizer_ = ReferenceTokenizer();
     config_.set_context_tokens(16);
     config_.set_train_examples_per_class(24);
     config_.set_test_examples_per_class(12);

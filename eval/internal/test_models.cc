@@ -55,4 +55,14 @@ std::unique_ptr<Sae> PlantableReluSae(int64_t d_in, int64_t n_latents, uint64_t 
   return sae;
 }
 
+constexpr char kReferenceModelDir[] = "data/models/saelab-ref-lm";
+
+Gpt2Model ReferenceModel() {
+  return OrDie(Gpt2Model::LoadHfDirectory(kReferenceModelDir), "ReferenceModel");
+}
+
+BpeTokenizer ReferenceTokenizer() {
+  return OrDie(BpeTokenizer::FromDir(kReferenceModelDir), "ReferenceTokenizer");
+}
+
 }  // namespace saelab

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "data/subject_model/gpt2_model.h"
+#include "data/text/bpe_tokenizer.h"
 #include "sae/sae.h"
 
 namespace saelab {
@@ -25,6 +26,12 @@ std::unique_ptr<Sae> RandomReluSae(int64_t d_in, int64_t n_latents, uint64_t see
 // from `seed`), so f = relu(x W_enc) and x_hat = f W_dec: tests plant the
 // encoder columns and decoder rows they need.
 std::unique_ptr<Sae> PlantableReluSae(int64_t d_in, int64_t n_latents, uint64_t seed);
+
+// The reference subject model and its tokenizer
+// (data/models/saelab-ref-lm; the test needs //data/models:saelab_ref_lm in
+// its data). A missing or broken model stops the test binary.
+Gpt2Model ReferenceModel();
+BpeTokenizer ReferenceTokenizer();
 
 }  // namespace saelab
 
