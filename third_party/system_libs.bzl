@@ -67,6 +67,18 @@ cc_library(
 cc_library(
     name = "nlohmann_json",
 )
+
+# cpp-httplib, built by Debian with OpenSSL, zlib and Brotli: its header
+# must see the same switches (its pkg-config Cflags).
+cc_library(
+    name = "httplib",
+    defines = [
+        "CPPHTTPLIB_OPENSSL_SUPPORT",
+        "CPPHTTPLIB_ZLIB_SUPPORT",
+        "CPPHTTPLIB_BROTLI_SUPPORT",
+    ],
+    linkopts = ["-lcpp-httplib", "-pthread"],
+)
 """.format(absl = ", ".join(absl)))
 
 system_libs = repository_rule(

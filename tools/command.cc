@@ -4,7 +4,8 @@ namespace saelab {
 
 std::vector<Command> AllCommands() {
   return {TokenizeCommand(), HarvestCommand(), TrainCommand(),   EvaluateCommand(),
-          ExportCommand(),   ImportCommand(),  InspectCommand(), GenerateCommand()};
+          ExportCommand(),   ImportCommand(),  InspectCommand(), GenerateCommand(),
+          ServeCommand()};
 }
 
 }  // namespace saelab

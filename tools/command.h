@@ -46,6 +46,7 @@ Command ExportCommand();
 Command ImportCommand();
 Command InspectCommand();
 Command GenerateCommand();
+Command ServeCommand();
 
 }  // namespace saelab
 

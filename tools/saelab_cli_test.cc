@@ -340,6 +340,18 @@ TEST(SaelabCliTest, HelpAndRefusals) {
     for (const FlagSpec& flag : command.flags) EXPECT_FALSE(flag.help.empty()) << flag.name;
   }
 
+  // serve: the SAEs come from exactly one of --saes and --run_dir.
+  CliRun serve_neither = Saelab(absl::StrCat("serve --model_dir=", kRefModel));
+  EXPECT_EQ(serve_neither.exit_code, 2);
+  EXPECT_THAT(LastLine(serve_neither.err), HasSubstr("give either --saes or --run_dir"));
+  CliRun serve_bad = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --saes=nohook"));
+  EXPECT_EQ(serve_bad.exit_code, 2);
+  EXPECT_THAT(LastLine(serve_bad.err), HasSubstr("\"nohook\" is not HOOK=DIR"));
+  CliRun serve_empty = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --run_dir=",
+                                           ::testing::TempDir()));
+  EXPECT_EQ(serve_empty.exit_code, 1);
+  EXPECT_THAT(LastLine(serve_empty.err), HasSubstr("--run_dir: cannot list"));
+
   const std::string dir = Dir("refusals");
   const std::string acts = WriteSyntheticActivations(dir);
   ASSERT_TRUE(AtomicWriteFile(dir + "/ids.npy", *SerializeNpy(torch::zeros({4, 24}, torch::kInt))).ok());

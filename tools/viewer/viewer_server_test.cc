@@ -1,0 +1,180 @@
+#include "tools/viewer/viewer_server.h"
+
+#include <httplib.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "harness/file_io.h"
+#include "harness/testing/headless_chromium.h"
+#include "nlohmann/json.hpp"
+#include "re2/re2.h"
+#include "sae/factory.h"
+#include "sae/sae_config.pb.h"
+
+namespace saelab {
+namespace {
+
+constexpr char kModelDir[] = "data/models/saelab-ref-lm";
+constexpr char kPrompt[] = "And God said, Let there be light: and there was";
+
+std::unique_ptr<Sae> RandomTopK(uint64_t seed) {
+  SaeConfig config;
+  config.set_name("topk");
+  config.set_n_latents(256);
+  config.mutable_topk()->set_k(8);
+  EXPECT_TRUE(ResolveSaeConfig(128, &config).ok());
+  absl::StatusOr<std::unique_ptr<Sae>> sae = CreateSae(config, 128, seed);
+  EXPECT_TRUE(sae.ok()) << sae.status();
+  return std::move(*sae);
+}
+
+class ViewerServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(kModelDir);
+    ASSERT_TRUE(model.ok()) << model.status();
+    absl::StatusOr<BpeTokenizer> tokenizer = BpeTokenizer::FromDir(kModelDir);
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    std::vector<ViewerSae> saes;
+    saes.push_back({"blocks.1.hook_resid_post", "a", RandomTopK(1)});
+    saes.push_back({"blocks.2.hook_mlp_out", "b", RandomTopK(2)});
+    absl::StatusOr<ViewerSession> session =
+        ViewerSession::Create(*model, *tokenizer, std::move(saes));
+    ASSERT_TRUE(session.ok()) << session.status();
+    session_ = *session;
+    server_ = std::make_unique<ViewerServer>(*session_);
+    absl::StatusOr<int> port = server_->Start(0);
+    ASSERT_TRUE(port.ok()) << port.status();
+    port_ = *port;
+  }
+  void TearDown() override { server_.reset(); }
+
+  std::optional<ViewerSession> session_;
+  std::unique_ptr<ViewerServer> server_;
+  int port_ = 0;
+};
+
+TEST_F(ViewerServerTest, ApiAnswersWhatTheSessionComputes) {
+  httplib::Client client("127.0.0.1", port_);
+  auto saes = client.Get("/api/saes");
+  ASSERT_TRUE(saes);
+  EXPECT_EQ(saes->status, 200);
+  const nlohmann::json sites = nlohmann::json::parse(saes->body);
+  ASSERT_EQ(sites.size(), 2u);
+  EXPECT_EQ(sites[1]["hook"], "blocks.2.hook_mlp_out");
+  EXPECT_EQ(sites[1]["n_latents"], 256);
+
+  const std::string body = nlohmann::json{
+      {"prompt", kPrompt},
+      {"edits", {{{"site", 1}, {"latent", 5}, {"kind", "clamp"}, {"value", 3.5}}}}}.dump();
+  auto view = client.Post("/api/view", body, "application/json");
+  ASSERT_TRUE(view);
+  ASSERT_EQ(view->status, 200) << view->body;
+  const nlohmann::json json = nlohmann::json::parse(view->body);
+  absl::StatusOr<PromptView> expected =
+      session_->View(kPrompt, {{1, 5, LatentEdit::Clamp(3.5)}});
+  ASSERT_TRUE(expected.ok());
+  ASSERT_EQ(json["next_tokens"].size(), expected->next_tokens.size());
+  for (size_t j = 0; j < expected->next_tokens.size(); ++j) {
+    EXPECT_EQ(json["next_tokens"][j]["id"], expected->next_tokens[j].id);
+    EXPECT_DOUBLE_EQ(json["next_tokens"][j]["logit"].get<double>(), expected->next_tokens[j].logit);
+  }
+  EXPECT_EQ(json["continuation"], expected->continuation_text);
+  EXPECT_EQ(json["sites"][0]["top_latents"].size(), expected->tokens.size());
+}
+
+// Bad requests get a 400 naming the problem, and the server keeps serving.
+TEST_F(ViewerServerTest, MalformedRequestsGetAClearErrorAndTheServerLives) {
+  httplib::Client client("127.0.0.1", port_);
+  const std::pair<std::string, std::string> bad[] = {
+      {"{not json", "not a JSON object"},
+      {"[1, 2]", "not a JSON object"},
+      {R"({"edits": []})", "\"prompt\" must be a string"},
+      {R"({"prompt": "a", "edits": [{"site": 0}]})", "needs \"site\" and \"latent\""},
+      {R"({"prompt": "a", "edits": [{"site": 0, "latent": 1, "kind": "melt"}]})", "\"kind\" must be"},
+      {R"({"prompt": "a", "edits": [{"site": 7, "latent": 1, "kind": "zero"}]})", "no SAE number 7"},
+      {R"({"prompt": "a", "edits": [{"site": 0, "latent": 999, "kind": "zero"}]})", "999"},
+      {R"({"prompt": ""})", "empty"},
+      {R"({"prompt": "a", "top_latents": 100000})", "at most"},
+  };
+  for (const auto& [body, message] : bad) {
+    auto response = client.Post("/api/view", body, "application/json");
+    ASSERT_TRUE(response) << body;
+    EXPECT_EQ(response->status, 400) << body;
+    const nlohmann::json error = nlohmann::json::parse(response->body, nullptr, false);
+    ASSERT_TRUE(error.is_object() && error.contains("error")) << response->body;
+    EXPECT_THAT(error["error"].get<std::string>(), ::testing::HasSubstr(message)) << body;
+  }
+  auto missing = client.Get("/nothing/here");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  auto page = client.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_THAT(page->body, ::testing::HasSubstr("saelab viewer"));
+}
+
+TEST(ViewerAddressTest, OnlyLoopbackAddressesAreLocal) {
+  for (const char* local : {"127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(IsLoopbackAddress(local)) << local;
+  }
+  for (const char* remote : {"10.0.0.2", "192.168.1.5", "::ffff:10.0.0.1", "fe80::1", "", "1.127.0.0"}) {
+    EXPECT_FALSE(IsLoopbackAddress(remote)) << remote;
+  }
+}
+
+// The page in headless Chromium: the URL carries a prompt and an ablation,
+// the page runs it through the API, and the logits it shows are the ones
+// the library computes, and not the unedited ones.
+TEST_F(ViewerServerTest, ChromiumShowsTheEditedLogits) {
+  if (!ChromiumInstalled()) GTEST_SKIP() << kChromium << " is not installed";
+  absl::StatusOr<PromptView> unedited = session_->View(kPrompt, {});
+  ASSERT_TRUE(unedited.ok());
+  const int64_t latent = unedited->top_latents[0].back()[0].latent;
+  absl::StatusOr<PromptView> edited = session_->View(kPrompt, {{0, latent, LatentEdit::Zero()}});
+  ASSERT_TRUE(edited.ok());
+  const std::string url = absl::StrCat("http://127.0.0.1:", port_,
+                                       "/#prompt=And+God+said%2C+Let+there+be+light%3A+and+there+was",
+                                       "&edits=0:", latent, ":zero");
+  const std::string dom = absl::StrCat(testing::TempDir(), "/viewer_dom.html");
+  ASSERT_EQ(RunChromium(url, "--dump-dom", dom, 10000), 0);
+  absl::StatusOr<std::string> html = ReadFile(dom);
+  ASSERT_TRUE(html.ok());
+  EXPECT_THAT(*html, ::testing::HasSubstr("data-state=\"done\""));
+  absl::StatusOr<std::string> stderr_text = ReadFile(dom + ".stderr");
+  EXPECT_THAT(ConsoleLines(stderr_text.ok() ? *stderr_text : ""), ::testing::IsEmpty());
+  // <tr class="next" data-id="ID"><td class="text">..</td><td class="logit">X</td>
+  std::map<int64_t, double> shown;
+  re2::StringPiece input(*html);
+  std::string id, logit;
+  while (RE2::FindAndConsume(&input, R"re(data-id="(\d+)"><td class="text">.*?</td><td class="logit">(-?[\d.]+)</td>)re",
+                             &id, &logit)) {
+    int64_t token;
+    double value;
+    ASSERT_TRUE(absl::SimpleAtoi(id, &token) && absl::SimpleAtod(logit, &value));
+    shown[token] = value;
+  }
+  ASSERT_EQ(shown.size(), edited->next_tokens.size());
+  double moved = 0;
+  for (const NextToken& next : edited->next_tokens) {
+    ASSERT_TRUE(shown.count(next.id)) << next.text;
+    EXPECT_NEAR(shown[next.id], next.logit, 5e-5);  // shown to 4 decimals
+    for (const NextToken& before : unedited->next_tokens) {
+      if (before.id == next.id) moved = std::max(moved, std::abs(before.logit - next.logit));
+    }
+  }
+  EXPECT_GT(moved, 1e-3);
+  EXPECT_THAT(*html, ::testing::HasSubstr(absl::StrCat("latent ", latent, ": zero")));
+}
+
+}  // namespace
+}  // namespace saelab
