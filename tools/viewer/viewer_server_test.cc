@@ -17,40 +17,17 @@
 #include "harness/testing/headless_chromium.h"
 #include "nlohmann/json.hpp"
 #include "re2/re2.h"
-#include "sae/factory.h"
-#include "sae/sae_config.pb.h"
+#include "tools/viewer/internal/test_session.h"
 
 namespace saelab {
 namespace {
 
-constexpr char kModelDir[] = "data/models/saelab-ref-lm";
 constexpr char kPrompt[] = "And God said, Let there be light: and there was";
-
-std::unique_ptr<Sae> RandomTopK(uint64_t seed) {
-  SaeConfig config;
-  config.set_name("topk");
-  config.set_n_latents(256);
-  config.mutable_topk()->set_k(8);
-  EXPECT_TRUE(ResolveSaeConfig(128, &config).ok());
-  absl::StatusOr<std::unique_ptr<Sae>> sae = CreateSae(config, 128, seed);
-  EXPECT_TRUE(sae.ok()) << sae.status();
-  return std::move(*sae);
-}
 
 class ViewerServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(kModelDir);
-    ASSERT_TRUE(model.ok()) << model.status();
-    absl::StatusOr<BpeTokenizer> tokenizer = BpeTokenizer::FromDir(kModelDir);
-    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-    std::vector<ViewerSae> saes;
-    saes.push_back({"blocks.1.hook_resid_post", "a", RandomTopK(1)});
-    saes.push_back({"blocks.2.hook_mlp_out", "b", RandomTopK(2)});
-    absl::StatusOr<ViewerSession> session =
-        ViewerSession::Create(*model, *tokenizer, std::move(saes));
-    ASSERT_TRUE(session.ok()) << session.status();
-    session_ = *session;
+    session_ = TestSession();
     server_ = std::make_unique<ViewerServer>(*session_);
     absl::StatusOr<int> port = server_->Start(0);
     ASSERT_TRUE(port.ok()) << port.status();

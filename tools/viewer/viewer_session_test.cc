@@ -10,42 +10,19 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "sae/factory.h"
-#include "sae/sae_config.pb.h"
+#include "tools/viewer/internal/test_session.h"
 
 namespace saelab {
 namespace {
 
-constexpr char kModelDir[] = "data/models/saelab-ref-lm";
 constexpr char kPrompt[] = "And God said, Let there be light: and there was";
-
-std::unique_ptr<Sae> RandomTopK(uint64_t seed) {
-  SaeConfig config;
-  config.set_name("topk");
-  config.set_n_latents(256);
-  config.mutable_topk()->set_k(8);
-  EXPECT_TRUE(ResolveSaeConfig(128, &config).ok());
-  absl::StatusOr<std::unique_ptr<Sae>> sae = CreateSae(config, 128, seed);
-  EXPECT_TRUE(sae.ok()) << sae.status();
-  return std::move(*sae);
-}
 
 class ViewerSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(kModelDir);
-    ASSERT_TRUE(model.ok()) << model.status();
-    absl::StatusOr<BpeTokenizer> tokenizer = BpeTokenizer::FromDir(kModelDir);
-    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-    model_ = *model;
-    tokenizer_ = *tokenizer;
-    std::vector<ViewerSae> saes;
-    saes.push_back({"blocks.1.hook_resid_post", "a", RandomTopK(1)});
-    saes.push_back({"blocks.2.hook_mlp_out", "b", RandomTopK(2)});
-    absl::StatusOr<ViewerSession> session =
-        ViewerSession::Create(*model_, *tokenizer_, std::move(saes));
-    ASSERT_TRUE(session.ok()) << session.status();
-    session_ = *session;
+    session_ = TestSession();
+    model_ = Gpt2Model::LoadHfDirectory(kTestModelDir).value();
+    tokenizer_ = BpeTokenizer::FromDir(kTestModelDir).value();
     std::vector<int64_t> ids = {*tokenizer_->eos_id()};
     for (int32_t id : tokenizer_->Encode(kPrompt)) ids.push_back(id);
     ids_ = ids;
@@ -138,12 +115,12 @@ TEST_F(ViewerSessionTest, BadRequestsAreErrors) {
   for (int i = 0; i < 200; ++i) long_prompt += " and";
   EXPECT_THAT(session_->View(long_prompt, {}).status().message(), ::testing::HasSubstr("must fit"));
   std::vector<ViewerSae> twice;
-  twice.push_back({"blocks.1.hook_resid_post", "a", RandomTopK(1)});
-  twice.push_back({"blocks.1.hook_resid_post", "b", RandomTopK(2)});
+  twice.push_back({"blocks.1.hook_resid_post", "a", RandomTopKSae(1)});
+  twice.push_back({"blocks.1.hook_resid_post", "b", RandomTopKSae(2)});
   EXPECT_THAT(ViewerSession::Create(*model_, *tokenizer_, std::move(twice)).status().message(),
               ::testing::HasSubstr("two SAEs at blocks.1.hook_resid_post"));
   std::vector<ViewerSae> unknown;
-  unknown.push_back({"blocks.9.hook_resid_post", "a", RandomTopK(1)});
+  unknown.push_back({"blocks.9.hook_resid_post", "a", RandomTopKSae(1)});
   EXPECT_EQ(ViewerSession::Create(*model_, *tokenizer_, std::move(unknown)).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
