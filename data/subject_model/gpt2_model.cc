@@ -299,9 +299,23 @@ std::vector<torch::Tensor> Gpt2Model::Parameters() const {
   return parameters;
 }
 
+int64_t Gpt2Model::HookSlotCount() const {
+  return config_.n_layer * (kHookPointsPerLayer + 1);
+}
+
+int64_t Gpt2Model::HeadOutputsSlot(int64_t layer) const {
+  return config_.n_layer * kHookPointsPerLayer + layer;
+}
+
 absl::StatusOr<std::vector<const HookFn*>> Gpt2Model::ResolveHooks(const HookSet& hooks) const {
-  std::vector<const HookFn*> slots(config_.n_layer * kHookPointsPerLayer, nullptr);
+  std::vector<const HookFn*> slots(HookSlotCount(), nullptr);
   for (const auto& [name, fn] : hooks.hooks) {
+    ASSIGN_OR_RETURN(std::optional<int64_t> head_layer,
+                     ParseHeadOutputsHookName(name, config_.n_layer));
+    if (head_layer.has_value()) {
+      if (fn) slots[HeadOutputsSlot(*head_layer)] = &fn;
+      continue;
+    }
     ASSIGN_OR_RETURN(HookLocation location, ParseHookName(name, config_.n_layer));
     if (fn) slots[location.index()] = &fn;
   }
@@ -319,31 +333,35 @@ absl::StatusOr<torch::Tensor> Gpt2Model::Run(const torch::Tensor& tokens,
   const int64_t past = cache != nullptr ? cache->length : 0;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d_head));
 
+  // Applies the hook in `slot` (named `name` in errors) to *x.
+  auto apply = [&](int64_t slot, auto name, torch::Tensor* x) -> absl::Status {
+    const HookFn* fn = hooks[slot];
+    if (fn == nullptr) return absl::OkStatus();
+    torch::Tensor out;
+    try {
+      out = (*fn)(*x);
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat("hook '", name(), "' threw: ", e.what()));
+    }
+    if (!out.defined()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("hook '", name(), "' returned an undefined tensor"));
+    }
+    if (out.sizes() != x->sizes() || out.scalar_type() != x->scalar_type() ||
+        out.device() != x->device()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "hook '", name(), "' returned ", ShapeString(out.sizes()), " ",
+          c10::toString(out.scalar_type()), " on ", out.device().str(), ", expected ",
+          ShapeString(x->sizes()), " ", c10::toString(x->scalar_type()), " on ",
+          x->device().str(), " (the activation's own shape, dtype and device)"));
+    }
+    *x = std::move(out);
+    return absl::OkStatus();
+  };
   // Applies the hook at (layer, point) to *x; true if the forward stops here.
   auto hook = [&](int64_t layer, HookPoint point, torch::Tensor* x) -> absl::StatusOr<bool> {
     const int64_t index = layer * kHookPointsPerLayer + static_cast<int>(point);
-    if (const HookFn* fn = hooks[index]; fn != nullptr) {
-      torch::Tensor out;
-      try {
-        out = (*fn)(*x);
-      } catch (const std::exception& e) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("hook '", HookName(layer, point), "' threw: ", e.what()));
-      }
-      if (!out.defined()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("hook '", HookName(layer, point), "' returned an undefined tensor"));
-      }
-      if (out.sizes() != x->sizes() || out.scalar_type() != x->scalar_type() ||
-          out.device() != x->device()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "hook '", HookName(layer, point), "' returned ", ShapeString(out.sizes()), " ",
-            c10::toString(out.scalar_type()), " on ", out.device().str(), ", expected ",
-            ShapeString(x->sizes()), " ", c10::toString(x->scalar_type()), " on ",
-            x->device().str(), " (the activation's own shape, dtype and device)"));
-      }
-      *x = std::move(out);
-    }
+    RETURN_IF_ERROR(apply(index, [&] { return HookName(layer, point); }, x));
     return index == stop_index;
   };
 
@@ -371,8 +389,9 @@ absl::StatusOr<torch::Tensor> Gpt2Model::Run(const torch::Tensor& tokens,
     if (allowed.defined()) {
       scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
     }
-    torch::Tensor attn = torch::matmul(scores.softmax(-1), v).transpose(1, 2).reshape({batch, seq, d});
-    attn = Conv1D(attn, b.attn_proj_weight, b.attn_proj_bias);
+    torch::Tensor z = torch::matmul(scores.softmax(-1), v).transpose(1, 2);  // [b, s, head, d_head]
+    RETURN_IF_ERROR(apply(HeadOutputsSlot(layer), [&] { return HeadOutputsHookName(layer); }, &z));
+    torch::Tensor attn = Conv1D(z.reshape({batch, seq, d}), b.attn_proj_weight, b.attn_proj_bias);
     ASSIGN_OR_RETURN(stop, hook(layer, HookPoint::kAttnOut, &attn));
     if (stop) return torch::Tensor();
     h = h + attn;
@@ -471,7 +490,7 @@ absl::Status Gpt2Model::RunCapturing(const RunInputs& inputs,
   out->assign(locations.size(), torch::Tensor());
   std::vector<HookFn> captures;
   captures.reserve(locations.size());
-  std::vector<const HookFn*> slots(config_.n_layer * kHookPointsPerLayer, nullptr);
+  std::vector<const HookFn*> slots(HookSlotCount(), nullptr);
   int64_t last = -1;
   for (size_t i = 0; i < locations.size(); ++i) {
     captures.push_back(CaptureInto(&(*out)[i]));

@@ -221,7 +221,7 @@ class Gpt2Model {
   // The shared forward. tokens, positions: [batch, seq] int64. allowed:
   // bool, broadcastable to [batch, n_head, seq, past + seq], true where a
   // query may attend a key; undefined = everything (one new token). hooks:
-  // one slot per hook point index (null = none). Stops after hook index
+  // HookSlotCount() slots (null = none). Stops after hook index
   // `stop_index` (-1: never) returning an undefined tensor. With `cache`,
   // keys/values are appended at cache->length (past = cache->length).
   absl::StatusOr<torch::Tensor> Run(const torch::Tensor& tokens, const torch::Tensor& positions,
@@ -229,7 +229,11 @@ class Gpt2Model {
                                     const std::vector<const HookFn*>& hooks, int64_t stop_index,
                                     KvCache* cache) const;
 
-  // One hook slot per hook point index; InvalidArgument for unknown names.
+  // Hook slots: one per hook point index, then one per layer for
+  // blocks.{L}.attn.hook_z (HeadOutputsSlot).
+  int64_t HookSlotCount() const;
+  int64_t HeadOutputsSlot(int64_t layer) const;
+  // The slots of `hooks`; InvalidArgument for unknown names.
   absl::StatusOr<std::vector<const HookFn*>> ResolveHooks(const HookSet& hooks) const;
 
   // Forward's inputs, checked: token ids, their positions and the

@@ -118,9 +118,11 @@ torch::Tensor RandomTokens(int64_t batch, int64_t seq, uint64_t seed) {
 // ---- The independent reference ------------------------------------------
 
 // GPT-2's forward for one sequence, from the equations, in float64.
-// `w`: the checkpoint's tensors by name. Returns logits [seq, vocab].
+// `w`: the checkpoint's tensors by name. Returns logits [seq, vocab]. Head
+// `zero_head.second` of layer `zero_head.first` contributes nothing when set.
 torch::Tensor ReferenceForward(const TensorMap& w, const std::vector<int64_t>& tokens,
-                               int64_t n_layer, int64_t n_head, double eps) {
+                               int64_t n_layer, int64_t n_head, double eps,
+                               std::pair<int64_t, int64_t> zero_head = {-1, -1}) {
   auto W = [&](const std::string& name) { return w.at(name).to(torch::kDouble); };
   auto layer_norm = [&](const torch::Tensor& x, const std::string& name) {
     torch::Tensor mean = x.mean(-1, /*keepdim=*/true);
@@ -142,6 +144,7 @@ torch::Tensor ReferenceForward(const TensorMap& w, const std::vector<int64_t>& t
     torch::Tensor qkv = x.mm(W(p + "attn.c_attn.weight")) + W(p + "attn.c_attn.bias");
     torch::Tensor heads_out = torch::zeros({seq, d}, torch::kDouble);
     for (int64_t head = 0; head < n_head; ++head) {
+      if (zero_head == std::make_pair(layer, head)) continue;
       torch::Tensor q = qkv.slice(1, head * d_head, (head + 1) * d_head);
       torch::Tensor k = qkv.slice(1, d + head * d_head, d + (head + 1) * d_head);
       torch::Tensor v = qkv.slice(1, 2 * d + head * d_head, 2 * d + (head + 1) * d_head);
@@ -472,6 +475,50 @@ TEST(Gpt2ModelTest, MlpInIsLayerNorm2OfResidMidAndWhatTheMlpMapsToMlpOut) {
   ASSERT_TRUE(model.Forward(tokens, replace).ok());
   torch::Tensor mlp_of_zero = mlp(torch::zeros({1, 1, mlp_in.size(2)}, torch::kDouble));
   EXPECT_LT((replaced_out.to(torch::kDouble) - mlp_of_zero).abs().max().item<double>(), 1e-5);
+}
+
+TEST(Gpt2ModelTest, ZeroingOneHeadAtHookZEqualsTheReferenceWithoutThatHead) {
+  Gpt2Model model = SavedAndLoadedTinyModel("hook_z");
+  absl::StatusOr<SafetensorsContents> file = ReadSafetensors(TempDir() + "/hook_z/model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  torch::NoGradGuard no_grad;
+  torch::Tensor tokens = RandomTokens(2, 9, 22);
+  const int64_t n_head = model.config().n_head;
+  const int64_t layer = 1, head = n_head - 1;
+  HookSet hooks;
+  hooks.hooks[HeadOutputsHookName(layer)] = [&](const torch::Tensor& z) {
+    EXPECT_EQ(z.sizes(), (std::vector<int64_t>{2, 9, n_head, model.config().d_head()}));
+    torch::Tensor out = z.clone();
+    out.select(2, head).zero_();
+    return out;
+  };
+  absl::StatusOr<torch::Tensor> logits = model.Forward(tokens, hooks);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  for (int64_t b = 0; b < 2; ++b) {
+    torch::Tensor expected = ReferenceForward(file->tensors, Row(tokens, b), model.config().n_layer,
+                                              n_head, 1e-5, {layer, head});
+    EXPECT_LT(((*logits)[b].to(torch::kDouble) - expected).abs().max().item<double>(), 1e-4);
+    // And the ablation matters: the intact reference is farther away.
+    torch::Tensor intact =
+        ReferenceForward(file->tensors, Row(tokens, b), model.config().n_layer, n_head, 1e-5);
+    EXPECT_GT(((*logits)[b].to(torch::kDouble) - intact).abs().max().item<double>(), 1e-3);
+  }
+  // Reading hook_z and projecting it by c_proj gives hook_attn_out.
+  torch::Tensor z, attn_out;
+  HookSet read;
+  read.hooks[HeadOutputsHookName(0)] = CaptureInto(&z);
+  read.hooks["blocks.0.hook_attn_out"] = CaptureInto(&attn_out);
+  ASSERT_TRUE(model.Forward(tokens, read).ok());
+  auto W = [&](const std::string& name) { return file->tensors.at(name).to(torch::kDouble); };
+  torch::Tensor projected = z.to(torch::kDouble).reshape({2, 9, -1}).matmul(W("h.0.attn.c_proj.weight")) +
+                            W("h.0.attn.c_proj.bias");
+  EXPECT_LT((attn_out.to(torch::kDouble) - projected).abs().max().item<double>(), 1e-5);
+  // A hook_z name past the last block is refused by name.
+  HookSet bad;
+  bad.hooks[HeadOutputsHookName(model.config().n_layer)] = CaptureInto(&z);
+  absl::StatusOr<torch::Tensor> refused = model.Forward(tokens, bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("attn.hook_z"));
 }
 
 TEST(Gpt2ModelTest, RunWithCacheReturnsTheFullForwardsActivations) {

@@ -89,6 +89,30 @@ absl::StatusOr<HookLocation> ParseHookName(absl::string_view name, int64_t n_lay
   return unknown();
 }
 
+std::string HeadOutputsHookName(int64_t layer) {
+  return absl::StrCat("blocks.", layer, ".attn.hook_z");
+}
+
+absl::StatusOr<std::optional<int64_t>> ParseHeadOutputsHookName(absl::string_view name,
+                                                                int64_t n_layer) {
+  absl::string_view rest = name;
+  if (!absl::ConsumePrefix(&rest, "blocks.") || !absl::ConsumeSuffix(&rest, ".attn.hook_z")) {
+    return std::nullopt;
+  }
+  int64_t layer = 0;
+  if (rest.empty() || rest.size() > 9 || (rest.size() > 1 && rest[0] == '0') ||
+      rest.find_first_not_of("0123456789") != absl::string_view::npos ||
+      !absl::SimpleAtoi(rest, &layer)) {
+    return std::nullopt;
+  }
+  if (layer >= n_layer) {
+    return absl::InvalidArgumentError(absl::StrCat("hook point '", name, "': layer ", layer,
+                                                   " does not exist (the model has ", n_layer,
+                                                   " blocks)"));
+  }
+  return layer;
+}
+
 absl::Status CheckHookLocation(const HookLocation& location, int64_t n_layer) {
   const int point = static_cast<int>(location.point);
   if (location.layer < 0 || location.layer >= n_layer || point < 0 ||

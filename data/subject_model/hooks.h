@@ -17,6 +17,18 @@
 // runs before hook_resid_pre of L + 1 (the same values, two hooks, as in
 // TransformerLens). Every activation is [batch, seq, n_embd] float32.
 //
+// One more point per block reads or edits attention heads one by one:
+//
+//   blocks.{L}.attn.hook_z       each head's output softmax(q k^T / sqrt(d_head)) v,
+//                                [batch, seq, n_head, d_head], before the heads are
+//                                concatenated and projected by c_proj (so
+//                                hook_attn_out = c_proj(hook_z as [batch, seq, n_embd]))
+//
+// It runs between hook_resid_pre and hook_attn_out. It is no HookPoint:
+// SAEs, activation stores and stop_at use the six points above; hook_z
+// exists so that a hook can ablate, scale or patch single heads (the
+// viewer does). HookSet takes its name like any other.
+//
 //   torch::Tensor captured;
 //   HookSet hooks;
 //   hooks.hooks["blocks.6.hook_resid_post"] = CaptureInto(&captured);
@@ -36,6 +48,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -90,6 +103,14 @@ std::vector<std::string> ValidHookNames(int64_t n_layer);
 // valid ones ("blocks.L.hook_resid_pre, ... for L in 0..n_layer-1"), or for
 // a layer outside [0, n_layer).
 absl::StatusOr<HookLocation> ParseHookName(absl::string_view name, int64_t n_layer);
+
+// "blocks.{layer}.attn.hook_z": the per-head outputs of block `layer`.
+std::string HeadOutputsHookName(int64_t layer);
+
+// The layer of a "blocks.{L}.attn.hook_z" name; nullopt for any other name;
+// InvalidArgument for a layer outside [0, n_layer).
+absl::StatusOr<std::optional<int64_t>> ParseHeadOutputsHookName(absl::string_view name,
+                                                                int64_t n_layer);
 
 // OK if `location` is a hook point of a model with `n_layer` blocks;
 // otherwise InvalidArgument naming it and the model's number of blocks.

@@ -57,6 +57,27 @@ TEST(HooksTest, LayerPastTheModelIsAnErrorSayingSo) {
               AllOf(HasSubstr("layer 4"), HasSubstr("4 blocks"), HasSubstr("L in 0..3")));
 }
 
+TEST(HooksTest, HeadOutputsNamesParseToTheirLayerAndNothingElseDoes) {
+  for (int64_t layer : {0, 3, 11}) {
+    absl::StatusOr<std::optional<int64_t>> parsed =
+        ParseHeadOutputsHookName(HeadOutputsHookName(layer), 12);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(*parsed, layer);
+  }
+  EXPECT_EQ(HeadOutputsHookName(3), "blocks.3.attn.hook_z");
+  for (const char* name : {"blocks.0.hook_resid_pre", "blocks.01.attn.hook_z", "blocks..attn.hook_z",
+                           "blocks.0.attn.hook_q", "attn.hook_z", "blocks.0.attn.hook_z.x"}) {
+    absl::StatusOr<std::optional<int64_t>> parsed = ParseHeadOutputsHookName(name, 12);
+    ASSERT_TRUE(parsed.ok()) << name;
+    EXPECT_FALSE(parsed->has_value()) << name;
+  }
+  absl::StatusOr<std::optional<int64_t>> past = ParseHeadOutputsHookName("blocks.4.attn.hook_z", 4);
+  ASSERT_FALSE(past.ok());
+  EXPECT_THAT(past.status().message(), AllOf(HasSubstr("layer 4"), HasSubstr("4 blocks")));
+  // hook_z is no SAE hook point.
+  EXPECT_FALSE(ParseHookName("blocks.0.attn.hook_z", 4).ok());
+}
+
 TEST(HooksTest, CheckedLocationsAreThoseOfTheModel) {
   for (const std::string& name : ValidHookNames(3)) {
     const HookLocation location = *ParseHookName(name, 3);
