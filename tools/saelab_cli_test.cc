@@ -347,6 +347,14 @@ TEST(SaelabCliTest, HelpAndRefusals) {
   CliRun serve_bad = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --saes=nohook"));
   EXPECT_EQ(serve_bad.exit_code, 2);
   EXPECT_THAT(LastLine(serve_bad.err), HasSubstr("\"nohook\" is not HOOK=DIR"));
+  CliRun serve_negative = Saelab(absl::StrCat("serve --model_dir=", kRefModel,
+                                              " --saes=blocks.0.hook_resid_post=x --dashboard_contexts=-1"));
+  EXPECT_EQ(serve_negative.exit_code, 2);
+  EXPECT_THAT(LastLine(serve_negative.err), HasSubstr("--dashboard_contexts must be >= 0"));
+  CliRun serve_long = Saelab(absl::StrCat("serve --model_dir=", kRefModel,
+                                          " --saes=blocks.0.hook_resid_post=x --dashboard_context_length=1"));
+  EXPECT_EQ(serve_long.exit_code, 2);
+  EXPECT_THAT(LastLine(serve_long.err), HasSubstr("--dashboard_context_length must be in [2, "));
   CliRun serve_empty = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --run_dir=",
                                            ::testing::TempDir()));
   EXPECT_EQ(serve_empty.exit_code, 1);

@@ -12,7 +12,10 @@
 #include "absl/strings/str_split.h"
 #include "data/subject_model/gpt2_model.h"
 #include "data/subject_model/hooks.h"
+#include "data/activations/subject_data.h"
 #include "data/text/bpe_tokenizer.h"
+#include "data/text/text_dataset.h"
+#include "data/text/token_shard.h"
 #include "harness/status_macros.h"
 #include "sae/interchange/sae_directory.h"
 #include "tools/command.h"
@@ -28,9 +31,13 @@ constexpr char kUsage[] =
 Starts the interactive viewer on http://127.0.0.1:PORT/, for this machine
 only (requests from other addresses are refused): type a prompt and see
 each SAE's top latents at every token, the next-token logits and a greedy
-continuation; ablate a latent or clamp it to twice its activation and see
-them change. The page keeps its state in the URL, so a view is a link.
-Runs until interrupted.
+continuation; ablate a latent, clamp it to twice its activation, patch it
+from a second prompt, or ablate or scale an attention head, and see them
+change. Click a next token to see which latents, SAE error terms and
+heads drive it (attribution patching), and a latent's "card" for its
+dashboard: its top-activating contexts among --dashboard_contexts
+validation contexts of the pinned corpora (--dashboard_corpus). The page
+keeps its state in the URL, so a view is a link. Runs until interrupted.
 
 --saes lists SAE directories (saelab, SAELens or sparsify layout), each
 with the hook it reads. --run_dir takes the SAEs of an experiment run
@@ -90,13 +97,45 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SaeSources(
   return sources;
 }
 
+// The first `count` validation contexts of the pinned corpora named in
+// `corpora` (empty: all of them), tokenized into the same cache as the
+// experiments' (a run over the same corpora reuses its shard).
+absl::StatusOr<torch::Tensor> DashboardContexts(const std::string& corpora,
+                                                const BpeTokenizer& tokenizer,
+                                                int64_t context_length, int64_t count) {
+  CorpusSelection selection;
+  for (absl::string_view name : absl::StrSplit(corpora, ',', absl::SkipEmpty())) {
+    selection.add_corpora(std::string(name));
+  }
+  ASSIGN_OR_RETURN(TextDataset dataset, LoadTextDataset(selection));
+  const std::string shard = absl::StrCat(SaelabCacheDir(""), "/shards/", dataset.sha256.substr(0, 16),
+                                         "-", tokenizer.Sha256().substr(0, 16), "-val.tokshard");
+  ASSIGN_OR_RETURN(TokenShard tokens, TokenizeSplit(dataset, Split::kVal, tokenizer, shard));
+  const int32_t eos = *tokenizer.eos_id();
+  ASSIGN_OR_RETURN(torch::Tensor contexts,
+                   PackContexts(tokens, context_length, eos, eos, count));
+  if (contexts.size(0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dashboard_corpus: the validation split is shorter than one context of ", context_length,
+        " tokens"));
+  }
+  return contexts;
+}
+
 absl::Status Run(const CommandLine& flags, const Invocation&) {
   RETURN_IF_ERROR(flags.Require("model_dir"));
   if (flags.String("saes").empty() == flags.String("run_dir").empty()) {
     return UsageError("give either --saes or --run_dir");
   }
+  const int64_t n_contexts = flags.Int("dashboard_contexts");
+  const int64_t context_length = flags.Int("dashboard_context_length");
+  if (n_contexts < 0) return UsageError("--dashboard_contexts must be >= 0 (0: no cards)");
   ASSIGN_OR_RETURN(Gpt2Model model, Gpt2Model::LoadHfDirectory(flags.String("model_dir")));
   ASSIGN_OR_RETURN(BpeTokenizer tokenizer, BpeTokenizer::FromDir(flags.String("model_dir")));
+  if (context_length < 2 || context_length > model.config().n_positions) {
+    return UsageError(absl::StrCat("--dashboard_context_length must be in [2, ",
+                                   model.config().n_positions, "]"));
+  }
   ASSIGN_OR_RETURN(auto sources, SaeSources(flags, model.config().n_layer));
   std::vector<ViewerSae> saes;
   for (const auto& [hook, dir] : sources) {
@@ -104,8 +143,16 @@ absl::Status Run(const CommandLine& flags, const Invocation&) {
     saes.push_back({hook, std::filesystem::path(dir).filename().string(), std::move(loaded.sae)});
     std::fprintf(stderr, "%s: %s\n", hook.c_str(), dir.c_str());
   }
+  torch::Tensor contexts;
+  if (n_contexts > 0) {
+    ASSIGN_OR_RETURN(contexts, DashboardContexts(flags.String("dashboard_corpus"), tokenizer,
+                                                 context_length, n_contexts));
+    std::fprintf(stderr, "dashboard cards scan %lld contexts of %lld tokens\n",
+                 static_cast<long long>(contexts.size(0)), static_cast<long long>(context_length));
+  }
   ASSIGN_OR_RETURN(ViewerSession session,
                    ViewerSession::Create(std::move(model), std::move(tokenizer), std::move(saes)));
+  if (contexts.defined()) session.SetDashboardContexts(contexts);
   ViewerServer server(std::move(session));
   ASSIGN_OR_RETURN(int port, server.Start(static_cast<int>(flags.Int("port"))));
   std::fprintf(stderr, "saelab viewer: http://127.0.0.1:%d/\n", port);
@@ -125,6 +172,10 @@ Command ServeCommand() {
           {"saes", FlagType::kString, "", "HOOK=DIR[,HOOK=DIR...]: the SAEs and their hooks."},
           {"run_dir", FlagType::kString, "", "An experiment run whose saes/ are named <hook>.<name>."},
           {"port", FlagType::kInt, "8080", "Port on 127.0.0.1 (0: any free port)."},
+          {"dashboard_corpus", FlagType::kString, "",
+           "Pinned corpora (comma-separated; empty: all) whose validation split the cards scan."},
+          {"dashboard_contexts", FlagType::kInt, "256", "Contexts the cards scan (0: no cards)."},
+          {"dashboard_context_length", FlagType::kInt, "64", "Tokens per card context."},
       },
       &Run,
   };

@@ -2,13 +2,17 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <exception>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "harness/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace saelab {
@@ -30,31 +34,32 @@ absl::Status ReadInt(const Json& object, const char* key, const std::string& whe
   return absl::OkStatus();
 }
 
-}  // namespace
+absl::Status ReadNumber(const Json& object, const char* key, const std::string& where,
+                        double* out) {
+  if (!object.contains(key)) return absl::OkStatus();
+  if (!object[key].is_number()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "\"", key, "\" must be a number"));
+  }
+  *out = object[key].get<double>();
+  return absl::OkStatus();
+}
 
-absl::StatusOr<ViewRequest> ParseViewRequest(const std::string& body) {
+// The body as a JSON object with a string "prompt".
+absl::StatusOr<Json> ParseBody(const std::string& body, std::string* prompt) {
   Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) {
     return absl::InvalidArgumentError("the request body is not a JSON object");
   }
-  ViewRequest request;
   if (!json.contains("prompt") || !json["prompt"].is_string()) {
     return absl::InvalidArgumentError("\"prompt\" must be a string");
   }
-  request.prompt = json["prompt"].get<std::string>();
-  int64_t top_latents = request.options.top_latents, top_next = request.options.top_next_tokens,
-          continuation = request.options.continuation_tokens;
-  absl::Status status = ReadInt(json, "top_latents", "", &top_latents);
-  if (status.ok()) status = ReadInt(json, "top_next_tokens", "", &top_next);
-  if (status.ok()) status = ReadInt(json, "continuation_tokens", "", &continuation);
-  if (!status.ok()) return status;
-  if (top_latents > 64 || top_next > 200 || continuation > 256) {
-    return absl::InvalidArgumentError(
-        "at most 64 top latents, 200 next tokens and 256 continuation tokens");
-  }
-  request.options.top_latents = static_cast<int>(top_latents);
-  request.options.top_next_tokens = static_cast<int>(top_next);
-  request.options.continuation_tokens = static_cast<int>(continuation);
+  *prompt = json["prompt"].get<std::string>();
+  return json;
+}
+
+// "edits" and "heads" of a request.
+absl::StatusOr<ViewEdits> ParseEdits(const Json& json) {
+  ViewEdits edits;
   if (json.contains("edits")) {
     if (!json["edits"].is_array()) return absl::InvalidArgumentError("\"edits\" must be an array");
     for (size_t i = 0; i < json["edits"].size(); ++i) {
@@ -65,18 +70,12 @@ absl::StatusOr<ViewRequest> ParseViewRequest(const std::string& body) {
       if (!item.contains("site") || !item.contains("latent")) {
         return absl::InvalidArgumentError(where + "needs \"site\" and \"latent\"");
       }
-      status = ReadInt(item, "site", where, &site);
-      if (status.ok()) status = ReadInt(item, "latent", where, &latent);
-      if (!status.ok()) return status;
+      RETURN_IF_ERROR(ReadInt(item, "site", where, &site));
+      RETURN_IF_ERROR(ReadInt(item, "latent", where, &latent));
       const std::string kind =
           item.contains("kind") && item["kind"].is_string() ? item["kind"].get<std::string>() : "";
       double value = 0;
-      if (item.contains("value")) {
-        if (!item["value"].is_number()) {
-          return absl::InvalidArgumentError(where + "\"value\" must be a number");
-        }
-        value = item["value"].get<double>();
-      }
+      RETURN_IF_ERROR(ReadNumber(item, "value", where, &value));
       PromptEdit edit;
       edit.site = static_cast<int>(site);
       edit.latent = latent;
@@ -86,13 +85,127 @@ absl::StatusOr<ViewRequest> ParseViewRequest(const std::string& body) {
         edit.edit = LatentEdit::Scale(value);
       } else if (kind == "clamp") {
         edit.edit = LatentEdit::Clamp(value);
+      } else if (kind == "patch") {
+        if (!item.contains("from") || !item["from"].is_string() ||
+            item["from"].get<std::string>().empty()) {
+          return absl::InvalidArgumentError(where + "a \"patch\" needs \"from\": the prompt to patch from");
+        }
+        edit.patch_from = item["from"].get<std::string>();
       } else {
-        return absl::InvalidArgumentError(where + "\"kind\" must be \"zero\", \"scale\" or \"clamp\"");
+        return absl::InvalidArgumentError(
+            where + "\"kind\" must be \"zero\", \"scale\", \"clamp\" or \"patch\"");
       }
-      request.edits.push_back(edit);
+      edits.latents.push_back(edit);
     }
   }
+  if (json.contains("heads")) {
+    if (!json["heads"].is_array()) return absl::InvalidArgumentError("\"heads\" must be an array");
+    for (size_t i = 0; i < json["heads"].size(); ++i) {
+      const Json& item = json["heads"][i];
+      const std::string where = absl::StrCat("heads[", i, "]: ");
+      if (!item.is_object() || !item.contains("layer") || !item.contains("head")) {
+        return absl::InvalidArgumentError(where + "needs \"layer\" and \"head\"");
+      }
+      HeadEdit edit;
+      RETURN_IF_ERROR(ReadInt(item, "layer", where, &edit.layer));
+      RETURN_IF_ERROR(ReadInt(item, "head", where, &edit.head));
+      RETURN_IF_ERROR(ReadNumber(item, "scale", where, &edit.scale));
+      edits.heads.push_back(edit);
+    }
+  }
+  return edits;
+}
+
+const char* KindName(AttributedNode::Kind kind) {
+  switch (kind) {
+    case AttributedNode::Kind::kLatent: return "latent";
+    case AttributedNode::Kind::kError: return "error";
+    case AttributedNode::Kind::kHead: return "head";
+  }
+  return "unknown";
+}
+
+// 400 for bad requests, 404 for what this server does not have, else 500.
+void Fail(const absl::Status& status, httplib::Response& response) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument: response.status = 400; break;
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound: response.status = 404; break;
+    default: response.status = 500;
+  }
+  response.set_content(ErrorJson(status.message()), "application/json");
+}
+
+}  // namespace
+
+absl::StatusOr<ViewRequest> ParseViewRequest(const std::string& body) {
+  ViewRequest request;
+  ASSIGN_OR_RETURN(Json json, ParseBody(body, &request.prompt));
+  int64_t top_latents = request.options.top_latents, top_next = request.options.top_next_tokens,
+          continuation = request.options.continuation_tokens;
+  RETURN_IF_ERROR(ReadInt(json, "top_latents", "", &top_latents));
+  RETURN_IF_ERROR(ReadInt(json, "top_next_tokens", "", &top_next));
+  RETURN_IF_ERROR(ReadInt(json, "continuation_tokens", "", &continuation));
+  if (top_latents > 64 || top_next > 200 || continuation > 256) {
+    return absl::InvalidArgumentError(
+        "at most 64 top latents, 200 next tokens and 256 continuation tokens");
+  }
+  request.options.top_latents = static_cast<int>(top_latents);
+  request.options.top_next_tokens = static_cast<int>(top_next);
+  request.options.continuation_tokens = static_cast<int>(continuation);
+  ASSIGN_OR_RETURN(request.edits, ParseEdits(json));
   return request;
+}
+
+absl::StatusOr<AttributeRequest> ParseAttributeRequest(const std::string& body) {
+  AttributeRequest request;
+  ASSIGN_OR_RETURN(Json json, ParseBody(body, &request.prompt));
+  ASSIGN_OR_RETURN(request.edits, ParseEdits(json));
+  if (!json.contains("target")) {
+    return absl::InvalidArgumentError("\"target\" (a token id) is missing");
+  }
+  int64_t target = 0, top_nodes = request.target.top_nodes;
+  RETURN_IF_ERROR(ReadInt(json, "target", "", &target));
+  RETURN_IF_ERROR(ReadInt(json, "top_nodes", "", &top_nodes));
+  if (top_nodes < 0 || top_nodes > 200) {
+    return absl::InvalidArgumentError("\"top_nodes\" must be in [0, 200]");
+  }
+  // Token ids are checked against the model's vocabulary by the session.
+  const auto as_id = [](int64_t id) {
+    return static_cast<int32_t>(std::clamp<int64_t>(id, -1, std::numeric_limits<int32_t>::max()));
+  };
+  request.target.token = as_id(target);
+  if (json.contains("contrast")) {
+    int64_t contrast = 0;
+    RETURN_IF_ERROR(ReadInt(json, "contrast", "", &contrast));
+    request.target.contrast = as_id(contrast);
+  }
+  request.target.top_nodes = static_cast<int>(top_nodes);
+  return request;
+}
+
+std::string AttributionJson(const PromptAttribution& attribution, const PromptView& view,
+                            const ViewerSession& session) {
+  Json json;
+  json["metric"] = attribution.metric;
+  json["nodes"] = Json::array();
+  for (const AttributedNode& node : attribution.nodes) {
+    Json item = {{"kind", KindName(node.kind)},
+                 {"position", node.position},
+                 {"token", view.token_texts[node.position]},
+                 {"value", node.value},
+                 {"effect", node.effect}};
+    if (node.kind == AttributedNode::Kind::kHead) {
+      item["layer"] = node.layer;
+      item["head"] = node.head;
+    } else {
+      item["site"] = node.site;
+      item["hook"] = session.saes()[node.site].hook;
+      if (node.kind == AttributedNode::Kind::kLatent) item["latent"] = node.latent;
+    }
+    json["nodes"].push_back(std::move(item));
+  }
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 std::string ViewJson(const PromptView& view, const ViewerSession& session) {
@@ -174,16 +287,43 @@ absl::StatusOr<int> ViewerServer::Start(int port) {
     response.set_content(sites.dump(), "application/json");
   });
   server.Post("/api/view", [this](const httplib::Request& request, httplib::Response& response) {
-    const auto fail = [&response](const absl::Status& status) {
-      response.status = status.code() == absl::StatusCode::kInvalidArgument ? 400 : 500;
-      response.set_content(ErrorJson(status.message()), "application/json");
-    };
+    const auto fail = [&response](const absl::Status& status) { Fail(status, response); };
     absl::StatusOr<ViewRequest> parsed = ParseViewRequest(request.body);
     if (!parsed.ok()) return fail(parsed.status());
     std::lock_guard<std::mutex> lock(mutex_);
     absl::StatusOr<PromptView> view = session_.View(parsed->prompt, parsed->edits, parsed->options);
     if (!view.ok()) return fail(view.status());
     response.set_content(ViewJson(*view, session_), "application/json");
+  });
+  server.Post("/api/attribute", [this](const httplib::Request& request,
+                                       httplib::Response& response) {
+    const auto fail = [&response](const absl::Status& status) { Fail(status, response); };
+    absl::StatusOr<AttributeRequest> parsed = ParseAttributeRequest(request.body);
+    if (!parsed.ok()) return fail(parsed.status());
+    std::lock_guard<std::mutex> lock(mutex_);
+    absl::StatusOr<PromptAttribution> attribution =
+        session_.Attribute(parsed->prompt, parsed->edits, parsed->target);
+    if (!attribution.ok()) return fail(attribution.status());
+    // The token texts the nodes refer to.
+    ViewOptions tokens_only;
+    tokens_only.top_latents = 0;
+    tokens_only.top_next_tokens = 0;
+    tokens_only.continuation_tokens = 0;
+    absl::StatusOr<PromptView> view = session_.View(parsed->prompt, {}, tokens_only);
+    if (!view.ok()) return fail(view.status());
+    response.set_content(AttributionJson(*attribution, *view, session_), "application/json");
+  });
+  server.Get("/dashboard", [this](const httplib::Request& request, httplib::Response& response) {
+    int64_t site = -1, latent = -1;
+    if (!absl::SimpleAtoi(request.get_param_value("site"), &site) ||
+        !absl::SimpleAtoi(request.get_param_value("latent"), &latent)) {
+      return Fail(absl::InvalidArgumentError("/dashboard needs ?site=S&latent=I (integers)"),
+                  response);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    absl::StatusOr<std::string> page = session_.LatentCardHtml(static_cast<int>(site), latent);
+    if (!page.ok()) return Fail(page.status(), response);
+    response.set_content(*page, "text/html; charset=utf-8");
   });
   const int bound = port == 0 ? server.bind_to_any_port("127.0.0.1")
                               : (server.bind_to_port("127.0.0.1", port) ? port : -1);

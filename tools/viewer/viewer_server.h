@@ -7,11 +7,15 @@
 //   ASSIGN_OR_RETURN(int port, server.Start(/*port=*/0));   // 0: any free port
 //   // http://127.0.0.1:<port>/                      the page
 //   // GET  /api/saes                                [{"site":0,"hook":...,"name":...,"n_latents":...}]
-//   // POST /api/view {"prompt":"...", "edits":[{"site":0,"latent":17,"kind":"zero"}]}
+//   // POST /api/view {"prompt":"...", "edits":[{"site":0,"latent":17,"kind":"zero"}],
+//   //                 "heads":[{"layer":1,"head":3,"scale":0}]}
+//   // POST /api/attribute {"prompt":"...", "edits":..., "heads":..., "target":262}
+//   // GET  /dashboard?site=0&latent=17              the latent's dashboard card
 //   server.Wait();   // until Stop() from another thread
 //
 // The page keeps its state in the URL fragment (#prompt=...&edits=0:17:zero,
-// 1:3:clamp:5), so a view is a link, and loading one runs it.
+// 1:3:clamp:5&heads=1.3:0&target=262), so a view is a link, and loading
+// one runs it.
 #ifndef SAELAB_TOOLS_VIEWER_VIEWER_SERVER_H_
 #define SAELAB_TOOLS_VIEWER_VIEWER_SERVER_H_
 
@@ -32,15 +36,33 @@ namespace saelab {
 
 struct ViewRequest {
   std::string prompt;
-  std::vector<PromptEdit> edits;
+  ViewEdits edits;
   ViewOptions options;
 };
 
 // {"prompt": string, "edits": [{"site": int, "latent": int, "kind":
-// "zero"|"scale"|"clamp", "value": number}], "top_latents": int,
-// "top_next_tokens": int, "continuation_tokens": int} (all but "prompt"
-// optional). InvalidArgument naming the field for anything else.
+// "zero"|"scale"|"clamp"|"patch", "value": number, "from": string}],
+// "heads": [{"layer": int, "head": int, "scale": number}], "top_latents":
+// int, "top_next_tokens": int, "continuation_tokens": int} (all but
+// "prompt" optional; "from" is the prompt a "patch" takes the latent's
+// values from). InvalidArgument naming the field for anything else.
 absl::StatusOr<ViewRequest> ParseViewRequest(const std::string& body);
+
+struct AttributeRequest {
+  std::string prompt;
+  ViewEdits edits;
+  AttributionTarget target;
+};
+
+// ParseViewRequest's "prompt", "edits" and "heads", and "target": int (a
+// token id), "contrast": int, "top_nodes": int (at most 200).
+absl::StatusOr<AttributeRequest> ParseAttributeRequest(const std::string& body);
+
+// {"metric": number, "nodes": [{"kind": "latent"|"error"|"head", "site",
+// "hook", "latent" (latents), "layer", "head" (heads), "position",
+// "token", "value", "effect"}]}.
+std::string AttributionJson(const PromptAttribution& attribution, const PromptView& view,
+                            const ViewerSession& session);
 
 // The view as JSON: {"tokens": [{"id", "text"}], "sites": [{"hook", "name",
 // "top_latents": [[{"latent", "activation"}] per token]}], "next_tokens":

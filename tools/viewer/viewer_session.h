@@ -1,19 +1,32 @@
-// What the interactive viewer (`saelab serve`, issue: circuits and viewer)
-// computes for one prompt, as a library: the prompt's tokens, the top
-// latents of every SAE at every token, the next-token distribution, and a
-// greedy continuation, each with any set of latent edits (zero, scale,
-// clamp) applied while the model runs, error terms kept. The HTTP server
-// and its page are a thin layer over this.
+// What the interactive viewer (`saelab serve`) computes for one prompt, as
+// a library: the prompt's tokens, the top latents of every SAE at every
+// token, the next-token distribution and a greedy continuation, each with
+// edits applied while the model runs (latents zeroed, scaled, clamped or
+// patched from a second prompt, error terms kept; attention heads scaled
+// or ablated); which nodes (latents, SAE error terms, attention heads at
+// each token) drive a chosen next token; and a latent's dashboard card.
+// The HTTP server and its page are a thin layer over this.
 //
 //   std::vector<ViewerSae> saes;
 //   saes.push_back({"blocks.1.hook_resid_post", "topk", std::move(sae)});
 //   ASSIGN_OR_RETURN(ViewerSession session,
 //                    ViewerSession::Create(model, tokenizer, std::move(saes)));
-//   ASSIGN_OR_RETURN(PromptView view,
-//                    session.View("Thou art", {{/*site=*/0, /*latent=*/17, LatentEdit::Zero()}}));
-//   // view.next_tokens[0].text: the most likely next token with latent 17 ablated
+//   ViewEdits edits;
+//   edits.latents.push_back({/*site=*/0, /*latent=*/17, LatentEdit::Zero()});
+//   edits.heads.push_back({/*layer=*/2, /*head=*/1, /*scale=*/0});
+//   ASSIGN_OR_RETURN(PromptView view, session.View("Thou art", edits));
+//   // view.next_tokens[0].text: the most likely next token with latent 17
+//   // and head 2.1 ablated
+//   ASSIGN_OR_RETURN(PromptAttribution why,
+//                    session.Attribute("Thou art", edits, {view.next_tokens[0].id}));
+//   // why.nodes[0]: the node whose removal would move that token's logit most
+//
+// Positions: edits and attributions cover the prompt's tokens after BOS
+// (BOS passes through, as in eval/splice.h) and every generated token.
 #ifndef SAELAB_TOOLS_VIEWER_VIEWER_SESSION_H_
 #define SAELAB_TOOLS_VIEWER_VIEWER_SESSION_H_
+
+#include <torch/types.h>
 
 #include <cstdint>
 #include <memory>
@@ -42,6 +55,24 @@ struct PromptEdit {
   int site = 0;  // index into the session's SAEs
   int64_t latent = 0;
   LatentEdit edit = LatentEdit::Zero();
+  // Activation patching from a second prompt: when non-empty, the latent
+  // takes the value it has on this prompt (run without edits) at the same
+  // position, or past that prompt's end the value at its last token, and
+  // `edit` is not used.
+  std::string patch_from;
+};
+
+// Attention head `head` of block `layer` scaled by `scale` (0: ablated) at
+// blocks.{layer}.attn.hook_z, before the heads are projected back.
+struct HeadEdit {
+  int64_t layer = 0;
+  int64_t head = 0;
+  double scale = 0;
+};
+
+struct ViewEdits {
+  std::vector<PromptEdit> latents;
+  std::vector<HeadEdit> heads;
 };
 
 struct ViewOptions {
@@ -62,6 +93,38 @@ struct NextToken {
   double probability = 0;
 };
 
+// What Attribute explains: the logit of `token` at the prompt's last
+// position, minus the logit of `contrast` when one is given.
+struct AttributionTarget {
+  int32_t token = 0;
+  std::optional<int32_t> contrast;
+  int top_nodes = 20;  // how many nodes to return (>= 0)
+};
+
+// One node at one prompt position.
+struct AttributedNode {
+  enum class Kind { kLatent, kError, kHead };
+  Kind kind = Kind::kLatent;
+  int site = 0;        // kLatent, kError: index into the session's SAEs
+  int64_t latent = 0;  // kLatent
+  int64_t layer = 0;   // kHead
+  int64_t head = 0;    // kHead
+  int64_t position = 0;  // index into PromptView::tokens (0: the first after BOS)
+  // The latent's activation; the norm of the error term or of the head's output.
+  double value = 0;
+  // Attribution patching with zero as the patch value: the first-order
+  // change of the metric if this node alone were zeroed at this position,
+  // -grad . value (Marks et al. 2024; Transformer Debugger's "direct
+  // effect" uses the same gradient x activation product).
+  double effect = 0;
+};
+
+struct PromptAttribution {
+  double metric = 0;  // the target's logit (difference) with the edits applied
+  // The top_nodes nodes of largest |effect|, largest first.
+  std::vector<AttributedNode> nodes;
+};
+
 struct PromptView {
   // The prompt's tokens after BOS, as ids and as text.
   std::vector<int32_t> tokens;
@@ -76,6 +139,7 @@ struct PromptView {
 };
 
 class ViewerSession {
+
  public:
   // InvalidArgument for no SAEs, a null SAE, an unknown hook (listing the
   // valid ones), two SAEs at one hook, or an SAE whose d_in is not the
@@ -88,18 +152,43 @@ class ViewerSession {
 
   // The prompt (plain text; BOS prepended) run with `edits`. InvalidArgument
   // for an empty prompt, one longer than the model's context (with the
-  // continuation), an edit at an unknown site or latent, or options < 0.
-  absl::StatusOr<PromptView> View(const std::string& prompt, const std::vector<PromptEdit>& edits,
+  // continuation), an edit at an unknown site, latent, layer or head, an
+  // empty patch prompt, or options < 0.
+  absl::StatusOr<PromptView> View(const std::string& prompt, const ViewEdits& edits,
                                   const ViewOptions& options = {}) const;
 
-  // The hooks that apply `edits` (what View runs with): per site, f = Encode(x),
-  // the edits applied to f, x + Decode(f') - Decode(f). BOS passes through.
-  absl::StatusOr<HookSet> EditHooks(const std::vector<PromptEdit>& edits) const;
+  // Which nodes drive `target` at the prompt's last position, with `edits`
+  // applied: every latent, error term and head at every position after
+  // BOS, by one forward and one backward pass. InvalidArgument as View, or
+  // for a target token outside the vocabulary.
+  absl::StatusOr<PromptAttribution> Attribute(const std::string& prompt, const ViewEdits& edits,
+                                              const AttributionTarget& target) const;
+
+  // The hooks that apply `edits` (what View runs with): per site, f =
+  // Encode(x), the edits applied to f, x + Decode(f') - Decode(f); per
+  // layer, the heads' outputs scaled. BOS passes through. Each call's
+  // hooks count positions afresh, so use them for one forward pass or one
+  // generation.
+  absl::StatusOr<HookSet> EditHooks(const ViewEdits& edits) const;
+
+  // Contexts ([N, L] int64, each starting with BOS) that LatentCardHtml
+  // scans for a latent's top activations.
+  void SetDashboardContexts(torch::Tensor contexts) { dashboard_contexts_ = std::move(contexts); }
+  bool has_dashboard_contexts() const { return dashboard_contexts_.defined(); }
+
+  // A self-contained page with the dashboard card (eval/dashboard.h) of one
+  // latent over the dashboard contexts. FailedPrecondition without
+  // contexts; InvalidArgument for an unknown site or latent.
+  absl::StatusOr<std::string> LatentCardHtml(int site, int64_t latent) const;
 
  private:
   ViewerSession() = default;
+  // The prompt as model input, checked: [1, 1 + prompt tokens] with BOS.
+  absl::StatusOr<std::vector<int64_t>> PromptIds(const std::string& prompt,
+                                                 int continuation_tokens) const;
   std::optional<Gpt2Model> model_;
   std::optional<BpeTokenizer> tokenizer_;
+  torch::Tensor dashboard_contexts_;
   // Shared so that the session is copyable (the server holds one).
   std::shared_ptr<std::vector<ViewerSae>> saes_;
 };

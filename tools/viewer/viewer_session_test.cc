@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -88,7 +90,7 @@ TEST_F(ViewerSessionTest, AblatingALatentGivesTheSplicedModelsLogits) {
   ASSERT_TRUE(unedited.ok());
   const int64_t latent = unedited->top_latents[0].back()[0].latent;  // last token's strongest
   for (const LatentEdit edit : {LatentEdit::Zero(), LatentEdit::Clamp(40.0)}) {
-    absl::StatusOr<PromptView> view = session_->View(kPrompt, {{0, latent, edit}});
+    absl::StatusOr<PromptView> view = session_->View(kPrompt, LatentEdits({{0, latent, edit}}));
     ASSERT_TRUE(view.ok()) << view.status();
     Sae& sae = *session_->saes()[0].sae;
     absl::StatusOr<HookSet> splice =
@@ -105,11 +107,161 @@ TEST_F(ViewerSessionTest, AblatingALatentGivesTheSplicedModelsLogits) {
   }
 }
 
+// Ablating a head at hook_z is what the model gives with that head zeroed
+// (after BOS) by a hook written here.
+TEST_F(ViewerSessionTest, AblatingAHeadGivesTheModelWithThatHeadZeroed) {
+  ViewEdits edits;
+  edits.heads.push_back({/*layer=*/1, /*head=*/2, /*scale=*/0});
+  absl::StatusOr<PromptView> view = session_->View(kPrompt, edits);
+  ASSERT_TRUE(view.ok()) << view.status();
+  HookSet zero_head;
+  zero_head.hooks["blocks.1.attn.hook_z"] = [](const torch::Tensor& z) {
+    torch::Tensor out = z.clone();
+    out.select(2, 2).slice(1, 1).zero_();
+    return out;
+  };
+  const torch::Tensor logits = LastLogits(zero_head), clean = LastLogits({});
+  double moved = 0;
+  for (const NextToken& next : view->next_tokens) {
+    EXPECT_NEAR(next.logit, logits[next.id].item<double>(), 1e-4);
+    moved = std::max(moved, std::abs(next.logit - clean[next.id].item<double>()));
+  }
+  EXPECT_GT(moved, 1e-3);
+}
+
+// Patching a latent from a second prompt sets it, position by position, to
+// its value there (past that prompt's end, the value at its last token).
+TEST_F(ViewerSessionTest, PatchingALatentFromASecondPromptTakesItsValuesByPosition) {
+  const std::string source = "In the beginning God";
+  absl::StatusOr<PromptView> source_view = session_->View(source, {});
+  ASSERT_TRUE(source_view.ok());
+  const int64_t latent = source_view->top_latents[0].back()[0].latent;
+  PromptEdit patch{0, latent, LatentEdit::Zero()};
+  patch.patch_from = source;
+  absl::StatusOr<PromptView> view = session_->View(kPrompt, LatentEdits({patch}));
+  ASSERT_TRUE(view.ok()) << view.status();
+  // By hand: the source's code at the hook, then a splice that writes it.
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> source_ids = {*tokenizer_->eos_id()};
+  for (int32_t id : tokenizer_->Encode(source)) source_ids.push_back(id);
+  ASSERT_LT(source_ids.size(), ids_.size());
+  Sae& sae = *session_->saes()[0].sae;
+  absl::StatusOr<torch::Tensor> source_activation = model_->RunToHook(
+      torch::tensor(source_ids, torch::kInt64).unsqueeze(0), HookLocation{1, HookPoint::kResidPost});
+  ASSERT_TRUE(source_activation.ok());
+  const torch::Tensor source_f = sae.Encode((*source_activation)[0]);
+  std::vector<float> wanted;  // positions 1.. of the prompt
+  for (size_t p = 1; p < ids_.size(); ++p) {
+    wanted.push_back(source_f[std::min(p, source_ids.size() - 1)][latent].item<float>());
+  }
+  absl::StatusOr<HookSet> splice = SpliceAt(*model_, "blocks.1.hook_resid_post", sae,
+                                            [&](const torch::Tensor& x) {
+                                              torch::Tensor f = sae.Encode(x), edited = f.clone();
+                                              edited.select(1, latent).copy_(torch::tensor(wanted));
+                                              return x + (sae.Decode(edited) - sae.Decode(f));
+                                            });
+  ASSERT_TRUE(splice.ok());
+  const torch::Tensor logits = LastLogits(*splice), clean = LastLogits({});
+  double moved = 0;
+  for (const NextToken& next : view->next_tokens) {
+    EXPECT_NEAR(next.logit, logits[next.id].item<double>(), 1e-4);
+    moved = std::max(moved, std::abs(next.logit - clean[next.id].item<double>()));
+  }
+  EXPECT_GT(moved, 1e-4);
+}
+
+// Attribution: the metric is the logit View shows; a node's effect summed
+// over positions is the derivative of the metric under scaling that node,
+// which central finite differences of Attribute's own metric (with a Scale
+// edit or a head scale) measure independently of the gradient.
+TEST_F(ViewerSessionTest, AttributionEffectsAreTheMetricsDerivativesUnderScaling) {
+  absl::StatusOr<PromptView> view = session_->View(kPrompt, {});
+  ASSERT_TRUE(view.ok());
+  const int32_t target = view->next_tokens[0].id, contrast = view->next_tokens[1].id;
+  AttributionTarget request{target, contrast, /*top_nodes=*/100000};
+  absl::StatusOr<PromptAttribution> attribution = session_->Attribute(kPrompt, {}, request);
+  ASSERT_TRUE(attribution.ok()) << attribution.status();
+  EXPECT_NEAR(attribution->metric, view->next_tokens[0].logit - view->next_tokens[1].logit, 1e-4);
+  ASSERT_FALSE(attribution->nodes.empty());
+  for (size_t j = 1; j < attribution->nodes.size(); ++j) {
+    EXPECT_GE(std::abs(attribution->nodes[j - 1].effect), std::abs(attribution->nodes[j].effect));
+  }
+  // The strongest latent and the strongest head, summed over positions.
+  const AttributedNode* latent = nullptr;
+  const AttributedNode* head = nullptr;
+  for (const AttributedNode& node : attribution->nodes) {
+    if (node.kind == AttributedNode::Kind::kLatent && latent == nullptr) latent = &node;
+    if (node.kind == AttributedNode::Kind::kHead && head == nullptr) head = &node;
+  }
+  ASSERT_NE(latent, nullptr);
+  ASSERT_NE(head, nullptr);
+  double latent_sum = 0, head_sum = 0;
+  for (const AttributedNode& node : attribution->nodes) {
+    if (node.kind == AttributedNode::Kind::kLatent && node.site == latent->site &&
+        node.latent == latent->latent) {
+      latent_sum += node.effect;
+      EXPECT_EQ(view->top_latents[node.site][node.position].empty(), false);
+    }
+    if (node.kind == AttributedNode::Kind::kHead && node.layer == head->layer &&
+        node.head == head->head) {
+      head_sum += node.effect;
+    }
+  }
+  constexpr double kStep = 0.02;
+  auto metric_with = [&](const ViewEdits& edits) {
+    absl::StatusOr<PromptAttribution> a = session_->Attribute(kPrompt, edits, {target, contrast, 0});
+    EXPECT_TRUE(a.ok()) << a.status();
+    return a->metric;
+  };
+  // Scaling a node by (1 + s) moves the metric by -s * (its summed effect).
+  const double latent_slope =
+      (metric_with(LatentEdits({{latent->site, latent->latent, LatentEdit::Scale(1 + kStep)}})) -
+       metric_with(LatentEdits({{latent->site, latent->latent, LatentEdit::Scale(1 - kStep)}}))) /
+      (2 * kStep);
+  EXPECT_NEAR(-latent_slope, latent_sum, 0.02 * std::abs(latent_sum) + 2e-3)
+      << "site " << latent->site << " latent " << latent->latent;
+  ViewEdits up, down;
+  up.heads.push_back({head->layer, head->head, 1 + kStep});
+  down.heads.push_back({head->layer, head->head, 1 - kStep});
+  const double head_slope = (metric_with(up) - metric_with(down)) / (2 * kStep);
+  EXPECT_NEAR(-head_slope, head_sum, 0.02 * std::abs(head_sum) + 2e-3)
+      << "head " << head->layer << "." << head->head;
+  EXPECT_GT(std::abs(latent_sum) + std::abs(head_sum), 1e-2);
+}
+
+// A latent's card scans the dashboard contexts: its top activation is the
+// largest the SAE gives it over those contexts.
+TEST_F(ViewerSessionTest, LatentCardShowsTheLatentsTopActivationOverTheContexts) {
+  std::vector<int64_t> context = ids_;
+  torch::Tensor contexts = torch::tensor(context, torch::kInt64).unsqueeze(0).repeat({2, 1});
+  ViewerSession session = *session_;
+  session.SetDashboardContexts(contexts);
+  absl::StatusOr<PromptView> view = session.View(kPrompt, {});
+  ASSERT_TRUE(view.ok());
+  const LatentActivation best = view->top_latents[0].back()[0];
+  absl::StatusOr<std::string> page = session.LatentCardHtml(0, best.latent);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(*page, ::testing::HasSubstr(absl::StrCat("\"id\":", best.latent)));
+  EXPECT_THAT(*page, ::testing::HasSubstr(absl::StrCat("a latent ", best.latent)));
+}
+
 TEST_F(ViewerSessionTest, BadRequestsAreErrors) {
-  EXPECT_THAT(session_->View(kPrompt, {{2, 0, LatentEdit::Zero()}}).status().message(),
+  EXPECT_THAT(session_->View(kPrompt, LatentEdits({{2, 0, LatentEdit::Zero()}})).status().message(),
               ::testing::HasSubstr("no SAE number 2"));
-  EXPECT_EQ(session_->View(kPrompt, {{0, 256, LatentEdit::Zero()}}).status().code(),
+  EXPECT_EQ(session_->View(kPrompt, LatentEdits({{0, 256, LatentEdit::Zero()}})).status().code(),
             absl::StatusCode::kInvalidArgument);
+  ViewEdits bad_head;
+  bad_head.heads.push_back({/*layer=*/0, /*head=*/model_->config().n_head, 0});
+  EXPECT_THAT(session_->View(kPrompt, bad_head).status().message(), ::testing::HasSubstr("no head 0."));
+  PromptEdit empty_patch{0, 1, LatentEdit::Zero(), ""};
+  empty_patch.patch_from = " ";
+  absl::Status patch_status = session_->View(kPrompt, LatentEdits({empty_patch})).status();
+  EXPECT_TRUE(patch_status.ok() || absl::StrContains(patch_status.message(), "patch from"))
+      << patch_status;
+  EXPECT_THAT(session_->Attribute(kPrompt, {}, {/*token=*/-1}).status().message(),
+              ::testing::HasSubstr("outside the vocabulary"));
+  EXPECT_EQ(session_->LatentCardHtml(0, 3).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(session_->LatentCardHtml(5, 3).status().message(), ::testing::HasSubstr("no SAE number 5"));
   EXPECT_THAT(session_->View("", {}).status().message(), ::testing::HasSubstr("empty"));
   std::string long_prompt;
   for (int i = 0; i < 200; ++i) long_prompt += " and";

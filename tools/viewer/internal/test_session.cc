@@ -44,4 +44,10 @@ ViewerSession TestSession() {
                "TestSession");
 }
 
+ViewEdits LatentEdits(std::vector<PromptEdit> latents) {
+  ViewEdits edits;
+  edits.latents = std::move(latents);
+  return edits;
+}
+
 }  // namespace saelab

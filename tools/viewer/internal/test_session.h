@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "tools/viewer/viewer_session.h"
 
@@ -18,6 +19,9 @@ std::unique_ptr<Sae> RandomTopKSae(uint64_t seed);
 
 // The session described above; a broken fixture stops the test binary.
 ViewerSession TestSession();
+
+// Edits of latents only.
+ViewEdits LatentEdits(std::vector<PromptEdit> latents);
 
 }  // namespace saelab
 
