@@ -16,6 +16,7 @@
 #include "experiments/registry.h"
 #include "experiments/sae_sweep.h"
 #include "experiments/subject_evaluations.h"
+#include "harness/distributed.h"
 #include "harness/log.h"
 #include "harness/provenance.h"
 #include "harness/status_macros.h"
@@ -184,7 +185,10 @@ absl::Status RunSubjectSae(const SubjectSaeConfig& config, const std::string& ru
                                 i == 0 ? hooks : std::vector<std::string>{}, &circuit_inputs));
     }
   }
-  if (config.has_circuit_eval()) {
+  // The circuit evaluation has no collectives, so data-parallel workers
+  // (whose results are discarded) skip it rather than repeat rank 0's.
+  Communicator* comm = ProcessCommunicator();
+  if (config.has_circuit_eval() && (comm == nullptr || comm->rank() == 0)) {
     RETURN_IF_ERROR(RunCircuitEval(config.circuit_eval(), circuit_inputs, run_dir, seeds, result));
   }
   return FitPowerLaws(config.fits(), seeds->Derive("fits"), result);
