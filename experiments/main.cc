@@ -38,8 +38,8 @@ ABSL_FLAG(std::string, model_dir, "",
           "Subject model directory (HF GPT-2 layout) replacing the config's "
           "subject_sae.activations.model_dir, e.g. your GPT-2 for the *_paper configs.");
 ABSL_FLAG(int, threads, 0,
-          "Intra-op threads for LibTorch (0: its default, which is 1 on some machines; "
-          "provenance records the count used).");
+          "Intra-op threads for LibTorch (0: every CPU this process may use, or "
+          "OMP_NUM_THREADS; provenance records the count used).");
 ABSL_FLAG(int, nproc, 1,
           "Train data-parallel over this many local worker processes (like torchrun "
           "--nproc_per_node); each gets an equal share of the cores for OpenBLAS.");

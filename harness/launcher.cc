@@ -19,10 +19,12 @@
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "harness/file_io.h"
+#include "harness/runtime_env.h"
 #include "harness/status_macros.h"
 
 extern char** environ;
@@ -117,7 +119,13 @@ absl::Status LaunchLocalWorkers(const LaunchOptions& options) {
   for (int rank = 0; rank < options.nproc; ++rank) {
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e) {
-      if (!IsWorldVariable(*e)) env_strings.push_back(*e);
+      // An extra setting replaces the inherited one (getenv takes the first).
+      const absl::string_view entry(*e);
+      const bool replaced = std::any_of(
+          options.env.begin(), options.env.end(), [&](const std::string& extra) {
+            return absl::StartsWith(entry, extra.substr(0, extra.find('=') + 1));
+          });
+      if (!IsWorldVariable(*e) && !replaced) env_strings.push_back(*e);
     }
     env_strings.push_back(absl::StrCat("RANK=", rank));
     env_strings.push_back(absl::StrCat("LOCAL_RANK=", rank));
@@ -215,9 +223,14 @@ absl::Status LaunchSelf(int nproc, int argc, char** argv) {
   launch.nproc = nproc;
   launch.executable = "/proc/self/exe";
   launch.argv.assign(argv, argv + argc);
+  // Each worker gets an equal share of the cores, for OpenBLAS and for
+  // LibTorch's intra-op pool (PinRuntimeEnvironment keeps a value set).
+  const int share = std::max(1, AvailableCpus() / nproc);
   if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) {
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    launch.env.push_back(absl::StrCat("OPENBLAS_NUM_THREADS=", std::max(1, cores / nproc)));
+    launch.env.push_back(absl::StrCat("OPENBLAS_NUM_THREADS=", share));
+  }
+  if (std::getenv("OMP_NUM_THREADS") == nullptr || std::getenv(kThreadsFromCpus) != nullptr) {
+    launch.env.push_back(absl::StrCat("OMP_NUM_THREADS=", share));
   }
   return LaunchLocalWorkers(launch);
 }

@@ -29,7 +29,8 @@ struct LaunchOptions {
   std::vector<std::string> argv;
   // The program to run; empty: argv[0] (a path, not looked up in PATH).
   std::string executable;
-  // Extra NAME=VALUE settings for every worker (e.g. OPENBLAS_NUM_THREADS).
+  // Extra NAME=VALUE settings for every worker (e.g. OPENBLAS_NUM_THREADS),
+  // replacing an inherited value of the same NAME.
   std::vector<std::string> env;
   // After a worker fails, how long the others get to stop on SIGTERM
   // before SIGKILL.

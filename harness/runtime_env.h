@@ -35,10 +35,25 @@ namespace saelab {
 //   spinning. 4 (2^4 cycles, OpenBLAS's minimum) puts them to sleep at once;
 //   the step went from 258 to 232 ms (d 768, n 4096, 2 intra-op threads)
 //   with the GEMM alone unchanged. No bits change.
+// - OMP_NUM_THREADS = the CPUs this process may run on (sched_getaffinity).
+//   LibTorch's intra-op pool defaults to the physical cores, 1 on a 2-vCPU
+//   machine, where the top-k, the sparse passes and Adam then ran on one
+//   core while OpenBLAS used both for the GEMM: a TopK step at d 768,
+//   n 16384 took 0.55 of the encoder-GEMM bound on 1 thread and 0.68 on 2
+//   (results/benchmarks/train_step.md). SAE training gives the same bits on
+//   any thread count (trainer_test), so this changes speed only. `--threads`
+//   still sets the count; data-parallel workers get an equal share.
 // A variable the user already set is left alone. If re-executing fails, a
 // warning is printed and the process continues unpinned. Call first thing
 // in main, before any thread starts.
 void PinRuntimeEnvironment(char** argv);
+
+// The CPUs this process may run on (its affinity mask), at least 1.
+int AvailableCpus();
+
+// Set to "1" when PinRuntimeEnvironment chose OMP_NUM_THREADS (the user did
+// not), so that a launcher may give its workers a share instead.
+inline constexpr char kThreadsFromCpus[] = "SAELAB_THREADS_FROM_CPUS";
 
 }  // namespace saelab
 

@@ -316,9 +316,9 @@ absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
       // is counted once.
       double squares = 0;
       for (const torch::Tensor& p : {shard.W_enc, shard.b_enc, shard.W_dec}) {
-        squares += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+        squares += SquaredNormAnyThreadCount(p.grad());
       }
-      if (comm.rank() == 0) squares += shard.b_dec.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+      if (comm.rank() == 0) squares += SquaredNormAnyThreadCount(shard.b_dec.grad());
       ASSIGN_OR_RETURN(const double total_squares, comm.AllReduceSum(squares));
       const double coefficient = trainer.grad_clip_norm() / (std::sqrt(total_squares) + 1e-6);
       if (coefficient < 1) {

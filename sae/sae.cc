@@ -142,6 +142,36 @@ double EstimateInputScale(const torch::Tensor& sample) {
   return std::sqrt(static_cast<double>(sample.size(1))) / mean_norm;
 }
 
+namespace {
+constexpr int64_t kSumRow = 8192;
+}  // namespace
+
+torch::Tensor SumAnyThreadCount(const torch::Tensor& t) {
+  const torch::Tensor flat = t.reshape({-1});
+  const int64_t n = flat.numel();
+  if (n <= kSumRow) return flat.sum();
+  const int64_t full = n / kSumRow * kSumRow;
+  torch::Tensor partial = flat.narrow(0, 0, full).view({-1, kSumRow}).sum(1);
+  if (full < n) partial = torch::cat({partial, flat.narrow(0, full, n - full).sum().unsqueeze(0)});
+  return SumAnyThreadCount(partial);
+}
+
+double SquaredNormAnyThreadCount(const torch::Tensor& t) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor flat = t.detach().reshape({-1});
+  const int64_t n = flat.numel();
+  const int64_t full = n / kSumRow * kSumRow;
+  double total = 0;
+  if (full > 0) {
+    const torch::Tensor norms =
+        flat.narrow(0, 0, full).view({-1, kSumRow}).norm(2, {1}).to(torch::kFloat64).contiguous();
+    const double* row = norms.data_ptr<double>();
+    for (int64_t i = 0; i < norms.numel(); ++i) total += row[i] * row[i];
+  }
+  if (full < n) total += flat.narrow(0, full, n - full).to(torch::kFloat64).pow(2).sum().item<double>();
+  return total;
+}
+
 torch::Tensor ScatterTopK(const torch::Tensor& values, const torch::Tensor& indices, int64_t n) {
   return torch::zeros({values.size(0), n}, values.options()).scatter(1, indices, values);
 }

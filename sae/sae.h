@@ -253,6 +253,19 @@ double EstimateInputScale(const torch::Tensor& sample);
 // weight [n, d]: grad_i -= <grad_i, w_i> w_i.
 void ProjectOutParallelGradient(const torch::Tensor& weight, torch::Tensor& grad);
 
+// The sum of all elements of `t`, differentiable, with bits that do not
+// depend on LibTorch's intra-op thread count. ATen sums a tensor of 32768+
+// elements into one value by splitting it among its threads and adding
+// their partial sums, so t.sum() changes in the last bits with
+// --threads; a sum along the rows of a matrix runs each row on one thread.
+// So the elements are summed in rows of 8192, then the row sums.
+torch::Tensor SumAnyThreadCount(const torch::Tensor& t);
+
+// sum of squares of `t`'s elements in float64, thread-count independent as
+// SumAnyThreadCount (per-row norms of 8192-element rows, then their squares
+// summed in order), without a temporary of t's size.
+double SquaredNormAnyThreadCount(const torch::Tensor& t);
+
 // Scatter of per-row top-k values into a dense [batch, n] tensor of zeros.
 // values, indices: [batch, k].
 torch::Tensor ScatterTopK(const torch::Tensor& values, const torch::Tensor& indices, int64_t n);

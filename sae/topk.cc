@@ -55,14 +55,17 @@ torch::Tensor TopKSae::ReconstructScaled(const torch::Tensor& x) {
 
 torch::Tensor BatchNmse(const torch::Tensor& a, const torch::Tensor& b,
                         const ShardMean& shard_mean) {
+  // SumAnyThreadCount: the same bits with any --threads.
   if (!shard_mean) {
-    return (a - b).pow(2).sum() / b.pow(2).sum().clamp_min(std::numeric_limits<float>::min());
+    return SumAnyThreadCount((a - b).pow(2)) /
+           SumAnyThreadCount(b.pow(2)).clamp_min(std::numeric_limits<float>::min());
   }
   // b is data (x, or AuxK's detached residual), so the denominator is a
   // constant of the step and its mean over shards keeps the gradient exact.
-  const double denominator = std::max(shard_mean(b.detach().pow(2).sum().item<double>()),
-                                      static_cast<double>(std::numeric_limits<float>::min()));
-  return (a - b).pow(2).sum() / denominator;
+  const double denominator =
+      std::max(shard_mean(SumAnyThreadCount(b.detach().pow(2)).item<double>()),
+               static_cast<double>(std::numeric_limits<float>::min()));
+  return SumAnyThreadCount((a - b).pow(2)) / denominator;
 }
 
 TopKLossOptions TopKLossOptionsFrom(const TopKConfig& config) {

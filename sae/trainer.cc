@@ -34,6 +34,23 @@ namespace {
 constexpr char kStateFile[] = "/train_state.safetensors";
 constexpr char kCurveFile[] = "/training_curve.safetensors";
 
+// torch::nn::utils::clip_grad_norm_'s rule (gradients scaled by
+// max_norm / (norm + 1e-6) when that is below 1) with the norm computed
+// the same way on any number of threads (SquaredNormAnyThreadCount):
+// LibTorch's whole-tensor norms split the sum among its threads.
+void ClipGradientNorm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  double squares = 0;
+  for (const torch::Tensor& p : params) {
+    if (p.grad().defined()) squares += SquaredNormAnyThreadCount(p.grad());
+  }
+  const double coefficient = max_norm / (std::sqrt(squares) + 1e-6);
+  if (coefficient >= 1.0) return;
+  for (const torch::Tensor& p : params) {
+    if (p.grad().defined()) p.grad().mul_(coefficient);
+  }
+}
+
 struct LoopState {
   int64_t next_step = 0;
   torch::Tensor tokens_since_fired;  // [n_latents] int64
@@ -458,8 +475,7 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
     out.loss.backward();
   }
   sae.BeforeOptimizerStep();
-  if (trainer.grad_clip_norm() > 0)
-    torch::nn::utils::clip_grad_norm_(params_, trainer.grad_clip_norm());
+  if (trainer.grad_clip_norm() > 0) ClipGradientNorm(params_, trainer.grad_clip_norm());
   for (auto& group : adam_->param_groups()) {
     static_cast<torch::optim::AdamOptions&>(group.options())
         .lr(LearningRateAt(trainer, step, total_steps_));

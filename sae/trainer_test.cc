@@ -15,6 +15,8 @@
 #include "harness/train_state.h"
 #include "sae/batch_topk.h"
 #include "sae/checkpoint.h"
+#include "absl/strings/str_cat.h"
+#include "data/activations/synthetic_features.h"
 
 namespace saelab {
 namespace {
@@ -387,6 +389,66 @@ TEST(TrainerTest, ATrainStateWhoseNextStepIsPastTheEndIsRefused) {
   EXPECT_THAT(std::string(refused.status().message()),
               AllOf(HasSubstr(state), HasSubstr("loop.next_step is 1000, outside 0..60")));
   EXPECT_FALSE(HasSavedSae(dir));
+}
+
+// Every architecture trains to the same bits on 1 and 2 intra-op threads,
+// through its sparse step and through the dense autograd path, with the
+// gradient clip active: at these shapes (1024 x 64 batches, 512 x 64
+// weights) ATen would split a whole-tensor sum between the threads.
+TEST(TrainerTest, EveryArchitectureTrainsToTheSameBitsOnOneAndTwoThreads) {
+  SyntheticDataConfig data;
+  data.set_d(64);
+  data.set_n_features(256);
+  auto source = SyntheticFeatureSource::Create(data, 3);
+  ASSERT_TRUE(source.ok());
+  auto base = [](const char* name, double clip) {
+    SaeConfig config;
+    config.set_name(name);
+    config.set_n_latents(512);
+    TrainerConfig* trainer = config.mutable_trainer();
+    trainer->set_batch_size(1024);
+    trainer->set_total_tokens(1024 * 8);
+    trainer->set_dead_after_tokens(1024 * 3);  // AuxK engages
+    trainer->set_init_sample_tokens(2048);
+    trainer->set_log_every_steps(1000);
+    trainer->set_grad_clip_norm(clip);
+    return config;
+  };
+  std::vector<SaeConfig> configs;
+  for (double clip : {1.0, 1e-3}) {  // 1e-3: every step is clipped
+    SaeConfig c = base("topk", clip);
+    c.mutable_topk()->set_k(8);
+    configs.push_back(c);
+    c = base("batch_topk", clip);
+    c.mutable_batch_topk()->set_k(8);
+    configs.push_back(c);
+    c = base("matryoshka", clip);
+    c.mutable_matryoshka_batch_topk()->mutable_batch_topk()->set_k(8);
+    configs.push_back(c);
+    c = base("relu_l1_dense", clip);
+    c.mutable_relu_l1()->set_sparse_step(false);
+    configs.push_back(c);
+    c = base("relu_l1", clip);
+    c.mutable_relu_l1();
+    configs.push_back(c);
+    c = base("jumprelu_dense", clip);
+    c.mutable_jumprelu()->set_sparse_step(false);
+    configs.push_back(c);
+    c = base("gated", clip);
+    c.mutable_gated();
+    configs.push_back(c);
+  }
+  const int threads = at::get_num_threads();
+  for (const SaeConfig& config : configs) {
+    at::set_num_threads(1);
+    auto one = TrainSae(config, **source, 1);
+    at::set_num_threads(2);
+    auto two = TrainSae(config, **source, 1);
+    at::set_num_threads(threads);
+    ASSERT_TRUE(one.ok() && two.ok()) << config.name();
+    SCOPED_TRACE(absl::StrCat(config.name(), " clip ", config.trainer().grad_clip_norm()));
+    ExpectSameTensors(*one->sae, *two->sae);
+  }
 }
 
 TEST(TrainerTest, ResumingUnderAnotherThreadCountIsRefusedNamingBoth) {

@@ -5,6 +5,7 @@
 // fixture's reconstructions; harvested rows against the model's own forward
 // to each hook; tokenize against GPT-2's published ids and byte-identical
 // decoding; every refusal's exit status and one-line message.
+#include <sched.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -101,6 +102,13 @@ std::string WriteSyntheticActivations(const std::string& dir) {
   return path;
 }
 
+int CpusOfThisProcess() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  return CPU_COUNT(&set);
+}
+
 void ExpectSameMetrics(const SaeResult& got, const SaeResult& want, double rtol,
                        const std::string& what) {
   for (const char* metric : {"nmse", "fvu", "mse", "l0", "dead_fraction"}) {
@@ -127,6 +135,11 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   EXPECT_EQ(trained.provenance().root_seed(), 4u);
   ASSERT_EQ(trained.provenance().inputs_size(), 1);
   EXPECT_EQ(trained.provenance().inputs(0).sha256(), *Sha256File(acts));
+  // LibTorch's intra-op pool runs on every CPU this process may use (the
+  // binary sets OMP_NUM_THREADS when the environment does not).
+  if (std::getenv("OMP_NUM_THREADS") == nullptr) {
+    EXPECT_EQ(trained.provenance().torch_threads(), CpusOfThisProcess());
+  }
 
   // The saelab copy gives the same bits; the SAELens copy (input scale
   // folded into the weights) and its re-import agree to float32 rounding.
@@ -162,6 +175,9 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   ASSERT_EQ(parallel.exit_code, 0) << parallel.err;
   const ExperimentResult parallel_result = ReadResult(dir + "/parallel/result.pb");
   EXPECT_EQ(parallel_result.provenance().data_parallel_ranks(), 2);
+  if (std::getenv("OMP_NUM_THREADS") == nullptr) {  // each worker: an equal share
+    EXPECT_EQ(parallel_result.provenance().torch_threads(), std::max(1, CpusOfThisProcess() / 2));
+  }
   ExpectSameMetrics(parallel_result.saes(0), reported, 1e-3, "--nproc=2");
   // The latents split over 2 workers instead of the batch: the same SAE.
   CliRun sharded = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,

@@ -68,9 +68,9 @@ int Main(int argc, char** argv) {
   }
   std::vector<FlagSpec> flags = command->flags;
   flags.push_back({"threads", FlagType::kInt, "0",
-                   "Intra-op threads for LibTorch (0: its default, which is 1 on some "
-                   "machines; provenance records the count used). "
-                   "The same config, seed and thread count give the same bits."});
+                   "Intra-op threads for LibTorch (0: every CPU this process may use, or "
+                   "OMP_NUM_THREADS; provenance records the count used). SAE training "
+                   "gives the same bits on any count."});
   flags.push_back({"nproc", FlagType::kInt, "1",
                    "train only: train data-parallel over this many local worker processes "
                    "(like torchrun --nproc_per_node; under torchrun or Slurm leave it at 1)."});
