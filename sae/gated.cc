@@ -6,6 +6,7 @@
 #include <string>
 
 #include "harness/schedule.h"
+#include "sae/kernels/gated_train_step.h"
 #include "sae/topk.h"
 
 namespace saelab {
@@ -88,6 +89,33 @@ TrainOutput GatedSae::TrainForward(const torch::Tensor& x, const TrainStepInfo& 
   TrainOutput out = TrainOutputFrom(GatedLoss(LossInputsFor(x, info), options));
   out.terms["l1_coefficient"] = options.l1_coefficient;
   return out;
+}
+
+GatedSae::~GatedSae() = default;
+
+bool GatedSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                                  TrainOutput* out) {
+  if (!config_.sparse_step()) return false;
+  if (!PrepareSparseStep(x, {&W_enc, &b_enc, &r_mag, &b_mag, &W_dec, &b_dec})) return false;
+  torch::NoGradGuard no_grad;
+  if (workspace_ == nullptr) workspace_ = std::make_unique<GatedTrainStepWorkspace>();
+  GatedTrainStepOptions options;
+  options.l1_coefficient = L1CoefficientAt(info.step, info.total_steps);
+  const GatedTrainStepResult step =
+      GatedTrainStep(x, {W_enc, b_enc, r_mag, b_mag, W_dec, b_dec}, options,
+                     {W_enc.grad(), b_enc.grad(), r_mag.grad(), b_mag.grad(), W_dec.grad(),
+                      b_dec.grad()},
+                     workspace_.get());
+  if (!step.computed) return false;
+  out->x_hat = step.x_hat;
+  out->f = torch::Tensor();
+  out->fired = step.fired;
+  out->loss = torch::tensor(step.loss, torch::kFloat64);
+  out->terms = {{"mse", step.mse},
+                {"l1", step.l1},
+                {"aux", step.aux},
+                {"l1_coefficient", options.l1_coefficient}};
+  return true;
 }
 
 void GatedSae::BeforeOptimizerStep() { ProjectDecoderGradient(); }

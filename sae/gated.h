@@ -37,11 +37,15 @@
 
 #include <cstdint>
 
+#include <memory>
+
 #include "sae/architecture.h"
 #include "sae/sae_config.pb.h"
 #include "sae/sae.h"
 
 namespace saelab {
+
+class GatedTrainStepWorkspace;
 
 class GatedSae : public Sae {
  public:
@@ -56,6 +60,12 @@ class GatedSae : public Sae {
   // frozen-decoder reconstruction error of the gate), "l1_coefficient"
   // (lambda_t this step).
   TrainOutput TrainForward(const torch::Tensor& x, const TrainStepInfo& info) override;
+  // The sparse step (config sparse_step; sae/kernels/gated_train_step.h),
+  // with TrainForward's terms (f undefined, fired set); false on a batch
+  // with too many open gates for it, as early in training.
+  bool TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
+                          TrainOutput* out) override;
+  ~GatedSae() override;
 
   void BeforeOptimizerStep() override;
   void AfterOptimizerStep() override;
@@ -68,6 +78,7 @@ class GatedSae : public Sae {
 
  private:
   GatedConfig config_;
+  std::unique_ptr<GatedTrainStepWorkspace> workspace_;
 };
 
 // The knobs of GatedLoss for one step.

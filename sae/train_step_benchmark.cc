@@ -20,7 +20,8 @@
 // sparse_decode false), multi_topk (factor 4), relu_l1 (at its initial
 // biases: dense), relu_l1_sparse (at a trained SAE's sparsity), jumprelu (at its
 // initial thresholds: dense), jumprelu_sparse (at a trained SAE's sparsity:
-// the sparse step), gated.
+// the sparse step), gated (at its initial biases: dense), gated_sparse (at a
+// trained SAE's sparsity: the sparse step).
 #include <benchmark/benchmark.h>
 #include <torch/optim/adam.h>
 #include <torch/types.h>
@@ -90,6 +91,14 @@ std::vector<Variant> Variants() {
       {"jumprelu_sparse",
        [](SaeConfig* c) { c->mutable_jumprelu()->set_initial_threshold(2.5); }},
       {"gated", [](SaeConfig* c) { c->mutable_gated(); }},
+      // b_gate -2.5 with pi_gate ~ N(0, 1) (unit decoder rows, W_gate =
+      // W_dec^T): 0.6% of the gates open, as in a trained Gated SAE, so the
+      // sparse step runs.
+      {"gated_sparse", [](SaeConfig* c) { c->mutable_gated(); }, 0.0,
+       [](Sae& sae) {
+         torch::NoGradGuard no_grad;
+         sae.b_enc.fill_(-2.5);
+       }},
   };
 }
 

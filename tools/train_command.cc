@@ -179,6 +179,9 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   } else {
     ASSIGN_OR_RETURN(trained, TrainSae(config, *source, sae_seed, options));
   }
+  // Data-parallel (--nproc, torchrun, Slurm): rank 0 evaluates, writes and
+  // reports; the evaluation has no collectives, so the others stop here.
+  if (comm != nullptr && comm->rank() > 0) return absl::OkStatus();
   RecordPhase("train", trained.wall_seconds, result.mutable_provenance());
   RecordSeeds(seeds, result.mutable_provenance());
 
@@ -199,11 +202,7 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   }
   RecordPhase("eval", eval_clock.Seconds(), result.mutable_provenance());
   *result.add_saes() = sae_result;
-  // Data-parallel (--nproc, torchrun, Slurm): rank 0 writes and reports.
-  if (comm != nullptr) {
-    result.mutable_provenance()->set_data_parallel_ranks(comm->world_size());
-    if (comm->rank() > 0) return absl::OkStatus();
-  }
+  if (comm != nullptr) result.mutable_provenance()->set_data_parallel_ranks(comm->world_size());
 
   // A rerun that found the SAE keeps the first run's result (its timings
   // and command line are those of the training).
