@@ -15,6 +15,7 @@ namespace {
 using kernels_internal::Axpy;
 using kernels_internal::ColumnSums;
 using kernels_internal::Dot;
+using kernels_internal::GroupByLatent;
 using kernels_internal::SquaredDistance;
 using kernels_internal::Total;
 
@@ -30,8 +31,6 @@ enum Slot : int {
 
 constexpr int64_t kRowGrain = 16;
 constexpr int64_t kLatentGrain = 64;
-constexpr int64_t kBlockRows = 512;
-constexpr int64_t kBlockFloats = int64_t{1} << 24;
 
 void CheckArguments(const torch::Tensor& x, const GatedParameters& p, const GatedParameters& g) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat,
@@ -81,8 +80,7 @@ GatedTrainStepResult GatedTrainStep(const torch::Tensor& x, const GatedParameter
   // they pass max_density.
   workspace->open.resize(batch);
   const double cap = options.max_density * static_cast<double>(batch) * static_cast<double>(n);
-  const int64_t block_rows = std::max<int64_t>(
-      1, std::min({batch, kBlockRows, kBlockFloats / std::max<int64_t>(n, 1)}));
+  const int64_t block_rows = kernels_internal::PreActivationBlockRows(batch, n);
   int64_t open_total = 0;
   for (int64_t r0 = 0; r0 < batch; r0 += block_rows) {
     const int64_t rows = std::min(block_rows, batch - r0);
@@ -177,24 +175,9 @@ GatedTrainStepResult GatedTrainStep(const torch::Tensor& x, const GatedParameter
     }
   });
 
-  // Pass 3: the open gates grouped by latent, rows in order (a counting
-  // sort, sequential).
+  // Pass 3: the open gates grouped by latent, rows in order.
   std::vector<int64_t>& offsets = workspace->offsets;
-  offsets.assign(n + 1, 0);
-  for (const auto& row : workspace->open) {
-    for (const auto& e : row) ++offsets[e.latent + 1];
-  }
-  for (int64_t i = 0; i < n; ++i) offsets[i + 1] += offsets[i];
-  workspace->from.resize(offsets[n]);
-  {
-    std::vector<int64_t> next(offsets.begin(), offsets.end() - 1);
-    for (int64_t b = 0; b < batch; ++b) {
-      for (int64_t s = 0; s < static_cast<int64_t>(workspace->open[b].size()); ++s) {
-        workspace->from[next[workspace->open[b][s].latent]++] = {static_cast<int32_t>(b),
-                                                                 static_cast<int32_t>(s)};
-      }
-    }
-  }
+  GroupByLatent(workspace->open, n, &offsets, &workspace->from);
 
   // Pass 4, per latent: its decoder row's and encoder column's gradients
   // and its four scalars; s_i = sum_b du_bi for db_dec.

@@ -15,6 +15,7 @@ namespace {
 using kernels_internal::Axpy;
 using kernels_internal::ColumnSums;
 using kernels_internal::Dot;
+using kernels_internal::GroupByLatent;
 using kernels_internal::SquaredDistance;
 using kernels_internal::Total;
 
@@ -28,11 +29,6 @@ enum Slot : int {
 
 constexpr int64_t kRowGrain = 16;
 constexpr int64_t kLatentGrain = 64;
-// The pre-activation block: at most kBlockRows rows (so that a dense
-// batch is given up after its first block) and kBlockFloats floats
-// (64 MiB: 256 rows at n 65536).
-constexpr int64_t kBlockRows = 512;
-constexpr int64_t kBlockFloats = int64_t{1} << 24;
 
 void CheckArguments(const torch::Tensor& x, const JumpReluParameters& p,
                     const JumpReluGradients& g) {
@@ -54,28 +50,6 @@ void CheckArguments(const torch::Tensor& x, const JumpReluParameters& p,
   check(g.W_dec, {n, d}, "the W_dec gradient");
   check(g.b_dec, {d}, "the b_dec gradient");
   if (g.log_threshold.defined()) check(g.log_threshold, {n}, "the log_threshold gradient");
-}
-
-// Counting sort of per-row entries by latent, rows in order: offsets
-// [n + 1], and for each grouped entry the (row, position in the row) it
-// came from.
-template <typename Entry>
-void GroupByLatent(const std::vector<std::vector<Entry>>& per_row, int64_t n,
-                   std::vector<int64_t>* offsets, std::vector<std::pair<int32_t, int32_t>>* from) {
-  offsets->assign(n + 1, 0);
-  for (const auto& row : per_row) {
-    for (const Entry& e : row) ++(*offsets)[e.latent + 1];
-  }
-  for (int64_t i = 0; i < n; ++i) (*offsets)[i + 1] += (*offsets)[i];
-  const int64_t entries = (*offsets)[n];
-  from->resize(entries);
-  std::vector<int64_t> next(offsets->begin(), offsets->end() - 1);
-  for (int64_t b = 0; b < static_cast<int64_t>(per_row.size()); ++b) {
-    for (int64_t s = 0; s < static_cast<int64_t>(per_row[b].size()); ++s) {
-      const int64_t at = next[per_row[b][s].latent]++;
-      (*from)[at] = {static_cast<int32_t>(b), static_cast<int32_t>(s)};
-    }
-  }
 }
 
 }  // namespace
@@ -115,8 +89,7 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
   workspace->firing.resize(batch);
   workspace->band.resize(batch);
   const double cap = options.max_density * static_cast<double>(batch) * static_cast<double>(n);
-  const int64_t block_rows = std::max<int64_t>(
-      1, std::min({batch, kBlockRows, kBlockFloats / std::max<int64_t>(n, 1)}));
+  const int64_t block_rows = kernels_internal::PreActivationBlockRows(batch, n);
   int64_t entries = 0, firing_total = 0;
   for (int64_t r0 = 0; r0 < batch; r0 += block_rows) {
     const int64_t rows = std::min(block_rows, batch - r0);

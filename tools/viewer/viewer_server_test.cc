@@ -24,6 +24,22 @@ namespace {
 
 constexpr char kPrompt[] = "And God said, Let there be light: and there was";
 
+// The page at `url` after its script ran, as Chromium's DOM dump (saved
+// as `name` in the test's temporary directory); expects the page's run to
+// have finished and the console to be clean.
+absl::StatusOr<std::string> RenderedPage(const std::string& url, const std::string& name) {
+  const std::string dom = absl::StrCat(testing::TempDir(), "/", name);
+  if (RunChromium(url, "--dump-dom", dom, 10000) != 0) {
+    return absl::InternalError("chromium failed on " + url);
+  }
+  absl::StatusOr<std::string> html = ReadFile(dom);
+  if (!html.ok()) return html.status();
+  EXPECT_THAT(*html, ::testing::HasSubstr("data-state=\"done\""));
+  absl::StatusOr<std::string> stderr_text = ReadFile(dom + ".stderr");
+  EXPECT_THAT(ConsoleLines(stderr_text.ok() ? *stderr_text : ""), ::testing::IsEmpty());
+  return html;
+}
+
 class ViewerServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -203,13 +219,8 @@ TEST_F(ViewerServerTest, ChromiumShowsTheEditedLogits) {
   const std::string url = absl::StrCat("http://127.0.0.1:", port_,
                                        "/#prompt=And+God+said%2C+Let+there+be+light%3A+and+there+was",
                                        "&edits=0:", latent, ":zero");
-  const std::string dom = absl::StrCat(testing::TempDir(), "/viewer_dom.html");
-  ASSERT_EQ(RunChromium(url, "--dump-dom", dom, 10000), 0);
-  absl::StatusOr<std::string> html = ReadFile(dom);
-  ASSERT_TRUE(html.ok());
-  EXPECT_THAT(*html, ::testing::HasSubstr("data-state=\"done\""));
-  absl::StatusOr<std::string> stderr_text = ReadFile(dom + ".stderr");
-  EXPECT_THAT(ConsoleLines(stderr_text.ok() ? *stderr_text : ""), ::testing::IsEmpty());
+  const absl::StatusOr<std::string> html = RenderedPage(url, "viewer_dom.html");
+  ASSERT_TRUE(html.ok()) << html.status();
   // <tr class="next" data-id="ID"><td class="text">..</td><td class="logit">X</td>
   std::map<int64_t, double> shown;
   re2::StringPiece input(*html);
@@ -248,13 +259,8 @@ TEST_F(ViewerServerTest, ChromiumShowsTheNodesThatDriveATargetToken) {
   const std::string url = absl::StrCat("http://127.0.0.1:", port_,
                                        "/#prompt=And+God+said%2C+Let+there+be+light%3A+and+there+was",
                                        "&heads=1.0:0&target=", target);
-  const std::string dom = absl::StrCat(testing::TempDir(), "/viewer_why_dom.html");
-  ASSERT_EQ(RunChromium(url, "--dump-dom", dom, 10000), 0);
-  absl::StatusOr<std::string> html = ReadFile(dom);
-  ASSERT_TRUE(html.ok());
-  EXPECT_THAT(*html, ::testing::HasSubstr("data-state=\"done\""));
-  absl::StatusOr<std::string> stderr_text = ReadFile(dom + ".stderr");
-  EXPECT_THAT(ConsoleLines(stderr_text.ok() ? *stderr_text : ""), ::testing::IsEmpty());
+  const absl::StatusOr<std::string> html = RenderedPage(url, "viewer_why_dom.html");
+  ASSERT_TRUE(html.ok()) << html.status();
   EXPECT_THAT(*html, ::testing::HasSubstr("head 1.0: ablated"));
   // <td class="effect neg">-0.1234</td>, in the library's order.
   std::vector<double> shown;

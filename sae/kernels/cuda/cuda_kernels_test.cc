@@ -143,11 +143,8 @@ void TestTrainStep(const torch::Device& device) {
   const torch::Tensor x = torch::randn({batch, d}).to(device);
 
   // The reference: the dense step by autograd in float64 on the CPU.
-  CudaTopKParameters ref;
-  for (auto [from, to] : {std::pair{&params.W_enc, &ref.W_enc}, std::pair{&params.b_enc, &ref.b_enc},
-                          std::pair{&params.W_dec, &ref.W_dec}, std::pair{&params.b_dec, &ref.b_dec}}) {
-    *to = from->cpu().to(torch::kFloat64).requires_grad_(true);
-  }
+  const CudaTopKParameters ref =
+      CloneForAutograd(params, torch::TensorOptions().dtype(torch::kFloat64).device(torch::kCPU));
   const double ref_nmse = DenseTopKTrainStep(x.cpu().to(torch::kFloat64), ref, k);
 
   CudaTopKStepWorkspace workspace;
@@ -186,11 +183,7 @@ void TestTrainStep(const torch::Device& device) {
                                 std::to_string(fast_worst) + ")");
 
   // Dense LibTorch on the GPU agrees too.
-  CudaTopKParameters dense;
-  for (auto [from, to] : {std::pair{&params.W_enc, &dense.W_enc}, std::pair{&params.b_enc, &dense.b_enc},
-                          std::pair{&params.W_dec, &dense.W_dec}, std::pair{&params.b_dec, &dense.b_dec}}) {
-    *to = from->clone().requires_grad_(true);
-  }
+  const CudaTopKParameters dense = CloneForAutograd(params, params.W_enc.options());
   DenseTopKTrainStep(x, dense, k);
   const double dense_worst =
       std::max({MaxRelative(g.W_enc, dense.W_enc.grad()), MaxRelative(g.W_dec, dense.W_dec.grad()),

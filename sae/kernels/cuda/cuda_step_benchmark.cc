@@ -84,11 +84,7 @@ void Run() {
 
     double dense_ms = 0;
     if (n <= 131072) {
-      CudaTopKParameters dense;
-      for (auto [from, to] : {std::pair{&params.W_enc, &dense.W_enc}, std::pair{&params.b_enc, &dense.b_enc},
-                              std::pair{&params.W_dec, &dense.W_dec}, std::pair{&params.b_dec, &dense.b_dec}}) {
-        *to = from->clone().requires_grad_(true);
-      }
+      const CudaTopKParameters dense = CloneForAutograd(params, params.W_enc.options());
       torch::optim::Adam adam({dense.W_enc, dense.b_enc, dense.W_dec, dense.b_dec},
                               torch::optim::AdamOptions(1e-4));
       dense_ms = TimeMs([&] {
@@ -103,11 +99,9 @@ void Run() {
     }
     for (bool bf16 : {false, true}) {
       for (bool deterministic : {true, false}) {
-        CudaTopKParameters p;
-        for (auto [from, to] : {std::pair{&params.W_enc, &p.W_enc}, std::pair{&params.b_enc, &p.b_enc},
-                                std::pair{&params.W_dec, &p.W_dec}, std::pair{&params.b_dec, &p.b_dec}}) {
-          *to = from->clone().requires_grad_(true);
-          to->mutable_grad() = torch::zeros_like(*to);
+        const CudaTopKParameters p = CloneForAutograd(params, params.W_enc.options());
+        for (const torch::Tensor& t : {p.W_enc, p.b_enc, p.W_dec, p.b_dec}) {
+          t.mutable_grad() = torch::zeros_like(t);
         }
         CudaTopKParameters grads{p.W_enc.grad(), p.b_enc.grad(), p.W_dec.grad(), p.b_dec.grad()};
         torch::optim::Adam adam({p.W_enc, p.b_enc, p.W_dec, p.b_dec}, torch::optim::AdamOptions(1e-4));

@@ -125,6 +125,14 @@ CudaTopKStepResult CudaTopKTrainStep(const torch::Tensor& x, const CudaTopKParam
   return result;
 }
 
+CudaTopKParameters CloneForAutograd(const CudaTopKParameters& p,
+                                    const torch::TensorOptions& options) {
+  auto leaf = [&](const torch::Tensor& t) {
+    return t.detach().to(options, /*non_blocking=*/false, /*copy=*/true).requires_grad_(true);
+  };
+  return {leaf(p.W_enc), leaf(p.b_enc), leaf(p.W_dec), leaf(p.b_dec)};
+}
+
 double DenseTopKTrainStep(const torch::Tensor& x, const CudaTopKParameters& params, int64_t k) {
   for (const torch::Tensor& p : {params.W_enc, params.b_enc, params.W_dec, params.b_dec}) {
     if (p.grad().defined()) p.mutable_grad().zero_();

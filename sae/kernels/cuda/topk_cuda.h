@@ -60,6 +60,10 @@ struct CudaTopKParameters {
   torch::Tensor W_enc, b_enc, W_dec, b_dec;
 };
 
+// Copies of p's tensors converted to `options` (device, dtype), each a
+// leaf that requires grad: what DenseTopKTrainStep differentiates.
+CudaTopKParameters CloneForAutograd(const CudaTopKParameters& p, const torch::TensorOptions& options);
+
 struct CudaTopKStepResult {
   double nmse = 0;
   CudaTopKCode code;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "harness/parallel_for.h"
@@ -60,6 +61,37 @@ inline double Total(const std::vector<double>& per_row) {
   double sum = 0;
   for (double v : per_row) sum += v;
   return sum;
+}
+
+// Counting sort of per-row entries (each with a `latent`) by latent, rows
+// in order: offsets [n + 1] (latent i owns [offsets[i], offsets[i + 1])),
+// and for each grouped entry the (row, position in the row) it came from.
+// Sequential, O(entries): the order, hence every later sum, is fixed.
+template <typename Entry>
+void GroupByLatent(const std::vector<std::vector<Entry>>& per_row, int64_t n,
+                   std::vector<int64_t>* offsets, std::vector<std::pair<int32_t, int32_t>>* from) {
+  offsets->assign(n + 1, 0);
+  for (const auto& row : per_row) {
+    for (const Entry& e : row) ++(*offsets)[e.latent + 1];
+  }
+  for (int64_t i = 0; i < n; ++i) (*offsets)[i + 1] += (*offsets)[i];
+  from->resize((*offsets)[n]);
+  std::vector<int64_t> next(offsets->begin(), offsets->end() - 1);
+  for (int64_t b = 0; b < static_cast<int64_t>(per_row.size()); ++b) {
+    for (int64_t s = 0; s < static_cast<int64_t>(per_row[b].size()); ++s) {
+      const int64_t at = next[per_row[b][s].latent]++;
+      (*from)[at] = {static_cast<int32_t>(b), static_cast<int32_t>(s)};
+    }
+  }
+}
+
+// Rows per pre-activation block of the sparse steps that scan the encoder
+// GEMM block by block: at most 512 rows (so that a dense batch is given up
+// after its first block) and 2^24 floats (64 MiB: 256 rows at n 65536).
+inline int64_t PreActivationBlockRows(int64_t batch, int64_t n) {
+  constexpr int64_t kBlockRows = 512;
+  constexpr int64_t kBlockFloats = int64_t{1} << 24;
+  return std::max<int64_t>(1, std::min({batch, kBlockRows, kBlockFloats / std::max<int64_t>(n, 1)}));
 }
 
 }  // namespace kernels_internal
