@@ -7,6 +7,10 @@
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef SAELAB_WITH_NCCL
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -167,17 +171,40 @@ absl::Status Communicator::Guard(const char* what, const std::function<void()>& 
   return absl::OkStatus();
 }
 
+absl::StatusOr<c10d::ProcessGroup*> Communicator::GroupFor(const torch::Tensor& t) {
+  if (!t.defined() || !t.is_cuda()) return group_.get();
+#ifdef SAELAB_WITH_NCCL
+  if (!nccl_group_) {
+    // Created on the first CUDA collective, which every rank reaches in
+    // the same order; its rendezvous keys live under "nccl/" in the store.
+    RETURN_IF_ERROR(Guard("the NCCL rendezvous", [&] {
+      nccl_group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          c10::make_intrusive<c10d::PrefixStore>("nccl", store_), rank_, world_size_,
+          c10d::ProcessGroupNCCL::Options::create());
+    }));
+  }
+  return nccl_group_.get();
+#else
+  return absl::FailedPreconditionError(absl::StrCat(
+      "rank ", rank_, ": a collective on ", t.device().str(),
+      " tensors needs NCCL; this build has Gloo only (build with --config=cuda and "
+      "LIBTORCH_DIR at a CUDA LibTorch)"));
+#endif
+}
+
 absl::Status Communicator::AllReduceSum(std::vector<torch::Tensor>& tensors) {
-  return Guard("all-reduce", [&] {
-    c10d::AllreduceOptions options;
-    options.reduceOp = c10d::ReduceOp::SUM;
-    // c10d's list is one tensor per device of a process: one call each.
-    for (torch::Tensor& t : tensors) {
-      if (t.numel() == 0) continue;
+  for (torch::Tensor& t : tensors) {
+    if (t.numel() == 0) continue;
+    ASSIGN_OR_RETURN(c10d::ProcessGroup* group, GroupFor(t));
+    RETURN_IF_ERROR(Guard("all-reduce", [&] {
+      c10d::AllreduceOptions options;
+      options.reduceOp = c10d::ReduceOp::SUM;
+      // c10d's list is one tensor per device of a process: one call each.
       std::vector<torch::Tensor> one = {t};
-      group_->allreduce(one, options)->wait();
-    }
-  });
+      group->allreduce(one, options)->wait();
+    }));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<double> Communicator::AllReduceSum(double value) {
@@ -190,17 +217,19 @@ absl::StatusOr<torch::Tensor> Communicator::AllGather(const torch::Tensor& local
   std::vector<int64_t> shape = {world_size_};
   for (int64_t s : local.sizes()) shape.push_back(s);
   torch::Tensor out = torch::empty(shape, local.options());
+  ASSIGN_OR_RETURN(c10d::ProcessGroup* group, GroupFor(local));
   RETURN_IF_ERROR(Guard("all-gather", [&] {
     std::vector<std::vector<torch::Tensor>> outputs(1);
     for (int r = 0; r < world_size_; ++r) outputs[0].push_back(out[r]);
     std::vector<torch::Tensor> inputs = {local.contiguous()};
-    group_->allgather(outputs, inputs)->wait();
+    group->allgather(outputs, inputs)->wait();
   }));
   return out;
 }
 
 absl::StatusOr<torch::Tensor> Communicator::Gather(const torch::Tensor& local, int root) {
   torch::Tensor out;
+  ASSIGN_OR_RETURN(c10d::ProcessGroup* group, GroupFor(local));
   RETURN_IF_ERROR(Guard("gather", [&] {
     std::vector<std::vector<torch::Tensor>> outputs;
     if (rank_ == root) {
@@ -213,22 +242,24 @@ absl::StatusOr<torch::Tensor> Communicator::Gather(const torch::Tensor& local, i
     std::vector<torch::Tensor> inputs = {local.contiguous()};
     c10d::GatherOptions options;
     options.rootRank = root;
-    group_->gather(outputs, inputs, options)->wait();
+    group->gather(outputs, inputs, options)->wait();
   }));
   return out;
 }
 
 absl::Status Communicator::Broadcast(std::vector<torch::Tensor>& tensors, int root) {
-  return Guard("broadcast", [&] {
-    c10d::BroadcastOptions options;
-    options.rootRank = root;
-    // Gloo broadcasts one tensor per call.
-    for (torch::Tensor& t : tensors) {
-      if (t.numel() == 0) continue;  // the same shapes on every rank
+  for (torch::Tensor& t : tensors) {
+    if (t.numel() == 0) continue;  // the same shapes on every rank
+    ASSIGN_OR_RETURN(c10d::ProcessGroup* group, GroupFor(t));
+    RETURN_IF_ERROR(Guard("broadcast", [&] {
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      // Gloo broadcasts one tensor per call.
       std::vector<torch::Tensor> one = {t};
-      group_->broadcast(one, options)->wait();
-    }
-  });
+      group->broadcast(one, options)->wait();
+    }));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Communicator::BroadcastString(const std::string& value, int root) {

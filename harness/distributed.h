@@ -93,7 +93,8 @@ class Communicator {
   int world_size() const { return world_size_; }
 
   // In place: every rank ends with the elementwise sum over ranks (each
-  // tensor contiguous CPU, same shapes and dtypes on every rank). Gloo's
+  // tensor contiguous, same shapes and dtypes on every rank; CPU tensors
+  // go through Gloo, CUDA tensors through NCCL in a --config=cuda build). Gloo's
   // ring reduction sums in an order fixed by the world size, so every rank
   // gets the same bits, and so does every rerun.
   absl::Status AllReduceSum(std::vector<torch::Tensor>& tensors);
@@ -117,11 +118,16 @@ class Communicator {
   Communicator() = default;
   // Runs `op` (a c10d call), turning an exception into Unavailable.
   absl::Status Guard(const char* what, const std::function<void()>& op);
+  // The process group for collectives on `t`: Gloo for CPU tensors; NCCL
+  // (created on first use, over the same store) for CUDA tensors in a
+  // --config=cuda build, FailedPrecondition in a Gloo-only one.
+  absl::StatusOr<c10d::ProcessGroup*> GroupFor(const torch::Tensor& t);
 
   int rank_ = 0;
   int world_size_ = 1;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<c10d::ProcessGroup> nccl_group_;  // --config=cuda only
   int64_t string_broadcasts_ = 0;
 };
 
