@@ -184,15 +184,14 @@ absl::StatusOr<AttributeRequest> ParseAttributeRequest(const std::string& body) 
   return request;
 }
 
-std::string AttributionJson(const PromptAttribution& attribution, const PromptView& view,
-                            const ViewerSession& session) {
+std::string AttributionJson(const PromptAttribution& attribution, const ViewerSession& session) {
   Json json;
   json["metric"] = attribution.metric;
   json["nodes"] = Json::array();
   for (const AttributedNode& node : attribution.nodes) {
     Json item = {{"kind", KindName(node.kind)},
                  {"position", node.position},
-                 {"token", view.token_texts[node.position]},
+                 {"token", attribution.token_texts[node.position]},
                  {"value", node.value},
                  {"effect", node.effect}};
     if (node.kind == AttributedNode::Kind::kHead) {
@@ -304,14 +303,7 @@ absl::StatusOr<int> ViewerServer::Start(int port) {
     absl::StatusOr<PromptAttribution> attribution =
         session_.Attribute(parsed->prompt, parsed->edits, parsed->target);
     if (!attribution.ok()) return fail(attribution.status());
-    // The token texts the nodes refer to.
-    ViewOptions tokens_only;
-    tokens_only.top_latents = 0;
-    tokens_only.top_next_tokens = 0;
-    tokens_only.continuation_tokens = 0;
-    absl::StatusOr<PromptView> view = session_.View(parsed->prompt, {}, tokens_only);
-    if (!view.ok()) return fail(view.status());
-    response.set_content(AttributionJson(*attribution, *view, session_), "application/json");
+    response.set_content(AttributionJson(*attribution, session_), "application/json");
   });
   server.Get("/dashboard", [this](const httplib::Request& request, httplib::Response& response) {
     int64_t site = -1, latent = -1;

@@ -61,8 +61,7 @@ absl::StatusOr<AttributeRequest> ParseAttributeRequest(const std::string& body);
 // {"metric": number, "nodes": [{"kind": "latent"|"error"|"head", "site",
 // "hook", "latent" (latents), "layer", "head" (heads), "position",
 // "token", "value", "effect"}]}.
-std::string AttributionJson(const PromptAttribution& attribution, const PromptView& view,
-                            const ViewerSession& session);
+std::string AttributionJson(const PromptAttribution& attribution, const ViewerSession& session);
 
 // The view as JSON: {"tokens": [{"id", "text"}], "sites": [{"hook", "name",
 // "top_latents": [[{"latent", "activation"}] per token]}], "next_tokens":

@@ -69,11 +69,13 @@ torch::Tensor AsTokens(const std::vector<int64_t>& ids) {
 
 }  // namespace
 
-absl::StatusOr<HookSet> ViewerSession::EditHooks(const ViewEdits& edits) const {
-  std::vector<std::vector<PromptEdit>> by_site(saes_->size());
-  // Per site, per edit: the patch values by position ([source length],
-  // position 0 = BOS unused), undefined for edits that are not patches.
-  std::vector<std::vector<torch::Tensor>> patches(saes_->size());
+absl::StatusOr<ViewerSession::PreparedEdits> ViewerSession::PrepareEdits(
+    const ViewEdits& edits) const {
+  PreparedEdits prepared;
+  std::vector<std::vector<PromptEdit>>& by_site = prepared.by_site;
+  std::vector<std::vector<torch::Tensor>>& patches = prepared.patches;
+  by_site.resize(saes_->size());
+  patches.resize(saes_->size());
   for (const PromptEdit& edit : edits.latents) {
     if (edit.site < 0 || edit.site >= static_cast<int>(saes_->size())) {
       return absl::InvalidArgumentError(absl::StrCat("no SAE number ", edit.site, " (there are ",
@@ -98,7 +100,8 @@ absl::StatusOr<HookSet> ViewerSession::EditHooks(const ViewEdits& edits) const {
     patches[edit.site].push_back(patch);
   }
   const int64_t n_layer = model_->config().n_layer, n_head = model_->config().n_head;
-  std::vector<torch::Tensor> head_scales(n_layer);  // [n_head] per layer with edits
+  std::vector<torch::Tensor>& head_scales = prepared.head_scales;
+  head_scales.resize(n_layer);
   for (const HeadEdit& edit : edits.heads) {
     if (edit.layer < 0 || edit.layer >= n_layer || edit.head < 0 || edit.head >= n_head) {
       return absl::InvalidArgumentError(absl::StrCat("no head ", edit.layer, ".", edit.head,
@@ -108,7 +111,18 @@ absl::StatusOr<HookSet> ViewerSession::EditHooks(const ViewEdits& edits) const {
     if (!head_scales[edit.layer].defined()) head_scales[edit.layer] = torch::ones({n_head});
     head_scales[edit.layer][edit.head] = edit.scale;
   }
+  return prepared;
+}
 
+absl::StatusOr<HookSet> ViewerSession::EditHooks(const ViewEdits& edits) const {
+  ASSIGN_OR_RETURN(const PreparedEdits prepared, PrepareEdits(edits));
+  return HooksFor(prepared);
+}
+
+absl::StatusOr<HookSet> ViewerSession::HooksFor(const PreparedEdits& prepared) const {
+  const std::vector<std::vector<PromptEdit>>& by_site = prepared.by_site;
+  const std::vector<std::vector<torch::Tensor>>& patches = prepared.patches;
+  const std::vector<torch::Tensor>& head_scales = prepared.head_scales;
   HookSet hooks;
   for (size_t s = 0; s < saes_->size(); ++s) {
     if (by_site[s].empty()) continue;
@@ -144,7 +158,7 @@ absl::StatusOr<HookSet> ViewerSession::EditHooks(const ViewEdits& edits) const {
     ASSIGN_OR_RETURN(HookSet site_hooks, SpliceAt(*model_, (*saes_)[s].hook, *sae, row_edit));
     for (auto& [name, fn] : site_hooks.hooks) hooks.hooks[name] = std::move(fn);
   }
-  for (int64_t layer = 0; layer < n_layer; ++layer) {
+  for (int64_t layer = 0; layer < static_cast<int64_t>(head_scales.size()); ++layer) {
     if (!head_scales[layer].defined()) continue;
     const torch::Tensor scales = head_scales[layer];
     hooks.hooks[HeadOutputsHookName(layer)] = [scales](const torch::Tensor& z) {
@@ -167,7 +181,9 @@ absl::StatusOr<PromptView> ViewerSession::View(const std::string& prompt, const 
   ASSIGN_OR_RETURN(const std::vector<int64_t> ids, PromptIds(prompt, options.continuation_tokens));
   const int64_t length = static_cast<int64_t>(ids.size());
   const std::vector<int32_t> text_ids(ids.begin() + 1, ids.end());
-  ASSIGN_OR_RETURN(HookSet hooks, EditHooks(edits));
+  // The patch prompts run once; each pass gets fresh hooks from them.
+  ASSIGN_OR_RETURN(const PreparedEdits prepared, PrepareEdits(edits));
+  ASSIGN_OR_RETURN(HookSet hooks, HooksFor(prepared));
   const torch::Tensor tokens = AsTokens(ids);
 
   // Every SAE reads the activation its hook passes on, edits included.
@@ -218,7 +234,7 @@ absl::StatusOr<PromptView> ViewerSession::View(const std::string& prompt, const 
     generate.max_new_tokens = options.continuation_tokens;
     generate.temperature = 0;
     // Fresh hooks: their position count starts again at the prompt.
-    ASSIGN_OR_RETURN(HookSet generate_hooks, EditHooks(edits));
+    ASSIGN_OR_RETURN(HookSet generate_hooks, HooksFor(prepared));
     ASSIGN_OR_RETURN(GenerateResult generated, model_->Generate(ids, generate, generate_hooks));
     for (int64_t id : generated.tokens) view.continuation.push_back(static_cast<int32_t>(id));
     view.continuation_text = tokenizer_->Decode(view.continuation);
@@ -277,6 +293,9 @@ absl::StatusOr<PromptAttribution> ViewerSession::Attribute(const std::string& pr
 
   PromptAttribution result;
   result.metric = metric.item<double>();
+  for (size_t t = 1; t < ids.size(); ++t) {
+    result.token_texts.push_back(tokenizer_->Decode({static_cast<int32_t>(ids[t])}));
+  }
   std::vector<AttributedNode> nodes;
   for (size_t s = 0; s < saes_->size(); ++s) {
     Sae& sae = *(*saes_)[s].sae;

@@ -121,6 +121,8 @@ struct AttributedNode {
 
 struct PromptAttribution {
   double metric = 0;  // the target's logit (difference) with the edits applied
+  // The prompt's tokens after BOS, as text (what AttributedNode::position indexes).
+  std::vector<std::string> token_texts;
   // The top_nodes nodes of largest |effect|, largest first.
   std::vector<AttributedNode> nodes;
 };
@@ -183,6 +185,18 @@ class ViewerSession {
 
  private:
   ViewerSession() = default;
+  // Edits checked and their patch prompts run: what hooks are made from.
+  struct PreparedEdits {
+    std::vector<std::vector<PromptEdit>> by_site;
+    // Per site, per edit: the latent's values on the patch prompt by
+    // position ([its length], position 0 = BOS unused); undefined for
+    // edits that are not patches.
+    std::vector<std::vector<torch::Tensor>> patches;
+    std::vector<torch::Tensor> head_scales;  // per layer: [n_head], or undefined
+  };
+  absl::StatusOr<PreparedEdits> PrepareEdits(const ViewEdits& edits) const;
+  // Fresh hooks (positions counted from the prompt's start) for one pass.
+  absl::StatusOr<HookSet> HooksFor(const PreparedEdits& prepared) const;
   // The prompt as model input, checked: [1, 1 + prompt tokens] with BOS.
   absl::StatusOr<std::vector<int64_t>> PromptIds(const std::string& prompt,
                                                  int continuation_tokens) const;

@@ -182,6 +182,7 @@ TEST_F(ViewerSessionTest, AttributionEffectsAreTheMetricsDerivativesUnderScaling
   absl::StatusOr<PromptAttribution> attribution = session_->Attribute(kPrompt, {}, request);
   ASSERT_TRUE(attribution.ok()) << attribution.status();
   EXPECT_NEAR(attribution->metric, view->next_tokens[0].logit - view->next_tokens[1].logit, 1e-4);
+  EXPECT_EQ(attribution->token_texts, view->token_texts);
   ASSERT_FALSE(attribution->nodes.empty());
   for (size_t j = 1; j < attribution->nodes.size(); ++j) {
     EXPECT_GE(std::abs(attribution->nodes[j - 1].effect), std::abs(attribution->nodes[j].effect));
