@@ -115,6 +115,13 @@ class TopKTrainStepWorkspace {
   std::vector<int32_t> aux_block_offsets;
   std::vector<int32_t> aux_entry_rows;
   std::vector<int32_t> aux_entry_slots;
+  // AuxK's entries regrouped by latent over the whole batch: picked latent
+  // j's are [aux_latent_base[j], aux_latent_base[j + 1]), rows ascending.
+  std::vector<int64_t> aux_latent_base;
+  std::vector<int32_t> aux_grouped_rows;
+  std::vector<float> aux_grouped_values;  // z
+  std::vector<float> aux_grouped_dz;      // dLoss/dz
+  std::vector<int64_t> aux_cursor;        // per picked latent, during a pass
 
  private:
   kernels_internal::BufferSlots buffers_;

@@ -1,7 +1,8 @@
 // TopKTrainStep's loss and gradients against the dense reference, TopKLoss
 // (sae/topk.h) differentiated by autograd in float64 (topk_test holds that
 // autograd gradient to central differences): plain TopK, AuxK with half
-// and all latents dead, AuxK over several row blocks, Multi-TopK, k = n;
+// and all latents dead, AuxK over several row blocks and row chunks and
+// with over 4096 picked latents (its other e_hat order), Multi-TopK, k = n;
 // every gradient element written; the same bits on one and two threads.
 #include "sae/kernels/topk_train_step.h"
 
@@ -71,6 +72,12 @@ std::vector<Case> Cases() {
   cases.push_back({"auxk_few_dead", 96, 24, 300, plain, torch::arange(300) % 60 == 0});
   // 400 rows: AuxK's sparse passes run over several row blocks.
   cases.push_back({"auxk_row_blocks", 400, 24, 300, plain, torch::arange(300) % 2 == 0});
+  // 4200 rows: AuxK's gradient slices span two chunks of rows.
+  cases.push_back({"auxk_row_chunks", 4200, 24, 300, plain, torch::arange(300) % 2 == 0});
+  // Over 4096 picked latents: e_hat summed latent by latent, not by row.
+  TopKTrainStepOptions wide_aux = plain;
+  wide_aux.k_aux = 512;
+  cases.push_back({"auxk_many_picked", 64, 8, 9000, wide_aux, torch::ones({9000}, torch::kBool)});
   TopKTrainStepOptions multi = plain;
   multi.multi_topk_factor = 4;
   cases.push_back({"multi_topk", 96, 24, 300, multi, torch::arange(300) < 100});
