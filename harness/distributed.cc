@@ -1,5 +1,7 @@
 #include "harness/distributed.h"
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -225,6 +227,25 @@ absl::StatusOr<torch::Tensor> Communicator::AllGather(const torch::Tensor& local
     group->allgather(outputs, inputs)->wait();
   }));
   return out;
+}
+
+absl::StatusOr<torch::Tensor> Communicator::AllGatherRagged(const torch::Tensor& local) {
+  if (local.dim() < 1) {
+    return absl::InvalidArgumentError("AllGatherRagged: the local tensor needs a first dimension");
+  }
+  ASSIGN_OR_RETURN(torch::Tensor lengths,
+                   AllGather(torch::tensor({local.size(0)}, torch::kInt64)));  // [world, 1]
+  const std::vector<int64_t> counts(lengths.data_ptr<int64_t>(),
+                                    lengths.data_ptr<int64_t>() + world_size_);
+  const int64_t longest = *std::max_element(counts.begin(), counts.end());
+  std::vector<int64_t> padded_shape = local.sizes().vec();
+  padded_shape[0] = longest;
+  torch::Tensor padded = torch::zeros(padded_shape, local.options());
+  padded.narrow(0, 0, local.size(0)).copy_(local);
+  ASSIGN_OR_RETURN(torch::Tensor stacked, AllGather(padded));  // [world, longest, ...]
+  std::vector<torch::Tensor> parts;
+  for (int r = 0; r < world_size_; ++r) parts.push_back(stacked[r].narrow(0, 0, counts[r]));
+  return torch::cat(parts, 0);
 }
 
 absl::StatusOr<torch::Tensor> Communicator::Gather(const torch::Tensor& local, int root) {

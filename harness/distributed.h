@@ -103,6 +103,12 @@ class Communicator {
   // Every rank's `local` (same shape and dtype on every rank, contiguous)
   // stacked in rank order: [world_size, ...local's shape].
   absl::StatusOr<torch::Tensor> AllGather(const torch::Tensor& local);
+  // Every rank's `local` concatenated along dim 0 in rank order, where the
+  // first dimension may differ between ranks (the rest of the shape and
+  // the dtype may not): two all-gathers, of the lengths and of `local`
+  // padded to the longest.
+  //   ASSIGN_OR_RETURN(torch::Tensor all, comm.AllGatherRagged(candidates));  // [sum of rows, ...]
+  absl::StatusOr<torch::Tensor> AllGatherRagged(const torch::Tensor& local);
   // On root: every rank's `local` (same shape and dtype everywhere) stacked
   // in rank order, [world_size, ...]; elsewhere an undefined tensor. Only
   // root holds the whole.

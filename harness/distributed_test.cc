@@ -106,6 +106,13 @@ TEST(CommunicatorTest, CollectivesGiveEveryRankTheSameAnswer) {
     ASSERT_TRUE(gathered.ok()) << gathered.status();
     EXPECT_TRUE(torch::equal(*gathered, torch::tensor({0, 0, 1, 10, 2, 20}, torch::kInt64).view({3, 2})));
 
+    // Rank r sends r rows: [0 rows; 1 row of 1s; 2 rows of 2s].
+    absl::StatusOr<torch::Tensor> ragged =
+        comm.AllGatherRagged(torch::full({r, 2}, static_cast<double>(r), torch::kFloat64));
+    ASSERT_TRUE(ragged.ok()) << ragged.status();
+    EXPECT_TRUE(torch::equal(*ragged, torch::tensor({1.0, 1.0, 2.0, 2.0, 2.0, 2.0}, torch::kFloat64)
+                                          .view({3, 2})));
+
     absl::StatusOr<torch::Tensor> at_one = comm.Gather(torch::full({2}, r + 0.5f), /*root=*/1);
     ASSERT_TRUE(at_one.ok()) << at_one.status();
     if (r == 1) {

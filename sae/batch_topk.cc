@@ -46,11 +46,54 @@ namespace {
 // [B * n] flattening) of the min(k * B, B * n) largest entries, largest
 // first. The one selection both decode paths use, so they keep the same
 // entries even among ties.
-std::tuple<torch::Tensor, torch::Tensor> BatchTopKEntries(const torch::Tensor& z, int64_t k) {
+//
+// Data-parallel (shard_gather set), the top k * batch * shards of the
+// global batch instead, as one process would select over the whole: each
+// shard offers its positive entries among its own top k * global batch,
+// every shard gathers all of them and finds the same cut (ordered by value,
+// then global flat index, lower first), and keeps its entries up to it.
+std::tuple<torch::Tensor, torch::Tensor> BatchTopKEntries(const torch::Tensor& z, int64_t k,
+                                                          const ShardGather& shard_gather) {
   const int64_t batch = z.size(0), n = z.size(1);
-  const int64_t kept = std::min(k * batch, batch * n);
-  auto [values, indices] = torch::relu(z).reshape({-1}).topk(kept);
-  return {values, indices};
+  const int64_t global_batch = batch * shard_gather.count;
+  const int64_t kept = std::min(k * global_batch, global_batch * n);
+  auto [values, indices] = torch::relu(z).reshape({-1}).topk(std::min(kept, batch * n));
+  if (!shard_gather) return {values, indices};
+  // Descending: the positive entries come first.
+  const int64_t positive = (values > 0).sum().item<int64_t>();
+  values = values.narrow(0, 0, positive);
+  indices = indices.narrow(0, 0, positive);
+  const int64_t offset = shard_gather.rank * batch * n;
+  const torch::Tensor offered =
+      shard_gather.gather(torch::stack({values.detach().to(torch::kFloat64),
+                                        (indices + offset).to(torch::kFloat64)},
+                                       1))
+          .contiguous();
+  if (offered.size(0) <= kept) return {values, indices};
+  struct Entry {
+    double value;
+    int64_t flat;
+  };
+  auto before = [](const Entry& a, const Entry& b) {
+    return a.value > b.value || (a.value == b.value && a.flat < b.flat);
+  };
+  std::vector<Entry> all(offered.size(0));
+  const double* p = offered.data_ptr<double>();
+  for (Entry& e : all) {
+    e = {p[0], static_cast<int64_t>(p[1])};
+    p += 2;
+  }
+  std::nth_element(all.begin(), all.begin() + (kept - 1), all.end(), before);
+  const Entry cut = all[kept - 1];
+  const torch::Tensor local_values = values.detach().to(torch::kFloat64).contiguous();
+  const torch::Tensor local_flat = indices.contiguous();
+  std::vector<int64_t> keep;
+  for (int64_t e = 0; e < positive; ++e) {
+    const Entry entry{local_values.data_ptr<double>()[e], local_flat.data_ptr<int64_t>()[e] + offset};
+    if (!before(cut, entry)) keep.push_back(e);
+  }
+  const torch::Tensor kept_positions = torch::tensor(keep, torch::kInt64);
+  return {values.index_select(0, kept_positions), indices.index_select(0, kept_positions)};
 }
 
 // The kept entries of a [B, n] code in SparseDecodeRagged's layout.
@@ -94,8 +137,9 @@ torch::Tensor PrefixDecode(const LossOutput& out, const RaggedCode* code, int64_
 
 }  // namespace
 
-torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k) {
-  auto [values, indices] = BatchTopKEntries(z, k);
+torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k,
+                                   const ShardGather& shard_gather) {
+  auto [values, indices] = BatchTopKEntries(z, k, shard_gather);
   return torch::zeros({z.numel()}, z.options()).scatter(0, indices, values).view(z.sizes());
 }
 
@@ -116,37 +160,49 @@ LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& o
   LossOutput out;
   RaggedCode code;
   if (options.sparse_decode) {
-    auto [values, indices] = BatchTopKEntries(z, options.k);
+    auto [values, indices] = BatchTopKEntries(z, options.k, inputs.shard_gather);
     code = RaggedBatchCode(values, indices, z.size(0), z.size(1), &out.f);
     out.x_hat = SparseDecodeRagged(code.values, code.latents, code.offsets, W_dec, b_dec);
   } else {
-    out.f = BatchTopKActivations(z, options.k);       // [B, n]
+    out.f = BatchTopKActivations(z, options.k, inputs.shard_gather);  // [B, n]
     out.x_hat = torch::addmm(b_dec, out.f, W_dec);    // [B, d]
   }
-  torch::Tensor nmse = BatchNmse(out.x_hat, x);
-  torch::Tensor auxk =
-      options.auxk_coefficient > 0.0
-          ? AuxKLoss(z, W_dec, inputs.dead_mask, options.k_aux, (x - out.x_hat).detach())
-          : torch::zeros({}, x.options());
+  torch::Tensor nmse = BatchNmse(out.x_hat, x, inputs.shard_mean);
+  torch::Tensor auxk = options.auxk_coefficient > 0.0
+                           ? AuxKLoss(z, W_dec, inputs.dead_mask, options.k_aux,
+                                      (x - out.x_hat).detach(), inputs.shard_mean)
+                           : torch::zeros({}, x.options());
   out.loss = nmse + options.auxk_coefficient * auxk;
   out.terms["nmse"] = nmse;
   out.terms["auxk"] = auxk;
   for (int64_t width : options.prefix_widths) {
     torch::Tensor prefix_nmse = BatchNmse(
-        PrefixDecode(out, options.sparse_decode ? &code : nullptr, width, W_dec, b_dec), x);
+        PrefixDecode(out, options.sparse_decode ? &code : nullptr, width, W_dec, b_dec), x,
+        inputs.shard_mean);
     out.loss = out.loss + prefix_nmse;
     out.terms[absl::StrCat("prefix_nmse_", width)] = prefix_nmse;
   }
   return out;
 }
 
-double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor positive = f.masked_select(f > 0);
-  if (positive.numel() == 0) return threshold;
-  double smallest = positive.min().item<double>();
+double NextBatchTopKThresholdFromSmallest(double threshold, double smallest, double decay) {
+  if (!(smallest > 0.0)) return threshold;
   if (threshold <= 0.0) return smallest;
   return decay * threshold + (1.0 - decay) * smallest;
+}
+
+double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay,
+                              const ShardGather& shard_gather) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor positive = f.masked_select(f > 0);
+  // 0: none here (a shard without positive entries offers nothing).
+  double smallest = positive.numel() == 0 ? 0.0 : positive.min().item<double>();
+  if (shard_gather) {
+    const torch::Tensor all = shard_gather.gather(torch::tensor({smallest}, torch::kFloat64));
+    const torch::Tensor offered = all.masked_select(all > 0);
+    smallest = offered.numel() == 0 ? 0.0 : offered.min().item<double>();
+  }
+  return NextBatchTopKThresholdFromSmallest(threshold, smallest, decay);
 }
 
 bool BatchTopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInfo& info,
@@ -162,12 +218,17 @@ bool BatchTopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInf
   options.k = config_.k();
   options.k_aux = config_.k_aux();
   options.auxk_coefficient = config_.auxk_coefficient();
+  options.shard_mean = info.shard_mean;
+  options.shard_gather = info.shard_gather.gather;
+  options.shard_rank = info.shard_gather.rank;
+  options.shard_count = info.shard_gather.count;
   const BatchTopKTrainStepResult step =
       BatchTopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, options,
                          {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
   *out = SparseTopKStepOutput(step, n_latents_, info);
-  // The kept values (zeros elsewhere) carry the smallest kept activation.
-  threshold_.fill_(NextBatchTopKThreshold(threshold(), step.values, config_.threshold_decay()));
+  // The smallest kept activation over the (global) batch.
+  threshold_.fill_(
+      NextBatchTopKThresholdFromSmallest(threshold(), step.min_kept, config_.threshold_decay()));
   out->terms["auxk"] = step.auxk;
   out->terms["threshold"] = threshold();
   return true;
@@ -180,7 +241,8 @@ TrainOutput BatchTopKSae::TrainForward(const torch::Tensor& x, const TrainStepIn
   {
     torch::NoGradGuard no_grad;
     // EMA in double; stored as float32 like the other tensors.
-    threshold_.fill_(NextBatchTopKThreshold(threshold(), out.f, config_.threshold_decay()));
+    threshold_.fill_(NextBatchTopKThreshold(threshold(), out.f, config_.threshold_decay(),
+                                            info.shard_gather));
   }
   out.terms["threshold"] = threshold();
   out.terms["dead_latents"] =

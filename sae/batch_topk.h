@@ -104,8 +104,12 @@ class BatchTopKSae : public Sae {
 };
 
 // Keeps the min(k * B, B * n) largest entries of ReLU(z) over the whole
-// batch z [B, n] (flattened), zeros elsewhere. Returns [B, n].
-torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k);
+// batch z [B, n] (flattened), zeros elsewhere. Returns [B, n]. With
+// shard_gather set (data-parallel, z being one shard of the global batch),
+// the entries of this shard among the global batch's largest
+// k * B * shards, ties going to the lower global flat index.
+torch::Tensor BatchTopKActivations(const torch::Tensor& z, int64_t k,
+                                   const ShardGather& shard_gather = {});
 
 // The knobs of BatchTopKLoss.
 struct BatchTopKLossOptions {
@@ -138,8 +142,12 @@ LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& o
 // One threshold update from training activations f [B, n]: with m the
 // smallest positive entry of f, returns m if threshold <= 0 (not yet set),
 // else decay * threshold + (1 - decay) * m. Returns threshold unchanged if
-// f has no positive entry.
-double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay);
+// f has no positive entry. With shard_gather set (data-parallel), m is the
+// smallest over every shard's f, so every rank tracks the same threshold.
+double NextBatchTopKThreshold(double threshold, const torch::Tensor& f, double decay,
+                              const ShardGather& shard_gather = {});
+// The same update from m itself (m <= 0: nothing was kept, no update).
+double NextBatchTopKThresholdFromSmallest(double threshold, double smallest, double decay);
 
 // Checks config (k, k_aux, auxk_coefficient, threshold_decay,
 // threshold_calibration_batches) for an SAE of n_latents latents and fills

@@ -62,6 +62,7 @@ LossInputs Sae::LossInputsFor(const torch::Tensor& x, const TrainStepInfo& info)
   inputs.target = info.target;
   inputs.shard_mean = info.shard_mean;
   inputs.shard_sum = info.shard_sum;
+  inputs.shard_gather = info.shard_gather;
   return inputs;
 }
 

@@ -43,6 +43,16 @@ using ShardMean = std::function<double(double)>;
 // The same for a tensor: its elementwise sum over the shards (e.g. how many
 // shards a latent fired on). Unset for one process.
 using ShardSum = std::function<torch::Tensor(const torch::Tensor&)>;
+// Every shard's tensor concatenated along dim 0 in rank order (the first
+// dimension may differ between shards): what a batch-wide selection (the
+// BatchTopK family's top k * batch) gathers to select over the global batch.
+// Rank r holds the global batch's rows [r * rows, (r + 1) * rows).
+struct ShardGather {
+  std::function<torch::Tensor(const torch::Tensor&)> gather;
+  int64_t rank = 0;
+  int64_t count = 1;
+  explicit operator bool() const { return static_cast<bool>(gather); }
+};
 
 // What the trainer tells an SAE about the current step.
 struct TrainStepInfo {
@@ -55,9 +65,11 @@ struct TrainStepInfo {
   // transcoder (SaeConfig.transcoder); undefined: x itself.
   torch::Tensor target;
   // Data-parallel training: batch sums to their mean over shards, tensors
-  // to their sum over shards; unset for one process.
+  // to their sum over shards, the shards' tensors gathered; unset for one
+  // process.
   ShardMean shard_mean;
   ShardSum shard_sum;
+  ShardGather shard_gather;
 };
 
 // One training forward pass, in scaled space.
@@ -98,9 +110,11 @@ struct LossInputs {
   // [batch, d_in]: what x_hat should reconstruct (a transcoder's target);
   // undefined: x. Losses read it through Target().
   torch::Tensor target;
-  // TrainStepInfo::shard_mean and shard_sum; unset for one process.
+  // TrainStepInfo::shard_mean, shard_sum and shard_gather; unset for one
+  // process.
   ShardMean shard_mean;
   ShardSum shard_sum;
+  ShardGather shard_gather;
 
   // extra.at(name); throws (c10::Error) naming the tensor if absent.
   const torch::Tensor& Extra(const std::string& name) const;

@@ -437,6 +437,18 @@ absl::Status TrainingRun::Step(const torch::Tensor& batch) {
       if (!comm_error_.ok()) sum[0].fill_(std::numeric_limits<double>::quiet_NaN());
       return sum[0];
     };
+    info.shard_gather.rank = comm_->rank();
+    info.shard_gather.count = comm_->world_size();
+    info.shard_gather.gather = [this](const torch::Tensor& value) {
+      if (comm_error_.ok()) {
+        absl::StatusOr<torch::Tensor> all = comm_->AllGatherRagged(value.detach().contiguous());
+        if (all.ok()) return *all;
+        comm_error_ = all.status();
+      }
+      // After a failed collective: a rank's own part, NaN-filled, so the
+      // step runs on to the check below without another collective.
+      return torch::full_like(value, std::numeric_limits<double>::quiet_NaN());
+    };
   }
   if (d_target_ > 0) info.target = rows.narrow(1, d_in_, d_target_) * sae.input_scale();
 

@@ -16,6 +16,8 @@
 #include "harness/distributed.h"
 #include "harness/file_io.h"
 #include "sae/checkpoint.h"
+#include "sae/batch_topk.h"
+#include "sae/kernels/batch_topk_train_step.h"
 #include "sae/kernels/topk_train_step.h"
 #include "sae/topk.h"
 #include "sae/trainer.h"
@@ -135,6 +137,92 @@ TEST(ShardMeanTest, TopKSparseStepShardGradientsAverageToTheBatchGradient) {
   EXPECT_GT(ShardedGradientError(KernelGradients, false), 1e-2);
 }
 
+// ---- BatchTopK: one selection over the global batch. ----
+
+// Every shard's tensor in rank order, as the trainer's ShardGather does.
+ShardGather GatherOver(Communicator& comm) {
+  ShardGather gather;
+  gather.rank = comm.rank();
+  gather.count = comm.world_size();
+  gather.gather = [&comm](const torch::Tensor& local) { return *comm.AllGatherRagged(local); };
+  return gather;
+}
+
+// z [128, 64] whose second half of rows (rank 1's shard) is three times as
+// large: most of the batch's top k * 128 lies there, so a per-shard
+// selection would keep other entries.
+torch::Tensor UnevenPreActivations() {
+  torch::manual_seed(11);
+  torch::Tensor z = torch::randn({128, 64});
+  z.narrow(0, 64, 64).mul_(3);
+  return z;
+}
+
+TEST(GlobalBatchTopKTest, TwoShardsKeepTheEntriesOneProcessKeepsOverTheWholeBatch) {
+  const torch::Tensor z = UnevenPreActivations();
+  const torch::Tensor whole = BatchTopKActivations(z, 3);
+  std::vector<torch::Tensor> shards(2);
+  OnRanks(2, [&](Communicator& comm) {
+    shards[comm.rank()] =
+        BatchTopKActivations(z.narrow(0, 64 * comm.rank(), 64), 3, GatherOver(comm));
+  });
+  // The same values of z, so the same entries, bit for bit.
+  EXPECT_TRUE(torch::equal(torch::cat(shards, 0), whole));
+  // What makes this a test of the global selection: the shards keep
+  // unequal numbers of entries (each would keep 3 * 64 on its own).
+  const int64_t kept0 = (shards[0] > 0).sum().item<int64_t>();
+  const int64_t kept1 = (shards[1] > 0).sum().item<int64_t>();
+  EXPECT_EQ(kept0 + kept1, 3 * 128);
+  EXPECT_LT(kept0, 3 * 64 / 2);
+}
+
+TEST(GlobalBatchTopKTest, TheSparseSelectionOverTwoShardsIsTheWholeBatchsIncludingItsExtraRounds) {
+  // x whose rank-1 rows are large and rank-0 rows small: with 8 candidates
+  // per row to start, rank 1's rows saturate and are encoded again while
+  // rank 0's are not, so rank 0 takes part in rounds of no use to it.
+  const Problem p = MakeProblem();
+  torch::Tensor x = p.x.clone();
+  x.narrow(0, 0, 64).mul_(0.1);
+  x.narrow(0, 64, 64).mul_(10);
+  const TopKParameters params{p.W_enc, p.b_enc, p.W_dec, p.b_dec};
+  BatchTopKTrainStepOptions options;
+  options.k = 3;
+  options.auxk_coefficient = 0;
+  options.candidates_per_row = 8;
+  auto dense_code = [](const BatchTopKSelection& s, int64_t rows) {
+    return torch::zeros({rows, 64}).scatter_add(1, s.code.indices, torch::relu(s.code.values));
+  };
+  TopKEncodeWorkspace workspace;
+  const BatchTopKSelection whole =
+      SelectBatchTopK((x - p.b_dec).contiguous(), params, torch::Tensor(), options, &workspace);
+  std::vector<BatchTopKSelection> shards(2);
+  OnRanks(2, [&](Communicator& comm) {
+    BatchTopKTrainStepOptions sharded = options;
+    const ShardGather gather = GatherOver(comm);
+    sharded.shard_gather = gather.gather;
+    sharded.shard_rank = gather.rank;
+    sharded.shard_count = gather.count;
+    TopKEncodeWorkspace own;
+    shards[comm.rank()] = SelectBatchTopK(
+        (x.narrow(0, 64 * comm.rank(), 64) - p.b_dec).contiguous(), params, torch::Tensor(),
+        sharded, &own);
+  });
+  const torch::Tensor f_whole = dense_code(whole, 128);
+  const torch::Tensor f_shards =
+      torch::cat({dense_code(shards[0], 64), dense_code(shards[1], 64)}, 0);
+  // The same kept entries; values to the rounding of a GEMM over 64 rows
+  // instead of 128.
+  EXPECT_TRUE(torch::equal(f_shards > 0, f_whole > 0));
+  EXPECT_TRUE(torch::allclose(f_shards, f_whole, 1e-5, 1e-6));
+  EXPECT_GT(whole.candidate_rounds, 1);
+  EXPECT_EQ(shards[0].candidate_rounds, shards[1].candidate_rounds);
+  EXPECT_EQ(shards[0].reencoded_rows, 0);
+  EXPECT_GT(shards[1].reencoded_rows, 0);
+  // Every shard finds the one cut.
+  EXPECT_EQ(shards[0].min_kept, shards[1].min_kept);
+  EXPECT_NEAR(shards[0].min_kept, whole.min_kept, 1e-6);
+}
+
 // ---- The trainer. ----
 
 std::unique_ptr<SyntheticFeatureSource> Source() { return SmallSyntheticSource(); }
@@ -178,6 +266,23 @@ SaeConfig JumpReluTargetConfigForTest(int64_t steps) {
   return config;
 }
 
+// BatchTopK on the sparse step, and Matryoshka BatchTopK through autograd.
+SaeConfig BatchTopKConfigForTest(int64_t steps) {
+  SaeConfig config = TopKConfigForTest(steps);
+  config.set_name("batch_topk_dp");
+  config.mutable_batch_topk()->set_k(3);
+  return config;
+}
+
+SaeConfig MatryoshkaConfigForTest(int64_t steps) {
+  SaeConfig config = TopKConfigForTest(steps);
+  config.set_name("matryoshka_dp");
+  MatryoshkaBatchTopKConfig* matryoshka = config.mutable_matryoshka_batch_topk();
+  matryoshka->mutable_batch_topk()->set_k(3);
+  matryoshka->add_prefix_widths(16);
+  return config;
+}
+
 // Trains `config` on 2 thread ranks; returns both results (dirs[r] is
 // rank r's TrainOptions.dir).
 std::vector<TrainResult> TrainOnTwoRanks(const SaeConfig& config,
@@ -203,8 +308,12 @@ TEST(DataParallelTrainerTest, TwoRanksTrainTheSaeOneProcessTrainsOnTheSameGlobal
   // steps. Summing the ranks' gradients instead of averaging them gives
   // 0.15 and 0.13; JumpReLU's target term and silent latents both per
   // shard 0.32, its silent latents alone per shard 0.34.
+  // BatchTopK and Matryoshka select over the global batch: their
+  // thresholds (buffers, compared below with the weights) are the same on
+  // both ranks.
   for (const SaeConfig& config : {TopKConfigForTest(12), ReluL1ConfigForTest(12),
-                                  JumpReluTargetConfigForTest(12)}) {
+                                  JumpReluTargetConfigForTest(12), BatchTopKConfigForTest(12),
+                                  MatryoshkaConfigForTest(12)}) {
     auto source = Source();
     absl::StatusOr<TrainResult> single = TrainSae(config, *source, 7);
     ASSERT_TRUE(single.ok()) << single.status();

@@ -16,6 +16,37 @@ bool Before(const Candidate& a, const Candidate& b) {
   return a.value > b.value || (a.value == b.value && a.flat < b.flat);
 }
 
+// Every shard's candidates, in rank order, through options.shard_gather:
+// each as a (value, flat) pair of float64 (exact for both: a float, and a
+// flat index below 2^53).
+std::vector<Candidate> GatherCandidates(const std::vector<Candidate>& local,
+                                        const BatchTopKTrainStepOptions& options) {
+  torch::Tensor packed = torch::empty({static_cast<int64_t>(local.size()), 2}, torch::kFloat64);
+  double* p = packed.data_ptr<double>();
+  for (const Candidate& c : local) {
+    *p++ = c.value;
+    *p++ = static_cast<double>(c.flat);
+  }
+  const torch::Tensor all = options.shard_gather(packed).to(torch::kFloat64).contiguous();
+  std::vector<Candidate> out(all.size(0));
+  const double* q = all.data_ptr<double>();
+  for (Candidate& c : out) {
+    c.value = static_cast<float>(q[0]);
+    c.flat = static_cast<int64_t>(q[1]);
+    q += 2;
+  }
+  return out;
+}
+
+// Whether any shard has rows to encode again (after a failed collective
+// the gather gives NaN, which reads as no: the caller reports the error).
+bool AnyShardSaturated(int64_t local, const BatchTopKTrainStepOptions& options) {
+  if (!options.shard_gather) return local > 0;
+  const torch::Tensor counts =
+      options.shard_gather(torch::tensor({static_cast<double>(local)}, torch::kFloat64));
+  return counts.sum().item<double>() > 0;
+}
+
 }  // namespace
 
 BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKParameters& params,
@@ -24,8 +55,14 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
                                    TopKEncodeWorkspace* workspace) {
   TORCH_CHECK(centered.dim() == 2 && params.W_enc.dim() == 2, "SelectBatchTopK: bad shapes");
   TORCH_CHECK(options.k >= 1, "SelectBatchTopK: k = ", options.k, " < 1");
+  TORCH_CHECK(options.shard_count >= 1 && options.shard_rank >= 0 &&
+                  options.shard_rank < options.shard_count,
+              "SelectBatchTopK: shard ", options.shard_rank, " of ", options.shard_count);
   const int64_t batch = centered.size(0), n = params.W_enc.size(1);
-  const int64_t kept_total = std::min(options.k * batch, batch * n);
+  // Over the global batch: this shard's rows are global rows row_offset + b.
+  const int64_t global_batch = batch * options.shard_count;
+  const int64_t row_offset = batch * options.shard_rank;
+  const int64_t kept_total = std::min(options.k * global_batch, global_batch * n);
   int64_t per_row = std::min(n, options.candidates_per_row > 0 ? options.candidates_per_row
                                                                 : 2 * options.k);
   TopKEncodeOptions encode_options;
@@ -36,7 +73,7 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
   encode_options.k = per_row;
   TopKCode code = TopKEncode(centered, params.W_enc, params.b_enc, encode_options, workspace);
   result.candidate_rounds = 1;
-  std::vector<Candidate> positive;
+  std::vector<Candidate> positive, gathered;
   std::vector<int64_t> saturated_rows;
   for (;;) {
     const float* z = code.values.data_ptr<float>();
@@ -46,16 +83,22 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
     positive.clear();
     for (int64_t b = 0; b < batch; ++b) {
       for (int64_t s = 0; s < per_row && z[b * per_row + s] > 0.0f; ++s) {
-        positive.push_back({z[b * per_row + s], b * n + idx[b * per_row + s]});
+        positive.push_back({z[b * per_row + s], (row_offset + b) * n + idx[b * per_row + s]});
       }
+    }
+    // Over every shard's candidates when data-parallel (each shard then
+    // finds the same cut).
+    std::vector<Candidate>* pool = &positive;
+    if (options.shard_gather) {
+      gathered = GatherCandidates(positive, options);
+      pool = &gathered;
     }
     // The cut: the last kept candidate (every positive one if there are
     // fewer than kept_total).
     Candidate cut{0.0f, -1};
-    if (static_cast<int64_t>(positive.size()) > kept_total) {
-      std::nth_element(positive.begin(), positive.begin() + (kept_total - 1), positive.end(),
-                       Before);
-      cut = positive[kept_total - 1];
+    if (static_cast<int64_t>(pool->size()) > kept_total) {
+      std::nth_element(pool->begin(), pool->begin() + (kept_total - 1), pool->end(), Before);
+      cut = (*pool)[kept_total - 1];
     }
     auto kept = [&](float value, int64_t flat) {
       return value > 0.0f && (cut.flat < 0 || !Before(cut, {value, flat}));
@@ -67,22 +110,22 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
     if (per_row < n) {
       for (int64_t b = 0; b < batch; ++b) {
         const int64_t last = b * per_row + per_row - 1;
-        if (kept(z[last], b * n + idx[last])) saturated_rows.push_back(b);
+        if (kept(z[last], (row_offset + b) * n + idx[last])) saturated_rows.push_back(b);
       }
     }
-    if (saturated_rows.empty()) {
+    if (!AnyShardSaturated(static_cast<int64_t>(saturated_rows.size()), options)) {
       // Unkept candidates become inactive slots.
       float* values = code.values.data_ptr<float>();
       for (int64_t b = 0; b < batch; ++b) {
         for (int64_t s = 0; s < per_row; ++s) {
           const int64_t e = b * per_row + s;
-          if (!kept(values[e], b * n + idx[e])) values[e] = 0.0f;
+          if (!kept(values[e], (row_offset + b) * n + idx[e])) values[e] = 0.0f;
         }
       }
       if (cut.flat >= 0) {
         result.min_kept = cut.value;
-      } else if (!positive.empty()) {
-        result.min_kept = std::min_element(positive.begin(), positive.end(),
+      } else if (!pool->empty()) {
+        result.min_kept = std::min_element(pool->begin(), pool->end(),
                                            [](const Candidate& a, const Candidate& b) {
                                              return a.value < b.value;
                                            })->value;
@@ -96,7 +139,10 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
     // AuxK's code does not depend on K' and is kept from the first
     // round. The re-encoded rows' values can differ from the first round's
     // in the last bit (a GEMM over fewer rows; see the header).
+    // Another round on every shard; one without saturated rows of its own
+    // keeps its candidates and only takes part in the gathers.
     ++result.candidate_rounds;
+    if (saturated_rows.empty()) continue;
     result.reencoded_rows += static_cast<int64_t>(saturated_rows.size());
     const int64_t wider = std::min(n, 2 * per_row);
     const torch::Tensor rows = torch::tensor(saturated_rows, torch::kInt64);
@@ -133,12 +179,14 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
   BatchTopKTrainStepResult result;
   result.candidate_rounds = selection.candidate_rounds;
   result.reencoded_rows = selection.reencoded_rows;
+  result.min_kept = selection.min_kept;
   const int64_t per_row = selection.code.values.size(1);
   const TopKCode& code = selection.code;
   TopKTrainStepOptions step_options;
   step_options.k = per_row;
   step_options.k_aux = options.k_aux;
   step_options.auxk_coefficient = options.auxk_coefficient;
+  step_options.shard_mean = options.shard_mean;
   static_cast<TopKTrainStepResult&>(result) = TopKTrainStepFromCode(
       x_in, centered, params, code, step_options, grads, workspace);
   return result;

@@ -31,6 +31,7 @@
 #define SAELAB_SAE_KERNELS_BATCH_TOPK_TRAIN_STEP_H_
 
 #include <cstdint>
+#include <functional>
 
 #include <torch/types.h>
 
@@ -44,9 +45,24 @@ struct BatchTopKTrainStepOptions {
   double auxk_coefficient = 1.0 / 32;
   // First K' (0: 2k), at most n.
   int64_t candidates_per_row = 0;
+  // Data-parallel training: this batch is shard `shard_rank` of
+  // `shard_count` equal shards of the global batch (rows
+  // [shard_rank * batch, (shard_rank + 1) * batch) of it), and the
+  // selection keeps the global batch's top k * batch * shard_count, as one
+  // process would over the whole batch. shard_gather concatenates every
+  // shard's tensor along dim 0 in rank order (a collective: every shard
+  // calls it the same number of times). Unset: this batch alone.
+  std::function<torch::Tensor(const torch::Tensor&)> shard_gather;
+  // Data-parallel: as TopKTrainStepOptions::shard_mean (the NMSE and AuxK
+  // denominators' mean over shards).
+  std::function<double(double)> shard_mean;
+  int64_t shard_rank = 0;
+  int64_t shard_count = 1;
 };
 
 struct BatchTopKTrainStepResult : TopKTrainStepResult {
+  // The smallest kept value over the (global) batch; 0 when nothing is kept.
+  float min_kept = 0.0f;
   // How many times the encoder ran (1 unless a row was saturated).
   int64_t candidate_rounds = 0;
   // Rows encoded again, summed over the rounds after the first.
@@ -56,8 +72,9 @@ struct BatchTopKTrainStepResult : TopKTrainStepResult {
 // The selection alone, on centered = x - b_dec [batch, d]: code.values /
 // indices [batch, K'] (ReLU(z), zero where not kept; AuxK's code as
 // TopKEncode gives it when options.auxk_coefficient > 0 and dead_mask is
-// set), min_kept the smallest kept value (the cut; 0 when nothing is
-// kept). BatchTopKSae calibrates its inference threshold with it.
+// set), min_kept the smallest kept value over the (global) batch (the cut;
+// 0 when nothing is kept). BatchTopKSae calibrates and tracks its
+// inference threshold with it.
 struct BatchTopKSelection {
   TopKCode code;
   float min_kept = 0.0f;
