@@ -23,8 +23,8 @@
 // batch sums are averaged over shards, ShardMean in sae/sae.h) and for
 // JumpReLU's target-L0 term and batch-silent latents (ShardMean, ShardSum)
 // the averaged gradient is the whole batch's gradient up to float rounding;
-// BatchTopK's batch-wide selection is computed per shard (docs/scaling.md). Rank 0 alone reads and writes the
-// directory (checkpoints, the final SAE) and sends the state it resumed
+// the BatchTopK family selects over the global batch (ShardGather). Rank 0
+// alone reads and writes the directory (checkpoints, the final SAE) and sends the state it resumed
 // from to the others, so a run checkpointed on any number of ranks resumes
 // on any other.
 //
