@@ -3,10 +3,7 @@
 // single-process metrics; a killed worker ends the job with a clear error
 // in bounded time, whether the launcher or torchrun-style variables
 // started it.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,12 +19,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
+#include "harness/internal/child_process.h"
 #include "harness/result.pb.h"
-
-extern char** environ;
 
 namespace saelab {
 namespace {
@@ -35,51 +32,9 @@ namespace {
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-std::string Runfile(const std::string& path) {
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"), "/", path);
-}
-
 std::string Binary() { return Runfile("experiments/synthetic_recovery"); }
 std::string SmallConfig() {
   return Runfile("experiments/testdata/synthetic_recovery_small.textproto");
-}
-
-// A started child: stdout and stderr to `log`, extra NAME=VALUE settings.
-pid_t Start(const std::vector<std::string>& argv, const std::string& log,
-            const std::vector<std::string>& env_extra = {}) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.push_back(*e);
-  env_strings.insert(env_strings.end(), env_extra.begin(), env_extra.end());
-  std::vector<char*> env;
-  for (std::string& s : env_strings) env.push_back(s.data());
-  env.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, args[0], &actions, nullptr, args.data(), env.data()), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-// The exit status of `pid`, or -1 if it is still running after `limit`
-// (then it is killed).
-int Wait(pid_t pid, std::chrono::seconds limit) {
-  const Clock::time_point deadline = Clock::now() + limit;
-  int status = 0;
-  while (Clock::now() < deadline) {
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return -1;
 }
 
 std::string Slurp(const std::string& path) {
@@ -111,16 +66,16 @@ std::string Dir(const std::string& name) { return ::testing::TempDir() + "/" + n
 
 TEST(DataParallelExperimentTest, TwoLocalWorkersGiveTheSingleProcessMetrics) {
   const std::string single = Dir("single"), parallel = Dir("parallel");
-  ASSERT_EQ(Wait(Start({Binary(), "--config=" + SmallConfig(), "--run_dir=" + single,
-                        "--plot=false"},
-                       Dir("single.log")),
-                 std::chrono::seconds(120)),
+  ASSERT_EQ(WaitProcess(StartProcess({Binary(), "--config=" + SmallConfig(), "--run_dir=" + single,
+                                      "--plot=false"},
+                                     Dir("single.log")),
+                        absl::Seconds(120)),
             0)
       << Slurp(Dir("single.log"));
-  ASSERT_EQ(Wait(Start({Binary(), "--config=" + SmallConfig(), "--run_dir=" + parallel,
-                        "--plot=false", "--nproc=2"},
-                       Dir("parallel.log"), {"TMPDIR=" + ::testing::TempDir()}),
-                 std::chrono::seconds(300)),
+  ASSERT_EQ(WaitProcess(StartProcess({Binary(), "--config=" + SmallConfig(),
+                                      "--run_dir=" + parallel, "--plot=false", "--nproc=2"},
+                                     Dir("parallel.log"), {"TMPDIR=" + ::testing::TempDir()}),
+                        absl::Seconds(300)),
             0)
       << Slurp(Dir("parallel.log"));
   const ExperimentResult a = ReadResult(single), b = ReadResult(parallel);
@@ -150,8 +105,8 @@ std::string SubjectConfig(const std::string& cache) {
   const std::string path = Dir(cache + ".textproto");
   std::string text = Slurp(Runfile("experiments/testdata/subject_sae_small.textproto"));
   text = absl::StrReplaceAll(
-      text, {{"  activations {\n", absl::StrCat("  activations {\n    cache_dir: \"", Dir(cache),
-                                                "\"\n")}});
+      text, {{"  activations {\n",
+              absl::StrCat("  activations {\n    cache_dir: \"", Dir(cache), "\"\n")}});
   EXPECT_TRUE(AtomicWriteFile(path, text).ok());
   return path;
 }
@@ -170,17 +125,19 @@ TEST(DataParallelExperimentTest, WorkersShareTheCacheAndHarvestTheStoreTogether)
   const std::string binary = Runfile("experiments/subject_sae");
   // One process with the workers' OpenBLAS threads (the launcher gives each
   // cores / 2): the forward's bits depend on the BLAS thread count.
-  ASSERT_EQ(Wait(Start({binary, "--config=" + SubjectConfig("cache1"), "--run_dir=" + Dir("s1")},
+  ASSERT_EQ(
+      WaitProcess(
+          StartProcess({binary, "--config=" + SubjectConfig("cache1"), "--run_dir=" + Dir("s1")},
                        Dir("s1.log"),
                        {absl::StrCat("OPENBLAS_NUM_THREADS=",
                                      std::max(1u, std::thread::hardware_concurrency() / 2))}),
-                 std::chrono::seconds(240)),
-            0)
+          absl::Seconds(240)),
+      0)
       << Slurp(Dir("s1.log"));
-  ASSERT_EQ(Wait(Start({binary, "--config=" + SubjectConfig("cache2"), "--run_dir=" + Dir("s2"),
-                        "--nproc=2"},
-                       Dir("s2.log"), {"TMPDIR=" + ::testing::TempDir()}),
-                 std::chrono::seconds(240)),
+  ASSERT_EQ(WaitProcess(StartProcess({binary, "--config=" + SubjectConfig("cache2"),
+                                      "--run_dir=" + Dir("s2"), "--nproc=2"},
+                                     Dir("s2.log"), {"TMPDIR=" + ::testing::TempDir()}),
+                        absl::Seconds(240)),
             0)
       << Slurp(Dir("s2.log"));
   // Each worker harvested its share of the chunks into the one store, and
@@ -210,10 +167,9 @@ std::string LongConfig() {
 }
 
 TEST(DataParallelExperimentTest, AKilledWorkerEndsTheLaunchedJobWithAClearError) {
-  const pid_t launcher =
-      Start({Binary(), "--config=" + LongConfig(), "--run_dir=" + Dir("killed"), "--plot=false",
-             "--nproc=2"},
-            Dir("killed.log"), {"TMPDIR=" + ::testing::TempDir()});
+  const pid_t launcher = StartProcess({Binary(), "--config=" + LongConfig(),
+                                       "--run_dir=" + Dir("killed"), "--plot=false", "--nproc=2"},
+                                      Dir("killed.log"), {"TMPDIR=" + ::testing::TempDir()});
   // Both workers up and training.
   std::vector<pid_t> workers;
   for (int i = 0; i < 200 && workers.size() < 2; ++i) {
@@ -224,7 +180,7 @@ TEST(DataParallelExperimentTest, AKilledWorkerEndsTheLaunchedJobWithAClearError)
   std::this_thread::sleep_for(std::chrono::seconds(2));
   ASSERT_EQ(kill(workers[1], SIGKILL), 0);
   const Clock::time_point killed = Clock::now();
-  EXPECT_EQ(Wait(launcher, std::chrono::seconds(60)), 1);
+  EXPECT_EQ(WaitProcess(launcher, absl::Seconds(60)), 1);
   EXPECT_LT(Clock::now() - killed, std::chrono::seconds(30));
   EXPECT_THAT(Slurp(Dir("killed.log")),
               HasSubstr("worker 1 of 2 was killed by signal 9 (Killed); the other workers "
@@ -238,39 +194,39 @@ TEST(DataParallelExperimentTest, TorchrunStyleWorkersStopWhenAPeerDies) {
   const std::string port = absl::StrCat(20000 + getpid() % 20000);
   std::vector<pid_t> workers;
   for (int rank = 0; rank < 2; ++rank) {
-    workers.push_back(Start({Binary(), "--config=" + LongConfig(),
-                             "--run_dir=" + Dir("torchrun"), "--plot=false"},
-                            Dir(absl::StrCat("torchrun", rank, ".log")),
-                            {absl::StrCat("RANK=", rank), "WORLD_SIZE=2", "LOCAL_RANK=0",
-                             "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
-                             "SAELAB_DIST_TIMEOUT_SECONDS=20",
-                             "TMPDIR=" + ::testing::TempDir()}));
+    workers.push_back(StartProcess(
+        {Binary(), "--config=" + LongConfig(), "--run_dir=" + Dir("torchrun"), "--plot=false"},
+        Dir(absl::StrCat("torchrun", rank, ".log")),
+        {absl::StrCat("RANK=", rank), "WORLD_SIZE=2", "LOCAL_RANK=0", "MASTER_ADDR=127.0.0.1",
+         "MASTER_PORT=" + port, "SAELAB_DIST_TIMEOUT_SECONDS=20",
+         "TMPDIR=" + ::testing::TempDir()}));
   }
   // Training has begun once rank 0 logs its progress.
-  for (int i = 0; i < 600 && Slurp(Dir("torchrun0.log")).find("tokens") == std::string::npos;
-       ++i) {
+  for (int i = 0; i < 600 && Slurp(Dir("torchrun0.log")).find("tokens") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_THAT(Slurp(Dir("torchrun0.log")), HasSubstr("tokens"));
   ASSERT_EQ(kill(workers[1], SIGKILL), 0);
-  Wait(workers[1], std::chrono::seconds(10));
+  WaitProcess(workers[1], absl::Seconds(10));
   const Clock::time_point killed = Clock::now();
-  EXPECT_EQ(Wait(workers[0], std::chrono::seconds(60)), 1);
+  EXPECT_EQ(WaitProcess(workers[0], absl::Seconds(60)), 1);
   EXPECT_LT(Clock::now() - killed, std::chrono::seconds(40));
   EXPECT_THAT(Slurp(Dir("torchrun0.log")), HasSubstr("UNAVAILABLE: rank 0 of 2"));
 }
 
 TEST(DataParallelExperimentTest, ConflictingRankSettingsAreAnErrorBeforeAnyWork) {
-  ASSERT_EQ(Wait(Start({Binary(), "--config=" + SmallConfig(), "--run_dir=" + Dir("bad"),
-                        "--nproc=2"},
-                       Dir("bad.log"), {"RANK=0", "WORLD_SIZE=3", "MASTER_ADDR=127.0.0.1"}),
-                 std::chrono::seconds(30)),
-            2);
+  ASSERT_EQ(
+      WaitProcess(StartProcess({Binary(), "--config=" + SmallConfig(), "--run_dir=" + Dir("bad"),
+                                "--nproc=2"},
+                               Dir("bad.log"), {"RANK=0", "WORLD_SIZE=3", "MASTER_ADDR=127.0.0.1"}),
+                  absl::Seconds(30)),
+      2);
   EXPECT_THAT(Slurp(Dir("bad.log")), HasSubstr("--nproc=2, but the environment says"));
-  ASSERT_EQ(Wait(Start({Binary(), "--config=" + SmallConfig(), "--run_dir=" + Dir("bad2")},
-                       Dir("bad2.log"), {"RANK=1", "MASTER_ADDR=127.0.0.1"}),
-                 std::chrono::seconds(30)),
-            2);
+  ASSERT_EQ(
+      WaitProcess(StartProcess({Binary(), "--config=" + SmallConfig(), "--run_dir=" + Dir("bad2")},
+                               Dir("bad2.log"), {"RANK=1", "MASTER_ADDR=127.0.0.1"}),
+                  absl::Seconds(30)),
+      2);
   EXPECT_THAT(Slurp(Dir("bad2.log")), HasSubstr("RANK=1 is set but WORLD_SIZE is not"));
   EXPECT_FALSE(PathExists(Dir("bad")));
   EXPECT_FALSE(PathExists(Dir("bad2")));

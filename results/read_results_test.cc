@@ -1,7 +1,6 @@
 // read_results.py (Python's protobuf) against this test's own reading of
 // the same results (C++ protobuf): every SAE becomes one row, every metric
 // and hyperparameter its exact value; trees are searched; bad paths fail.
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
+#include "harness/internal/child_process.h"
 #include "harness/result.pb.h"
 #include "harness/textproto.h"
 
@@ -25,25 +25,10 @@ using ::testing::HasSubstr;
 
 constexpr char kBaseline[] = "results/baselines/l1_vs_topk/result.textproto";
 
-struct Output {
-  int exit_code = -1;
-  std::string out;
-};
-
-Output ReadResults(const std::string& args) {
-  const std::string script = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                                          std::getenv("TEST_WORKSPACE"), "/results/read_results");
-  Output output;
-  FILE* pipe = ::popen(absl::StrCat("RUNFILES_DIR=", std::getenv("TEST_SRCDIR"), " ", script, " ",
-                                    args, " 2>&1")
-                           .c_str(),
-                       "r");
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  output.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return output;
+// Runs the read_results script; stdout and stderr captured.
+CommandResult ReadResults(const std::string& args) {
+  return RunCommand(absl::StrCat("RUNFILES_DIR=", std::getenv("TEST_SRCDIR"), " ",
+                                 Runfile("results/read_results"), " ", args));
 }
 
 // CSV rows as column -> cell (the baselines hold no comma or quote).
@@ -94,12 +79,12 @@ void ExpectRowsMatch(const std::vector<std::map<std::string, std::string>>& rows
 }
 
 TEST(ReadResultsTest, OneRowPerSaeWithEveryMetricExactly) {
-  Output csv = ReadResults("results/baselines/l1_vs_topk");
-  ASSERT_EQ(csv.exit_code, 0) << csv.out;
+  CommandResult csv = ReadResults("results/baselines/l1_vs_topk");
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
   ExpectRowsMatch(ParseCsv(csv.out), Baseline());
 
-  Output jsonl = ReadResults(absl::StrCat("--format=jsonl ", kBaseline));
-  ASSERT_EQ(jsonl.exit_code, 0) << jsonl.out;
+  CommandResult jsonl = ReadResults(absl::StrCat("--format=jsonl ", kBaseline));
+  ASSERT_EQ(jsonl.exit_code, 0) << jsonl.err;
   const std::vector<std::string> lines = absl::StrSplit(jsonl.out, '\n', absl::SkipEmpty());
   EXPECT_EQ(lines.size(), static_cast<size_t>(Baseline().saes_size()));
   EXPECT_THAT(lines[0], HasSubstr(absl::StrCat("\"sae\": \"", Baseline().saes(0).name(), "\"")));
@@ -114,8 +99,8 @@ TEST(ReadResultsTest, ATreeOfRunsIsSearchedAndBinaryResultsRead) {
   result.set_name("renamed");
   result.mutable_saes()->DeleteSubrange(1, result.saes_size() - 1);
   ASSERT_TRUE(WriteTextProtoFile(root + "/a/result.textproto", result).ok());
-  Output out = ReadResults(absl::StrCat(root, " --out=", root, "/table.csv"));
-  ASSERT_EQ(out.exit_code, 0) << out.out;
+  CommandResult out = ReadResults(absl::StrCat(root, " --out=", root, "/table.csv"));
+  ASSERT_EQ(out.exit_code, 0) << out.err;
   auto rows = ParseCsv(*ReadFile(root + "/table.csv"));
   ASSERT_EQ(rows.size(), 1u + Baseline().saes_size());
   // Directories in sorted order: a, then b/run.
@@ -127,15 +112,15 @@ TEST(ReadResultsTest, ATreeOfRunsIsSearchedAndBinaryResultsRead) {
 }
 
 TEST(ReadResultsTest, MissingAndMalformedInputsFailNamingThePath) {
-  Output missing = ReadResults("/no/such/run");
+  CommandResult missing = ReadResults("/no/such/run");
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_THAT(missing.out, HasSubstr("/no/such/run: no such file or directory"));
+  EXPECT_THAT(missing.err, HasSubstr("/no/such/run: no such file or directory"));
   const std::string bad = absl::StrCat(::testing::TempDir(), "/bad/result.pb");
   ASSERT_TRUE(MakeDirs(absl::StrCat(::testing::TempDir(), "/bad")).ok());
   ASSERT_TRUE(AtomicWriteFile(bad, "\xff\xff\xff not a proto").ok());
-  Output malformed = ReadResults(bad);
+  CommandResult malformed = ReadResults(bad);
   EXPECT_EQ(malformed.exit_code, 1);
-  EXPECT_THAT(malformed.out, HasSubstr(bad + ": not a saelab result"));
+  EXPECT_THAT(malformed.err, HasSubstr(bad + ": not a saelab result"));
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 // to each hook; tokenize against GPT-2's published ids and byte-identical
 // decoding; every refusal's exit status and one-line message.
 #include <sched.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
+#include "harness/internal/child_process.h"
 #include "harness/npy.h"
 #include "harness/result.pb.h"
 #include "harness/safetensors.h"
@@ -46,11 +46,6 @@ using ::testing::StartsWith;
 constexpr char kRefModel[] = "data/models/saelab-ref-lm";
 constexpr char kSparsifyFixture[] = "sae/interchange/testdata/sparsify_fixture";
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
 std::string Dir(const std::string& name) {
   const std::string dir = absl::StrCat(::testing::TempDir(), "/", name);
   EXPECT_TRUE(MakeDirs(dir).ok());
@@ -58,21 +53,8 @@ std::string Dir(const std::string& name) {
 }
 
 // Runs `saelab <args>` in a shell; stdout and stderr captured.
-CliRun Saelab(const std::string& args) {
-  static int calls = 0;
-  const std::string err_path = absl::StrCat(::testing::TempDir(), "/stderr_", calls++);
-  const std::string binary = absl::StrCat(std::getenv("TEST_SRCDIR"), "/",
-                                          std::getenv("TEST_WORKSPACE"), "/tools/saelab");
-  CliRun run;
-  FILE* pipe = ::popen(absl::StrCat(binary, " ", args, " 2>", err_path).c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.err = ReadFile(err_path).value_or("");
-  return run;
+CommandResult Saelab(const std::string& args) {
+  return RunCommand(absl::StrCat(Runfile("tools/saelab"), " ", args));
 }
 
 // The last line of stderr (the error line of a failed command).
@@ -121,7 +103,7 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   const std::string dir = Dir("train");
   const std::string acts = WriteSyntheticActivations(dir);
   const std::string out = dir + "/sae";
-  CliRun train = Saelab(absl::StrCat("train --activations=", acts, " --out=", out,
+  CommandResult train = Saelab(absl::StrCat("train --activations=", acts, " --out=", out,
                                   " --architecture=topk --k=3 --n_latents=96 --tokens=100000"
                                   " --batch_size=500 --eval_rows=-1000: --seed=4"));
   ASSERT_EQ(train.exit_code, 0) << train.err;
@@ -143,17 +125,17 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
 
   // The saelab copy gives the same bits; the SAELens copy (input scale
   // folded into the weights) and its re-import agree to float32 rounding.
-  CliRun same = Saelab(absl::StrCat("evaluate --sae=", out, " --activations=", acts,
+  CommandResult same = Saelab(absl::StrCat("evaluate --sae=", out, " --activations=", acts,
                                  " --rows=5000: --out=", dir, "/same.pb"));
   ASSERT_EQ(same.exit_code, 0) << same.err;
   ExpectSameMetrics(ReadResult(dir + "/same.pb").saes(0), reported, 0, "saelab layout");
 
-  CliRun exported = Saelab(absl::StrCat("export --sae=", out, " --out=", dir, "/lens"));
+  CommandResult exported = Saelab(absl::StrCat("export --sae=", out, " --out=", dir, "/lens"));
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
-  CliRun imported = Saelab(absl::StrCat("import --in=", dir, "/lens --out=", dir, "/back"));
+  CommandResult imported = Saelab(absl::StrCat("import --in=", dir, "/lens --out=", dir, "/back"));
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   for (const std::string sae : {out + "/saelens", dir + "/lens", dir + "/back"}) {
-    CliRun eval = Saelab(absl::StrCat("evaluate --sae=", sae, " --activations=", acts,
+    CommandResult eval = Saelab(absl::StrCat("evaluate --sae=", sae, " --activations=", acts,
                                    " --rows=-1000: --out=", dir, "/eval.textproto"));
     ASSERT_EQ(eval.exit_code, 0) << eval.err;
     ExperimentResult result;
@@ -162,13 +144,13 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   }
 
   // Rerunning finds the SAE and trains nothing; inspect shows the metrics.
-  CliRun again = Saelab(absl::StrCat("train --activations=", acts, " --out=", out,
+  CommandResult again = Saelab(absl::StrCat("train --activations=", acts, " --out=", out,
                                   " --architecture=topk --k=3 --n_latents=96 --tokens=100000"
                                   " --batch_size=500 --eval_rows=-1000: --seed=4"));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_THAT(again.out, HasSubstr("was already trained"));
   // Data-parallel over 2 local workers: the same SAE to float rounding.
-  CliRun parallel = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+  CommandResult parallel = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
                                         "/parallel --architecture=topk --k=3 --n_latents=96"
                                         " --tokens=100000 --batch_size=500 --eval_rows=-1000:"
                                         " --seed=4 --nproc=2"));
@@ -180,25 +162,25 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   }
   ExpectSameMetrics(parallel_result.saes(0), reported, 1e-3, "--nproc=2");
   // The latents split over 2 workers instead of the batch: the same SAE.
-  CliRun sharded = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+  CommandResult sharded = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
                                        "/sharded --architecture=topk --k=3 --n_latents=96"
                                        " --tokens=100000 --batch_size=500 --eval_rows=-1000:"
                                        " --seed=4 --nproc=2 --shard_latents"));
   ASSERT_EQ(sharded.exit_code, 0) << sharded.err;
   ExpectSameMetrics(ReadResult(dir + "/sharded/result.pb").saes(0), reported, 1e-3,
                     "--shard_latents");
-  CliRun alone = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+  CommandResult alone = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
                                      "/alone --shard_latents"));
   EXPECT_EQ(alone.exit_code, 2);
   EXPECT_THAT(alone.err, HasSubstr("--shard_latents splits the latents over workers"));
-  CliRun refused = Saelab(absl::StrCat("inspect --dir=", out, " --nproc=2"));
+  CommandResult refused = Saelab(absl::StrCat("inspect --dir=", out, " --nproc=2"));
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_THAT(refused.err, HasSubstr("--nproc is for `saelab train`"));
 
-  CliRun other = Saelab(absl::StrCat("train --activations=", acts, " --out=", out, " --k=4"));
+  CommandResult other = Saelab(absl::StrCat("train --activations=", acts, " --out=", out, " --k=4"));
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_THAT(other.err, HasSubstr("already holds an SAE trained with another config"));
-  CliRun inspect = Saelab(absl::StrCat("inspect --dir=", out));
+  CommandResult inspect = Saelab(absl::StrCat("inspect --dir=", out));
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_THAT(inspect.out, HasSubstr("topk SAE 'topk' in saelab's layout: d_in 24, n_latents 96"));
   EXPECT_THAT(inspect.out,
@@ -207,11 +189,11 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
 
 TEST(SaelabCliTest, SparsifyImportReconstructsLikeSparsify) {
   const std::string dir = Dir("sparsify");
-  CliRun imported = Saelab(absl::StrCat("import --in=", kSparsifyFixture, " --out=", dir, "/sae"));
+  CommandResult imported = Saelab(absl::StrCat("import --in=", kSparsifyFixture, " --out=", dir, "/sae"));
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   EXPECT_THAT(imported.out, HasSubstr("from sparsify's layout"));
   const std::string expected = absl::StrCat(kSparsifyFixture, "/expected.safetensors");
-  CliRun eval = Saelab(absl::StrCat("evaluate --sae=", dir, "/sae --activations=", expected,
+  CommandResult eval = Saelab(absl::StrCat("evaluate --sae=", dir, "/sae --activations=", expected,
                                  " --tensor=x --out=", dir, "/eval.pb"));
   ASSERT_EQ(eval.exit_code, 0) << eval.err;
   // The fixture's numpy reconstruction (sparsify's formulas in float64).
@@ -236,11 +218,11 @@ TEST(SaelabCliTest, HarvestsTwoHooksInOnePassAsTheModelComputesThem) {
   ASSERT_TRUE(AtomicWriteFile(dir + "/a.txt", long_text).ok());
   ASSERT_TRUE(AtomicWriteFile(dir + "/b.txt", "A second, short document.").ok());
   const std::string hooks = "blocks.0.hook_resid_post,blocks.1.hook_mlp_out";
-  CliRun harvest = Saelab(absl::StrCat("harvest --model_dir=", kRefModel, " --text=", dir, "/a.txt,",
+  CommandResult harvest = Saelab(absl::StrCat("harvest --model_dir=", kRefModel, " --text=", dir, "/a.txt,",
                                     dir, "/b.txt --hooks=", hooks,
                                     " --context_length=32 --batch_contexts=7 --out=", dir, "/npy"));
   ASSERT_EQ(harvest.exit_code, 0) << harvest.err;
-  CliRun store = Saelab(absl::StrCat("harvest --model_dir=", kRefModel, " --text=", dir, "/a.txt,",
+  CommandResult store = Saelab(absl::StrCat("harvest --model_dir=", kRefModel, " --text=", dir, "/a.txt,",
                                   dir, "/b.txt --hooks=", hooks,
                                   " --context_length=32 --format=store --out=", dir, "/store"));
   ASSERT_EQ(store.exit_code, 0) << store.err;
@@ -268,14 +250,14 @@ TEST(SaelabCliTest, HarvestsTwoHooksInOnePassAsTheModelComputesThem) {
     EXPECT_TRUE(torch::allclose(*stored->Rows({0, stored->rows()}), want, 1e-5, 1e-5)) << hook;
   }
   // A store trains like a file.
-  CliRun train = Saelab(absl::StrCat("train --activations=", dir, "/store/blocks.0.hook_resid_post",
+  CommandResult train = Saelab(absl::StrCat("train --activations=", dir, "/store/blocks.0.hook_resid_post",
                                      " --k=4 --n_latents=64 --tokens=4096 --batch_size=256 --out=",
                                      dir, "/sae"));
   ASSERT_EQ(train.exit_code, 0) << train.err;
 
   // Spliced into the model: the losses against a splice written here, on
   // the model's logits directly.
-  CliRun spliced = Saelab(absl::StrCat(
+  CommandResult spliced = Saelab(absl::StrCat(
       "evaluate --sae=", dir, "/sae --activations=", dir, "/npy/blocks.0.hook_resid_post.npy",
       " --model_dir=", kRefModel, " --hook=blocks.0.hook_resid_post --contexts=", dir,
       "/npy/tokens.npy --eval_contexts=-1 --out=", dir, "/downstream.pb"));
@@ -309,9 +291,9 @@ TEST(SaelabCliTest, TokenizeAndDecodeAreExactInverses) {
   const std::string text = "Hello world\xff\xfe caf\xc3\xa9 <|endoftext|>\n\t  x";
   ASSERT_TRUE(AtomicWriteFile(dir + "/t.txt", text).ok());
   for (const char* ext : {"npy", "json"}) {
-    CliRun encode = Saelab(absl::StrCat("tokenize --in=", dir, "/t.txt --out=", dir, "/ids.", ext));
+    CommandResult encode = Saelab(absl::StrCat("tokenize --in=", dir, "/t.txt --out=", dir, "/ids.", ext));
     ASSERT_EQ(encode.exit_code, 0) << encode.err;
-    CliRun decode = Saelab(absl::StrCat("tokenize --decode --in=", dir, "/ids.", ext, " --out=", dir,
+    CommandResult decode = Saelab(absl::StrCat("tokenize --decode --in=", dir, "/ids.", ext, " --out=", dir,
                                      "/back.txt"));
     ASSERT_EQ(decode.exit_code, 0) << decode.err;
     EXPECT_EQ(*ReadFile(dir + "/back.txt"), text) << ext;
@@ -323,13 +305,13 @@ TEST(SaelabCliTest, TokenizeAndDecodeAreExactInverses) {
   EXPECT_EQ(ids[1].item<int>(), 995);
   EXPECT_THAT(*ReadFile(dir + "/ids.json"), StartsWith("[15496, 995, "));
   ASSERT_TRUE(AtomicWriteFile(dir + "/bad.json", "[1, 2, 99999]").ok());
-  CliRun bad = Saelab(absl::StrCat("tokenize --decode --in=", dir, "/bad.json --out=", dir, "/x.txt"));
+  CommandResult bad = Saelab(absl::StrCat("tokenize --decode --in=", dir, "/bad.json --out=", dir, "/x.txt"));
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("bad.json: token 2 is id 99999, outside the vocabulary"));
 }
 
 TEST(SaelabCliTest, GenerateMatchesTheLibrary) {
-  CliRun run = Saelab(absl::StrCat("generate --model_dir=", kRefModel,
+  CommandResult run = Saelab(absl::StrCat("generate --model_dir=", kRefModel,
                                 " --prompt='The king' --max_new_tokens=8"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   TextGenerationOptions options;
@@ -341,9 +323,9 @@ TEST(SaelabCliTest, GenerateMatchesTheLibrary) {
 }
 
 TEST(SaelabCliTest, HelpAndRefusals) {
-  CliRun help = Saelab("--help");
+  CommandResult help = Saelab("--help");
   EXPECT_EQ(help.exit_code, 0);
-  CliRun train_help = Saelab("train --help");
+  CommandResult train_help = Saelab("train --help");
   EXPECT_EQ(train_help.exit_code, 0);
   EXPECT_THAT(train_help.out, StartsWith("usage: saelab train --activations=FILE --out=DIR"));
   EXPECT_THAT(train_help.out, HasSubstr("  --threads=N  (default 0)"));
@@ -357,21 +339,21 @@ TEST(SaelabCliTest, HelpAndRefusals) {
   }
 
   // serve: the SAEs come from exactly one of --saes and --run_dir.
-  CliRun serve_neither = Saelab(absl::StrCat("serve --model_dir=", kRefModel));
+  CommandResult serve_neither = Saelab(absl::StrCat("serve --model_dir=", kRefModel));
   EXPECT_EQ(serve_neither.exit_code, 2);
   EXPECT_THAT(LastLine(serve_neither.err), HasSubstr("give either --saes or --run_dir"));
-  CliRun serve_bad = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --saes=nohook"));
+  CommandResult serve_bad = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --saes=nohook"));
   EXPECT_EQ(serve_bad.exit_code, 2);
   EXPECT_THAT(LastLine(serve_bad.err), HasSubstr("\"nohook\" is not HOOK=DIR"));
-  CliRun serve_negative = Saelab(absl::StrCat("serve --model_dir=", kRefModel,
+  CommandResult serve_negative = Saelab(absl::StrCat("serve --model_dir=", kRefModel,
                                               " --saes=blocks.0.hook_resid_post=x --dashboard_contexts=-1"));
   EXPECT_EQ(serve_negative.exit_code, 2);
   EXPECT_THAT(LastLine(serve_negative.err), HasSubstr("--dashboard_contexts must be >= 0"));
-  CliRun serve_long = Saelab(absl::StrCat("serve --model_dir=", kRefModel,
+  CommandResult serve_long = Saelab(absl::StrCat("serve --model_dir=", kRefModel,
                                           " --saes=blocks.0.hook_resid_post=x --dashboard_context_length=1"));
   EXPECT_EQ(serve_long.exit_code, 2);
   EXPECT_THAT(LastLine(serve_long.err), HasSubstr("--dashboard_context_length must be in [2, "));
-  CliRun serve_empty = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --run_dir=",
+  CommandResult serve_empty = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --run_dir=",
                                            ::testing::TempDir()));
   EXPECT_EQ(serve_empty.exit_code, 1);
   EXPECT_THAT(LastLine(serve_empty.err), HasSubstr("--run_dir: cannot list"));
@@ -381,7 +363,7 @@ TEST(SaelabCliTest, HelpAndRefusals) {
   ASSERT_TRUE(AtomicWriteFile(dir + "/ids.npy", *SerializeNpy(torch::zeros({4, 24}, torch::kInt))).ok());
   ASSERT_TRUE(WriteSafetensors(dir + "/acts.safetensors", {{"resid", torch::zeros({8, 24})}}).ok());
   ASSERT_TRUE(AtomicWriteFile(dir + "/wide.npy", *SerializeNpy(torch::zeros({8, 40}))).ok());
-  CliRun trained = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+  CommandResult trained = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
                                     "/sae --n_latents=32 --k=2 --tokens=2000 --batch_size=500"));
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   // A config file, with a flag overriding one of its fields.
@@ -389,7 +371,7 @@ TEST(SaelabCliTest, HelpAndRefusals) {
                               "name: \"mine\" n_latents: 32 relu_l1 { l1_coefficient: 3 }\n"
                               "trainer { total_tokens: 2000 batch_size: 500 }\n")
                   .ok());
-  CliRun configured = Saelab(absl::StrCat("train --activations=", acts, " --config=", dir,
+  CommandResult configured = Saelab(absl::StrCat("train --activations=", acts, " --config=", dir,
                                           "/relu.textproto --sparsity_coefficient=2 --out=", dir,
                                           "/relu"));
   ASSERT_EQ(configured.exit_code, 0) << configured.err;
@@ -421,7 +403,7 @@ TEST(SaelabCliTest, HelpAndRefusals) {
        dir + ": not an SAE directory"},
   };
   for (const auto& c : cases) {
-    CliRun run = Saelab(c.args);
+    CommandResult run = Saelab(c.args);
     EXPECT_EQ(run.exit_code, c.exit_code) << c.args << "\n" << run.err;
     // One line, naming the problem.
     EXPECT_EQ(LastLine(run.err), absl::StripTrailingAsciiWhitespace(run.err)) << c.args;

@@ -5,32 +5,27 @@
 // and the files they leave must be byte-identical to an uninterrupted run's.
 // The in-process kill tests (sae/trainer_test and friends) stop at step
 // boundaries; these stop anywhere, including inside a write.
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <torch/types.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "harness/file_io.h"
+#include "harness/internal/child_process.h"
 #include "harness/npy.h"
-
-extern char** environ;
 
 namespace saelab {
 namespace {
@@ -39,17 +34,11 @@ constexpr char kRefModel[] = "data/models/saelab-ref-lm";
 // Kills per scenario.
 constexpr int kKills = 3;
 
-std::string Runfile(const std::string& path) {
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"), "/", path);
-}
-
 std::string Dir(const std::string& name) {
   const std::string dir = absl::StrCat(::testing::TempDir(), "/", name);
   EXPECT_TRUE(MakeDirs(dir).ok());
   return dir;
 }
-
-using Clock = std::chrono::steady_clock;
 
 struct Outcome {
   bool finished = false;  // exited by itself (then exit_code holds its status)
@@ -61,36 +50,16 @@ struct Outcome {
 // `kill_after_seconds` unless it has exited by then (< 0: never).
 Outcome RunChild(const std::vector<std::string>& argv, const std::string& log,
                  double kill_after_seconds) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  const Clock::time_point start = Clock::now();
+  const absl::Time start = absl::Now();
   Outcome outcome;
-  if (posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) return outcome;
-  posix_spawn_file_actions_destroy(&actions);
-  int status = 0;
-  while (true) {
-    const pid_t done = ::waitpid(pid, &status, WNOHANG);
-    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    if (done == pid) {
-      outcome.finished = WIFEXITED(status);
-      outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      outcome.seconds = elapsed;
-      return outcome;
-    }
-    if (kill_after_seconds >= 0 && elapsed >= kill_after_seconds) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      outcome.seconds = elapsed;
-      return outcome;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  const pid_t pid = StartProcess(argv, log, /*env_extra=*/{}, /*append=*/true);
+  if (pid < 0) return outcome;
+  const int code = WaitProcess(pid, kill_after_seconds >= 0 ? absl::Seconds(kill_after_seconds)
+                                                            : absl::InfiniteDuration());
+  outcome.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  outcome.finished = code >= 0 && code < 128;
+  outcome.exit_code = outcome.finished ? code : -1;
+  return outcome;
 }
 
 // Runs `make_argv(dir)` uninterrupted in <name>_straight, then in

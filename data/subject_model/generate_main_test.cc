@@ -2,7 +2,6 @@
 // (written here: config.json + model.safetensors by SaveHfDirectory,
 // vocab.json + merges.txt by the BPE tokenizer) and checks that it prints
 // exactly what the library calls give: Decode(Generate(Encode(prompt))).
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +15,7 @@
 #include "data/subject_model/gpt2_model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "harness/internal/child_process.h"
 
 namespace saelab {
 namespace {
@@ -24,39 +24,7 @@ using ::testing::HasSubstr;
 
 using ::testing::TempDir;
 
-std::string GenerateBinary() {
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                      "/data/subject_model/generate");
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string stdout_text;
-};
-
-// Runs `command` with the shell; stdout captured, stderr to `stderr_path`.
-CommandResult RunCommand(const std::string& command, const std::string& stderr_path) {
-  CommandResult result;
-  FILE* pipe = ::popen(absl::StrCat(command, " 2>", stderr_path).c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.stdout_text.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::string text;
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    char buffer[4096];
-    size_t n;
-    while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, n);
-    std::fclose(f);
-  }
-  return text;
-}
+std::string GenerateBinary() { return Runfile("data/subject_model/generate"); }
 
 // A byte-level vocabulary: the 256 bytes, a few merges, <|endoftext|>.
 BpeTokenizer TinyTokenizer() {
@@ -105,9 +73,8 @@ TEST(GenerateMainTest, PrintsTheDecodedContinuationTheLibraryGenerates) {
   for (const char* sampling : {"--temperature=0", "--temperature=1.2 --top_k=40 --seed=5"}) {
     CommandResult run = RunCommand(
         absl::StrCat(GenerateBinary(), " --model_dir=", dir, " --prompt='", prompt,
-                     "' --max_new_tokens=12 ", sampling),
-        TempDir() + "/generate_e2e.stderr");
-    ASSERT_EQ(run.exit_code, 0) << ReadAll(TempDir() + "/generate_e2e.stderr");
+                     "' --max_new_tokens=12 ", sampling));
+    ASSERT_EQ(run.exit_code, 0) << run.err;
 
     absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(dir);
     ASSERT_TRUE(model.ok());
@@ -127,30 +94,26 @@ TEST(GenerateMainTest, PrintsTheDecodedContinuationTheLibraryGenerates) {
     ASSERT_TRUE(expected.ok());
     std::vector<int32_t> out(expected->tokens.begin(), expected->tokens.end());
     if (!out.empty() && out.back() == *tokenizer.eos_id()) out.pop_back();
-    EXPECT_EQ(run.stdout_text, tokenizer.Decode(out) + "\n") << sampling;
-    EXPECT_GT(run.stdout_text.size(), 1u);
+    EXPECT_EQ(run.out, tokenizer.Decode(out) + "\n") << sampling;
+    EXPECT_GT(run.out.size(), 1u);
   }
 }
 
 TEST(GenerateMainTest, TooManyNewTokensAreReducedToTheContext) {
   const BpeTokenizer tokenizer = TinyTokenizer();
   const std::string dir = WriteTinyModelDir("generate_long", tokenizer);
-  const std::string err = TempDir() + "/generate_long.stderr";
   CommandResult run = RunCommand(absl::StrCat(GenerateBinary(), " --model_dir=", dir,
-                                              " --prompt=xyz --max_new_tokens=1000"),
-                                 err);
-  ASSERT_EQ(run.exit_code, 0) << ReadAll(err);
-  EXPECT_THAT(ReadAll(err), HasSubstr("reduced to 29"));  // 32 - 3 prompt tokens
+                                              " --prompt=xyz --max_new_tokens=1000"));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(run.err, HasSubstr("reduced to 29"));  // 32 - 3 prompt tokens
 }
 
 TEST(GenerateMainTest, MissingWeightsFileFailsNamingIt) {
-  const std::string err = TempDir() + "/generate_missing.stderr";
   const std::string dir = TempDir() + "/no_model_here";
   CommandResult run = RunCommand(
-      absl::StrCat("mkdir -p ", dir, " && ", GenerateBinary(), " --model_dir=", dir, " --prompt=x"),
-      err);
+      absl::StrCat("mkdir -p ", dir, " && ", GenerateBinary(), " --model_dir=", dir, " --prompt=x"));
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_THAT(ReadAll(err), HasSubstr(dir + "/config.json"));
+  EXPECT_THAT(run.err, HasSubstr(dir + "/config.json"));
 }
 
 }  // namespace
