@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <system_error>
+#include <vector>
 #include <limits>
 #include <stdexcept>
 
@@ -9,8 +14,13 @@
 #include <torch/autograd.h>
 #include <torch/optim/adam.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "harness/file_io.h"
 #include "harness/status_macros.h"
+#include "harness/textproto.h"
+#include "harness/train_state.h"
 #include "sae/factory.h"
 #include "sae/geometric_median.h"
 #include "sae/kernels/adam_step.h"
@@ -263,9 +273,51 @@ absl::StatusOr<LatentShardedTopK> LatentShardedTopK::Create(const SaeConfig& con
   return sharded;
 }
 
+namespace {
+
+// A rank's shard checkpoints: <dir>/shard-<rank>-of-<world>.step-<S>.safetensors.
+std::string ShardStatePrefix(const std::string& dir, const Communicator& comm) {
+  return absl::StrCat(dir, "/shard-", comm.rank(), "-of-", comm.world_size(), ".step-");
+}
+
+std::string ShardStatePath(const std::string& dir, const Communicator& comm, int64_t step) {
+  return absl::StrCat(ShardStatePrefix(dir, comm), step, ".safetensors");
+}
+
+// The steps of this rank's checkpoints in dir, ascending.
+std::vector<int64_t> ShardStateSteps(const std::string& dir, const Communicator& comm) {
+  std::vector<int64_t> steps;
+  std::error_code error;
+  const std::string prefix = ShardStatePrefix(dir, comm);
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    const std::string path = entry.path().string();
+    absl::string_view rest = path;
+    int64_t step = 0;
+    if (absl::ConsumePrefix(&rest, prefix) && absl::ConsumeSuffix(&rest, ".safetensors") &&
+        absl::SimpleAtoi(rest, &step)) {
+      steps.push_back(step);
+    }
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+// The newest step every rank has a checkpoint of (0: none). A rank deletes
+// its older checkpoints only after every rank has written a newer one (a
+// barrier between), so each rank still has the step this returns.
+absl::StatusOr<int64_t> CommonShardStateStep(const std::string& dir, Communicator& comm) {
+  const std::vector<int64_t> steps = ShardStateSteps(dir, comm);
+  const int64_t newest = steps.empty() ? 0 : steps.back();
+  ASSIGN_OR_RETURN(torch::Tensor all, comm.AllGather(torch::tensor({newest}, torch::kInt64)));
+  return all.min().item<int64_t>();
+}
+
+}  // namespace
+
 absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
                                                           ActivationSource& source,
-                                                          uint64_t seed, Communicator& comm) {
+                                                          uint64_t seed, Communicator& comm,
+                                                          const ShardedTrainOptions& options) {
   torch::AutoGradMode grad_mode(true);
   const int64_t d_in = source.d_in();
   if (source.d_target() > 0) {
@@ -296,7 +348,59 @@ absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
                               .betas(std::make_tuple(trainer.adam_beta1(), trainer.adam_beta2()))
                               .eps(trainer.adam_eps()));
   torch::Tensor tokens_since_fired = torch::zeros({shard.end() - shard.begin()}, torch::kInt64);
-  for (int64_t step = 0; step < total_steps; ++step) {
+  const std::map<std::string, torch::Tensor> named = {
+      {"W_enc", shard.W_enc}, {"b_enc", shard.b_enc}, {"W_dec", shard.W_dec}, {"b_dec", shard.b_dec}};
+  const std::string config_sha256 = ProtoSha256(config);
+  int64_t first_step = 0;
+  if (!options.dir.empty()) {
+    RETURN_IF_ERROR(MakeDirs(options.dir));
+    ASSIGN_OR_RETURN(const int64_t common, CommonShardStateStep(options.dir, comm));
+    if (common > 0) {
+      const std::string path = ShardStatePath(options.dir, comm, common);
+      ASSIGN_OR_RETURN(TrainState state,
+                       LoadTrainState<torch::optim::AdamParamState>(
+                           path, config_sha256, "sharded SAE", total_steps, named, "shard.",
+                           &adam, "adam."));
+      ASSIGN_OR_RETURN(torch::Tensor next_step, state.Loop("next_step", {}, torch::kInt64));
+      ASSIGN_OR_RETURN(torch::Tensor counters,
+                       state.Loop("tokens_since_fired", {shard.end() - shard.begin()},
+                                  torch::kInt64));
+      ASSIGN_OR_RETURN(torch::Tensor scale, state.Loop("input_scale", {}, torch::kFloat64));
+      ASSIGN_OR_RETURN(torch::Tensor loss, state.Loop("last_loss", {}, torch::kFloat64));
+      if (next_step.item<int64_t>() != common) {
+        return absl::DataLossError(absl::StrCat(path, ": holds step ", next_step.item<int64_t>(),
+                                                ", not the step its name says"));
+      }
+      first_step = common;
+      tokens_since_fired.copy_(counters);
+      result.input_scale = scale.item<double>();
+      result.last_loss = loss.item<double>();
+      result.resumed_from = common;
+    }
+  }
+  // After a checkpoint of step `next` on every rank: the older ones go.
+  auto checkpoint = [&](int64_t next) -> absl::Status {
+    TrainState state;
+    state.loop["next_step"] = torch::tensor(next, torch::kInt64);
+    state.loop["tokens_since_fired"] = tokens_since_fired.clone();
+    state.loop["input_scale"] = torch::tensor(result.input_scale, torch::kFloat64);
+    state.loop["last_loss"] = torch::tensor(result.last_loss, torch::kFloat64);
+    RETURN_IF_ERROR(SaveTrainState<torch::optim::AdamParamState>(
+        ShardStatePath(options.dir, comm, next), config_sha256, named, "shard.", adam, "adam.",
+        state));
+    RETURN_IF_ERROR(comm.Barrier());
+    for (int64_t older : ShardStateSteps(options.dir, comm)) {
+      if (older < next) std::filesystem::remove(ShardStatePath(options.dir, comm, older));
+    }
+    return absl::OkStatus();
+  };
+  const int64_t every = trainer.checkpoint_every_steps();
+  for (int64_t step = first_step; step < total_steps; ++step) {
+    if (step == options.stop_after_steps) {
+      result.steps = step;
+      result.shard = std::move(shard);
+      return result;
+    }
     ASSIGN_OR_RETURN(torch::Tensor batch, source.TrainBatch(step, batch_size));
     const torch::Tensor x = batch * result.input_scale;
     const torch::Tensor dead = tokens_since_fired >= trainer.dead_after_tokens();
@@ -332,8 +436,12 @@ absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
     FusedAdamStep(adam);
     shard.W_dec.div_(shard.W_dec.norm(2, {1}, /*keepdim=*/true));
     tokens_since_fired.add_(batch_size).masked_fill_(terms.fired, 0);
+    if (!options.dir.empty() && every > 0 && (step + 1) % every == 0 && step + 1 < total_steps) {
+      RETURN_IF_ERROR(checkpoint(step + 1));
+    }
   }
   result.steps = total_steps;
+  result.finished = true;
   result.shard = std::move(shard);
   return result;
 }

@@ -30,6 +30,7 @@
 #define SAELAB_SAE_LATENT_SHARDING_H_
 
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include <torch/types.h>
@@ -123,8 +124,23 @@ struct ShardedTrainResult {
   LatentShardedTopK shard;
   SaeConfig config;  // resolved
   double input_scale = 1;
-  int64_t steps = 0;
+  int64_t steps = 0;          // the steps done (all of them unless stopped)
+  int64_t resumed_from = 0;   // the step a checkpoint resumed it from (0: none)
   double last_loss = 0;
+  bool finished = false;      // false when stopped by stop_after_steps
+};
+
+// Where and how often a latent-sharded training checkpoints.
+struct ShardedTrainOptions {
+  // Each rank keeps its shard's train state (weights, Adam moments,
+  // dead-latent counters, the step) in
+  // <dir>/shard-<rank>-of-<world>.step-<S>.safetensors every
+  // trainer.checkpoint_every_steps; a run started again in the same dir on
+  // as many ranks resumes from the newest step every rank has, bit for bit.
+  // Empty: no checkpoints.
+  std::string dir;
+  // Stops before this step as a kill would (for tests); -1: run to the end.
+  int64_t stop_after_steps = -1;
 };
 
 // Trains a TopK SAE (no Multi-TopK, tied init, not a transcoder) with its
@@ -134,13 +150,17 @@ struct ShardedTrainResult {
 // gradient-norm clip (one all-reduce of the shards' squared norms), Adam
 // with the linear-decay schedule, unit decoder rows, dead latents per
 // shard. Equal to TrainSae's SAE to float rounding (the test holds the two
-// within 1e-4 relative). Not yet: checkpoints, resume, saving; the caller
-// gets the shard.
+// within 1e-4 relative). Checkpoints per shard (options); no rank ever
+// holds more than its shard. The caller gets the shard (GatherOnRankZero
+// assembles the whole).
 // Errors: an unsupported config (InvalidArgument); a source error; a
-// failed collective (Unavailable); a non-finite loss (FailedPrecondition).
+// failed collective (Unavailable); a non-finite loss (FailedPrecondition);
+// a shard checkpoint of another config or compute settings
+// (FailedPrecondition, naming the file).
 absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
                                                           ActivationSource& source,
-                                                          uint64_t seed, Communicator& comm);
+                                                          uint64_t seed, Communicator& comm,
+                                                          const ShardedTrainOptions& options = {});
 
 // The whole SAE of a sharded training, assembled on rank 0 (a TopKSae with
 // trained.config, its weights and input scale); null on the other ranks.

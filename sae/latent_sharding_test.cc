@@ -1,15 +1,18 @@
 #include "sae/latent_sharding.h"
 
+#include <torch/torch.h>
+
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <torch/torch.h>
-
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "harness/file_io.h"
 #include "harness/internal/thread_ranks.h"
-#include "sae/internal/test_source.h"
 #include "sae/factory.h"
+#include "sae/internal/test_source.h"
 #include "sae/trainer.h"
 
 namespace saelab {
@@ -34,8 +37,7 @@ std::unique_ptr<Sae> FullSae(int64_t n, int64_t k) {
 }
 
 double RelativeError(const torch::Tensor& got, const torch::Tensor& want) {
-  return (got - want).abs().max().item<double>() /
-         std::max(want.abs().max().item<double>(), 1e-30);
+  return (got - want).abs().max().item<double>() / std::max(want.abs().max().item<double>(), 1e-30);
 }
 
 struct Reference {
@@ -167,12 +169,12 @@ TEST(LatentShardedTopKTest, TrainingOnShardsGivesTrainSaesSae) {
       const LatentShardedTopK& shard = trained->shard;
       const int64_t begin = shard.begin(), size = shard.end() - shard.begin();
       EXPECT_EQ(trained->input_scale, whole->sae->input_scale());
-      EXPECT_LT(RelativeError(shard.W_enc.detach(), whole->sae->W_enc.narrow(1, begin, size)),
-                1e-4) << world;
-      EXPECT_LT(RelativeError(shard.b_enc.detach(), whole->sae->b_enc.narrow(0, begin, size)),
-                1e-4) << world;
-      EXPECT_LT(RelativeError(shard.W_dec.detach(), whole->sae->W_dec.narrow(0, begin, size)),
-                1e-4) << world;
+      EXPECT_LT(RelativeError(shard.W_enc.detach(), whole->sae->W_enc.narrow(1, begin, size)), 1e-4)
+          << world;
+      EXPECT_LT(RelativeError(shard.b_enc.detach(), whole->sae->b_enc.narrow(0, begin, size)), 1e-4)
+          << world;
+      EXPECT_LT(RelativeError(shard.W_dec.detach(), whole->sae->W_dec.narrow(0, begin, size)), 1e-4)
+          << world;
       EXPECT_LT(RelativeError(shard.b_dec.detach(), whole->sae->b_dec), 1e-4) << world;
       EXPECT_NEAR(trained->last_loss, whole->last_terms.at("loss"),
                   1e-4 * whole->last_terms.at("loss"));
@@ -191,6 +193,68 @@ TEST(LatentShardedTopKTest, TrainingOnShardsGivesTrainSaesSae) {
       EXPECT_TRUE(torch::equal(sae.W_dec.narrow(0, begin, size), shard.W_dec.detach()));
     });
   }
+}
+
+TEST(LatentShardedTopKTest, AStoppedShardedRunResumesFromItsShardCheckpointsToTheSameBits) {
+  SaeConfig config = TrainConfig(64);
+  config.mutable_trainer()->set_checkpoint_every_steps(4);
+  const std::string straight = ::testing::TempDir() + "/sharded_straight";
+  const std::string stopped = ::testing::TempDir() + "/sharded_stopped";
+  std::vector<ShardedTrainResult> uninterrupted(2), resumed(2);
+  OnRanks(2, [&](Communicator& comm) {
+    auto source = Source();
+    ShardedTrainOptions options;
+    options.dir = straight;
+    absl::StatusOr<ShardedTrainResult> run =
+        TrainLatentShardedTopK(config, *source, 21, comm, options);
+    ASSERT_TRUE(run.ok()) << run.status();
+    uninterrupted[comm.rank()] = std::move(*run);
+  });
+  OnRanks(2, [&](Communicator& comm) {
+    auto source = Source();
+    ShardedTrainOptions options;
+    options.dir = stopped;
+    options.stop_after_steps = 10;  // after the checkpoint of step 8
+    absl::StatusOr<ShardedTrainResult> first =
+        TrainLatentShardedTopK(config, *source, 21, comm, options);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_FALSE(first->finished);
+    // Each rank keeps only its newest checkpoint, of step 8.
+    EXPECT_TRUE(
+        PathExists(absl::StrCat(stopped, "/shard-", comm.rank(), "-of-2.step-8.safetensors")));
+    EXPECT_FALSE(
+        PathExists(absl::StrCat(stopped, "/shard-", comm.rank(), "-of-2.step-4.safetensors")));
+    ASSERT_TRUE(comm.Barrier().ok());
+    options.stop_after_steps = -1;
+    absl::StatusOr<ShardedTrainResult> second =
+        TrainLatentShardedTopK(config, *source, 21, comm, options);
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_EQ(second->resumed_from, 8);
+    EXPECT_TRUE(second->finished);
+    resumed[comm.rank()] = std::move(*second);
+  });
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(uninterrupted[r].last_loss, resumed[r].last_loss);
+    EXPECT_TRUE(torch::equal(uninterrupted[r].shard.W_enc, resumed[r].shard.W_enc)) << r;
+    EXPECT_TRUE(torch::equal(uninterrupted[r].shard.b_enc, resumed[r].shard.b_enc)) << r;
+    EXPECT_TRUE(torch::equal(uninterrupted[r].shard.W_dec, resumed[r].shard.W_dec)) << r;
+    EXPECT_TRUE(torch::equal(uninterrupted[r].shard.b_dec, resumed[r].shard.b_dec)) << r;
+  }
+  // A checkpoint of another config is refused, naming the file.
+  SaeConfig other = config;
+  other.mutable_trainer()->set_lr(1e-3);
+  OnRanks(2, [&](Communicator& comm) {
+    auto source = Source();
+    ShardedTrainOptions options;
+    options.dir = stopped;
+    // The finished run left its last checkpoint (step 12) behind.
+    absl::StatusOr<ShardedTrainResult> refused =
+        TrainLatentShardedTopK(other, *source, 21, comm, options);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(refused.status().message()),
+                ::testing::HasSubstr(absl::StrCat("shard-", comm.rank(), "-of-2.step-12")));
+  });
 }
 
 }  // namespace

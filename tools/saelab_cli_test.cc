@@ -6,18 +6,17 @@
 // to each hook; tokenize against GPT-2's published ids and byte-identical
 // decoding; every refusal's exit status and one-line message.
 #include <sched.h>
+#include <torch/types.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-#include <torch/types.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "data/activations/activation_files.h"
 #include "data/subject_model/gpt2_model.h"
 #include "data/subject_model/hooks.h"
@@ -103,9 +102,10 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   const std::string dir = Dir("train");
   const std::string acts = WriteSyntheticActivations(dir);
   const std::string out = dir + "/sae";
-  CommandResult train = Saelab(absl::StrCat("train --activations=", acts, " --out=", out,
-                                  " --architecture=topk --k=3 --n_latents=96 --tokens=100000"
-                                  " --batch_size=500 --eval_rows=-1000: --seed=4"));
+  CommandResult train =
+      Saelab(absl::StrCat("train --activations=", acts, " --out=", out,
+                          " --architecture=topk --k=3 --n_latents=96 --tokens=100000"
+                          " --batch_size=500 --eval_rows=-1000: --seed=4"));
   ASSERT_EQ(train.exit_code, 0) << train.err;
   EXPECT_THAT(train.out, HasSubstr("held-out rows [5000, 6000)"));
   const ExperimentResult trained = ReadResult(out + "/result.pb");
@@ -126,7 +126,7 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   // The saelab copy gives the same bits; the SAELens copy (input scale
   // folded into the weights) and its re-import agree to float32 rounding.
   CommandResult same = Saelab(absl::StrCat("evaluate --sae=", out, " --activations=", acts,
-                                 " --rows=5000: --out=", dir, "/same.pb"));
+                                           " --rows=5000: --out=", dir, "/same.pb"));
   ASSERT_EQ(same.exit_code, 0) << same.err;
   ExpectSameMetrics(ReadResult(dir + "/same.pb").saes(0), reported, 0, "saelab layout");
 
@@ -136,7 +136,7 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   for (const std::string sae : {out + "/saelens", dir + "/lens", dir + "/back"}) {
     CommandResult eval = Saelab(absl::StrCat("evaluate --sae=", sae, " --activations=", acts,
-                                   " --rows=-1000: --out=", dir, "/eval.textproto"));
+                                             " --rows=-1000: --out=", dir, "/eval.textproto"));
     ASSERT_EQ(eval.exit_code, 0) << eval.err;
     ExperimentResult result;
     ASSERT_TRUE(ParseTextProtoFile(dir + "/eval.textproto", &result).ok());
@@ -144,16 +144,18 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   }
 
   // Rerunning finds the SAE and trains nothing; inspect shows the metrics.
-  CommandResult again = Saelab(absl::StrCat("train --activations=", acts, " --out=", out,
-                                  " --architecture=topk --k=3 --n_latents=96 --tokens=100000"
-                                  " --batch_size=500 --eval_rows=-1000: --seed=4"));
+  CommandResult again =
+      Saelab(absl::StrCat("train --activations=", acts, " --out=", out,
+                          " --architecture=topk --k=3 --n_latents=96 --tokens=100000"
+                          " --batch_size=500 --eval_rows=-1000: --seed=4"));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_THAT(again.out, HasSubstr("was already trained"));
   // Data-parallel over 2 local workers: the same SAE to float rounding.
-  CommandResult parallel = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
-                                        "/parallel --architecture=topk --k=3 --n_latents=96"
-                                        " --tokens=100000 --batch_size=500 --eval_rows=-1000:"
-                                        " --seed=4 --nproc=2"));
+  CommandResult parallel =
+      Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+                          "/parallel --architecture=topk --k=3 --n_latents=96"
+                          " --tokens=100000 --batch_size=500 --eval_rows=-1000:"
+                          " --seed=4 --nproc=2"));
   ASSERT_EQ(parallel.exit_code, 0) << parallel.err;
   const ExperimentResult parallel_result = ReadResult(dir + "/parallel/result.pb");
   EXPECT_EQ(parallel_result.provenance().data_parallel_ranks(), 2);
@@ -163,21 +165,24 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
   ExpectSameMetrics(parallel_result.saes(0), reported, 1e-3, "--nproc=2");
   // The latents split over 2 workers instead of the batch: the same SAE.
   CommandResult sharded = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
-                                       "/sharded --architecture=topk --k=3 --n_latents=96"
-                                       " --tokens=100000 --batch_size=500 --eval_rows=-1000:"
-                                       " --seed=4 --nproc=2 --shard_latents"));
+                                              "/sharded --architecture=topk --k=3 --n_latents=96"
+                                              " --tokens=100000 --batch_size=500 --eval_rows=-1000:"
+                                              " --seed=4 --nproc=2 --shard_latents"));
   ASSERT_EQ(sharded.exit_code, 0) << sharded.err;
   ExpectSameMetrics(ReadResult(dir + "/sharded/result.pb").saes(0), reported, 1e-3,
                     "--shard_latents");
-  CommandResult alone = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
-                                     "/alone --shard_latents"));
+  // The saved SAE supersedes the shards' checkpoints.
+  EXPECT_FALSE(PathExists(dir + "/sharded/shard_states"));
+  CommandResult alone =
+      Saelab(absl::StrCat("train --activations=", acts, " --out=", dir, "/alone --shard_latents"));
   EXPECT_EQ(alone.exit_code, 2);
   EXPECT_THAT(alone.err, HasSubstr("--shard_latents splits the latents over workers"));
   CommandResult refused = Saelab(absl::StrCat("inspect --dir=", out, " --nproc=2"));
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_THAT(refused.err, HasSubstr("--nproc is for `saelab train`"));
 
-  CommandResult other = Saelab(absl::StrCat("train --activations=", acts, " --out=", out, " --k=4"));
+  CommandResult other =
+      Saelab(absl::StrCat("train --activations=", acts, " --out=", out, " --k=4"));
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_THAT(other.err, HasSubstr("already holds an SAE trained with another config"));
   CommandResult inspect = Saelab(absl::StrCat("inspect --dir=", out));
@@ -189,12 +194,13 @@ TEST(SaelabCliTest, TrainExportImportEvaluateReproduceTheTrainingRunsMetrics) {
 
 TEST(SaelabCliTest, SparsifyImportReconstructsLikeSparsify) {
   const std::string dir = Dir("sparsify");
-  CommandResult imported = Saelab(absl::StrCat("import --in=", kSparsifyFixture, " --out=", dir, "/sae"));
+  CommandResult imported =
+      Saelab(absl::StrCat("import --in=", kSparsifyFixture, " --out=", dir, "/sae"));
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   EXPECT_THAT(imported.out, HasSubstr("from sparsify's layout"));
   const std::string expected = absl::StrCat(kSparsifyFixture, "/expected.safetensors");
   CommandResult eval = Saelab(absl::StrCat("evaluate --sae=", dir, "/sae --activations=", expected,
-                                 " --tensor=x --out=", dir, "/eval.pb"));
+                                           " --tensor=x --out=", dir, "/eval.pb"));
   ASSERT_EQ(eval.exit_code, 0) << eval.err;
   // The fixture's numpy reconstruction (sparsify's formulas in float64).
   SafetensorsContents fixture = *ReadSafetensors(expected);
@@ -218,13 +224,13 @@ TEST(SaelabCliTest, HarvestsTwoHooksInOnePassAsTheModelComputesThem) {
   ASSERT_TRUE(AtomicWriteFile(dir + "/a.txt", long_text).ok());
   ASSERT_TRUE(AtomicWriteFile(dir + "/b.txt", "A second, short document.").ok());
   const std::string hooks = "blocks.0.hook_resid_post,blocks.1.hook_mlp_out";
-  CommandResult harvest = Saelab(absl::StrCat("harvest --model_dir=", kRefModel, " --text=", dir, "/a.txt,",
-                                    dir, "/b.txt --hooks=", hooks,
-                                    " --context_length=32 --batch_contexts=7 --out=", dir, "/npy"));
+  CommandResult harvest = Saelab(absl::StrCat(
+      "harvest --model_dir=", kRefModel, " --text=", dir, "/a.txt,", dir, "/b.txt --hooks=", hooks,
+      " --context_length=32 --batch_contexts=7 --out=", dir, "/npy"));
   ASSERT_EQ(harvest.exit_code, 0) << harvest.err;
-  CommandResult store = Saelab(absl::StrCat("harvest --model_dir=", kRefModel, " --text=", dir, "/a.txt,",
-                                  dir, "/b.txt --hooks=", hooks,
-                                  " --context_length=32 --format=store --out=", dir, "/store"));
+  CommandResult store = Saelab(absl::StrCat(
+      "harvest --model_dir=", kRefModel, " --text=", dir, "/a.txt,", dir, "/b.txt --hooks=", hooks,
+      " --context_length=32 --format=store --out=", dir, "/store"));
   ASSERT_EQ(store.exit_code, 0) << store.err;
 
   absl::StatusOr<Gpt2Model> model = Gpt2Model::LoadHfDirectory(kRefModel);
@@ -250,9 +256,9 @@ TEST(SaelabCliTest, HarvestsTwoHooksInOnePassAsTheModelComputesThem) {
     EXPECT_TRUE(torch::allclose(*stored->Rows({0, stored->rows()}), want, 1e-5, 1e-5)) << hook;
   }
   // A store trains like a file.
-  CommandResult train = Saelab(absl::StrCat("train --activations=", dir, "/store/blocks.0.hook_resid_post",
-                                     " --k=4 --n_latents=64 --tokens=4096 --batch_size=256 --out=",
-                                     dir, "/sae"));
+  CommandResult train = Saelab(
+      absl::StrCat("train --activations=", dir, "/store/blocks.0.hook_resid_post",
+                   " --k=4 --n_latents=64 --tokens=4096 --batch_size=256 --out=", dir, "/sae"));
   ASSERT_EQ(train.exit_code, 0) << train.err;
 
   // Spliced into the model: the losses against a splice written here, on
@@ -291,10 +297,11 @@ TEST(SaelabCliTest, TokenizeAndDecodeAreExactInverses) {
   const std::string text = "Hello world\xff\xfe caf\xc3\xa9 <|endoftext|>\n\t  x";
   ASSERT_TRUE(AtomicWriteFile(dir + "/t.txt", text).ok());
   for (const char* ext : {"npy", "json"}) {
-    CommandResult encode = Saelab(absl::StrCat("tokenize --in=", dir, "/t.txt --out=", dir, "/ids.", ext));
+    CommandResult encode =
+        Saelab(absl::StrCat("tokenize --in=", dir, "/t.txt --out=", dir, "/ids.", ext));
     ASSERT_EQ(encode.exit_code, 0) << encode.err;
-    CommandResult decode = Saelab(absl::StrCat("tokenize --decode --in=", dir, "/ids.", ext, " --out=", dir,
-                                     "/back.txt"));
+    CommandResult decode = Saelab(
+        absl::StrCat("tokenize --decode --in=", dir, "/ids.", ext, " --out=", dir, "/back.txt"));
     ASSERT_EQ(decode.exit_code, 0) << decode.err;
     EXPECT_EQ(*ReadFile(dir + "/back.txt"), text) << ext;
   }
@@ -305,14 +312,15 @@ TEST(SaelabCliTest, TokenizeAndDecodeAreExactInverses) {
   EXPECT_EQ(ids[1].item<int>(), 995);
   EXPECT_THAT(*ReadFile(dir + "/ids.json"), StartsWith("[15496, 995, "));
   ASSERT_TRUE(AtomicWriteFile(dir + "/bad.json", "[1, 2, 99999]").ok());
-  CommandResult bad = Saelab(absl::StrCat("tokenize --decode --in=", dir, "/bad.json --out=", dir, "/x.txt"));
+  CommandResult bad =
+      Saelab(absl::StrCat("tokenize --decode --in=", dir, "/bad.json --out=", dir, "/x.txt"));
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("bad.json: token 2 is id 99999, outside the vocabulary"));
 }
 
 TEST(SaelabCliTest, GenerateMatchesTheLibrary) {
-  CommandResult run = Saelab(absl::StrCat("generate --model_dir=", kRefModel,
-                                " --prompt='The king' --max_new_tokens=8"));
+  CommandResult run = Saelab(
+      absl::StrCat("generate --model_dir=", kRefModel, " --prompt='The king' --max_new_tokens=8"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   TextGenerationOptions options;
   options.prompt = "The king";
@@ -345,35 +353,39 @@ TEST(SaelabCliTest, HelpAndRefusals) {
   CommandResult serve_bad = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --saes=nohook"));
   EXPECT_EQ(serve_bad.exit_code, 2);
   EXPECT_THAT(LastLine(serve_bad.err), HasSubstr("\"nohook\" is not HOOK=DIR"));
-  CommandResult serve_negative = Saelab(absl::StrCat("serve --model_dir=", kRefModel,
-                                              " --saes=blocks.0.hook_resid_post=x --dashboard_contexts=-1"));
+  CommandResult serve_negative =
+      Saelab(absl::StrCat("serve --model_dir=", kRefModel,
+                          " --saes=blocks.0.hook_resid_post=x --dashboard_contexts=-1"));
   EXPECT_EQ(serve_negative.exit_code, 2);
   EXPECT_THAT(LastLine(serve_negative.err), HasSubstr("--dashboard_contexts must be >= 0"));
-  CommandResult serve_long = Saelab(absl::StrCat("serve --model_dir=", kRefModel,
-                                          " --saes=blocks.0.hook_resid_post=x --dashboard_context_length=1"));
+  CommandResult serve_long =
+      Saelab(absl::StrCat("serve --model_dir=", kRefModel,
+                          " --saes=blocks.0.hook_resid_post=x --dashboard_context_length=1"));
   EXPECT_EQ(serve_long.exit_code, 2);
   EXPECT_THAT(LastLine(serve_long.err), HasSubstr("--dashboard_context_length must be in [2, "));
-  CommandResult serve_empty = Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --run_dir=",
-                                           ::testing::TempDir()));
+  CommandResult serve_empty =
+      Saelab(absl::StrCat("serve --model_dir=", kRefModel, " --run_dir=", ::testing::TempDir()));
   EXPECT_EQ(serve_empty.exit_code, 1);
   EXPECT_THAT(LastLine(serve_empty.err), HasSubstr("--run_dir: cannot list"));
 
   const std::string dir = Dir("refusals");
   const std::string acts = WriteSyntheticActivations(dir);
-  ASSERT_TRUE(AtomicWriteFile(dir + "/ids.npy", *SerializeNpy(torch::zeros({4, 24}, torch::kInt))).ok());
+  ASSERT_TRUE(
+      AtomicWriteFile(dir + "/ids.npy", *SerializeNpy(torch::zeros({4, 24}, torch::kInt))).ok());
   ASSERT_TRUE(WriteSafetensors(dir + "/acts.safetensors", {{"resid", torch::zeros({8, 24})}}).ok());
   ASSERT_TRUE(AtomicWriteFile(dir + "/wide.npy", *SerializeNpy(torch::zeros({8, 40}))).ok());
-  CommandResult trained = Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
-                                    "/sae --n_latents=32 --k=2 --tokens=2000 --batch_size=500"));
+  CommandResult trained =
+      Saelab(absl::StrCat("train --activations=", acts, " --out=", dir,
+                          "/sae --n_latents=32 --k=2 --tokens=2000 --batch_size=500"));
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   // A config file, with a flag overriding one of its fields.
   ASSERT_TRUE(AtomicWriteFile(dir + "/relu.textproto",
                               "name: \"mine\" n_latents: 32 relu_l1 { l1_coefficient: 3 }\n"
                               "trainer { total_tokens: 2000 batch_size: 500 }\n")
                   .ok());
-  CommandResult configured = Saelab(absl::StrCat("train --activations=", acts, " --config=", dir,
-                                          "/relu.textproto --sparsity_coefficient=2 --out=", dir,
-                                          "/relu"));
+  CommandResult configured =
+      Saelab(absl::StrCat("train --activations=", acts, " --config=", dir,
+                          "/relu.textproto --sparsity_coefficient=2 --out=", dir, "/relu"));
   ASSERT_EQ(configured.exit_code, 0) << configured.err;
   SaeConfig as_trained;
   ASSERT_TRUE(ParseTextProtoFile(dir + "/relu/sae_config.textproto", &as_trained).ok());
@@ -394,7 +406,8 @@ TEST(SaelabCliTest, HelpAndRefusals) {
        dir + "/absent.npy: No such file or directory"},
       {absl::StrCat("train --activations=", dir, "/ids.npy --out=", dir, "/o2"), 1,
        dir + "/ids.npy: not a usable .npy file: dtype '<i4'"},
-      {absl::StrCat("train --activations=", dir, "/acts.safetensors --tensor=mlp --out=", dir, "/o3"),
+      {absl::StrCat("train --activations=", dir, "/acts.safetensors --tensor=mlp --out=", dir,
+                    "/o3"),
        1, dir + "/acts.safetensors: no tensor 'mlp'; the file holds: resid"},
       {absl::StrCat("evaluate --sae=", dir, "/sae --activations=", dir, "/wide.npy"), 1,
        dir + "/wide.npy: the activations are 40-wide, the SAE in " + dir +

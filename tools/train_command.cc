@@ -2,7 +2,9 @@
 #include <torch/types.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "data/activations/activation_files.h"
@@ -164,11 +166,18 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
       return UsageError("--shard_latents splits the latents over workers: give --nproc=N > 1 "
                         "(or start the workers with torchrun or Slurm)");
     }
-    // Each rank trains its block of latents; rank 0 assembles the whole
-    // SAE and writes it as TrainSae would.
+    // Each rank trains its block of latents, checkpointing its shard in
+    // <out>/shard_states (a killed run started again resumes there); rank 0
+    // assembles the whole SAE and writes it as TrainSae would.
     PhaseClock clock;
+    ShardedTrainOptions sharded_options;
+    sharded_options.dir = out + "/shard_states";
     ASSIGN_OR_RETURN(ShardedTrainResult sharded,
-                     TrainLatentShardedTopK(config, *source, sae_seed, *comm));
+                     TrainLatentShardedTopK(config, *source, sae_seed, *comm, sharded_options));
+    if (sharded.resumed_from > 0) {
+      std::fprintf(stderr, "resumed the sharded training at step %lld\n",
+                   static_cast<long long>(sharded.resumed_from));
+    }
     ASSIGN_OR_RETURN(trained.sae, GatherOnRankZero(sharded, acts.d(), *comm));
     if (comm->rank() > 0) return absl::OkStatus();
     trained.config = sharded.config;
@@ -176,6 +185,9 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
     trained.finished = true;
     trained.wall_seconds = clock.Seconds();
     RETURN_IF_ERROR(SaveSae(out, *trained.sae, trained.config));
+    // The saved SAE supersedes the shard checkpoints.
+    std::error_code ignored;
+    std::filesystem::remove_all(sharded_options.dir, ignored);
   } else {
     ASSIGN_OR_RETURN(trained, TrainSae(config, *source, sae_seed, options));
   }
