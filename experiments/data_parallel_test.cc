@@ -98,6 +98,39 @@ TEST(DataParallelExperimentTest, TwoLocalWorkersGiveTheSingleProcessMetrics) {
   for (const auto& entry : std::filesystem::directory_iterator(::testing::TempDir())) {
     EXPECT_THAT(entry.path().filename().string(), ::testing::Not(HasSubstr("rank1")));
   }
+
+  // --shard_latents: TopK's latents split over the two workers instead of
+  // the batch (ReLU-L1 stays data-parallel); the same metrics (measured:
+  // TopK equal to 4 digits), and the shard states give way to the saved SAE.
+  const std::string sharded = Dir("sharded");
+  ASSERT_EQ(WaitProcess(StartProcess({Binary(), "--config=" + SmallConfig(),
+                                      "--run_dir=" + sharded, "--plot=false", "--nproc=2",
+                                      "--shard_latents"},
+                                     Dir("sharded.log"), {"TMPDIR=" + ::testing::TempDir()}),
+                        absl::Seconds(300)),
+            0)
+      << Slurp(Dir("sharded.log"));
+  const ExperimentResult c = ReadResult(sharded);
+  ASSERT_EQ(c.saes_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    for (const char* metric : {"nmse", "l0", "mmcs", "dead_fraction"}) {
+      const double x = a.saes(i).metrics().at(metric), y = c.saes(i).metrics().at(metric);
+      EXPECT_NEAR(y, x, 5e-3 * std::max(1.0, std::abs(x))) << c.saes(i).name() << " " << metric;
+    }
+  }
+  EXPECT_THAT(Slurp(Dir("sharded.log")),
+              HasSubstr(c.saes(1).name() + ": latents split over 2 ranks"));
+  EXPECT_THAT(Slurp(Dir("sharded.log")),
+              ::testing::Not(HasSubstr(c.saes(0).name() + ": latents split")));
+  EXPECT_TRUE(std::filesystem::exists(sharded + "/saes/" + c.saes(1).name() + "/sae.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(sharded + "/saes/" + c.saes(1).name() + "/shard_states"));
+  // Without workers the flag is refused before any work.
+  EXPECT_EQ(WaitProcess(StartProcess({Binary(), "--config=" + SmallConfig(),
+                                      "--run_dir=" + Dir("alone"), "--shard_latents"},
+                                     Dir("alone.log")),
+                        absl::Seconds(60)),
+            2);
+  EXPECT_THAT(Slurp(Dir("alone.log")), HasSubstr("--shard_latents splits the latents"));
 }
 
 // The small subject-model config with its own token and store cache.

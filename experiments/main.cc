@@ -5,6 +5,7 @@
 //   ./bazelw run //experiments:frontier_paper -- --model_dir=/data/gpt2
 //   bazel-bin/experiments/synthetic_recovery --config=my.textproto
 //   ./bazelw run //experiments:frontier -- --nproc=2     # data-parallel, 2 local workers
+//   ./bazelw run //experiments:frontier -- --nproc=2 --shard_latents  # TopK latents split
 //   torchrun --nnodes=2 --nproc_per_node=1 ... bazel-bin/experiments/frontier --config=...
 //
 // Started with torchrun's or Slurm's variables (RANK, WORLD_SIZE,
@@ -23,6 +24,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "experiments/runner.h"
+#include "experiments/sae_sweep.h"
 #include "experiments/summary.h"
 #include "harness/distributed.h"
 #include "harness/launcher.h"
@@ -43,6 +45,10 @@ ABSL_FLAG(int, threads, 0,
 ABSL_FLAG(int, nproc, 1,
           "Train data-parallel over this many local worker processes (like torchrun "
           "--nproc_per_node); each gets an equal share of the cores for OpenBLAS.");
+ABSL_FLAG(bool, shard_latents, false,
+          "With --nproc=N (or torchrun / Slurm workers): plain TopK SAEs split their latents "
+          "over the workers instead of the batch (docs/scaling.md); the others stay "
+          "data-parallel.");
 ABSL_FLAG(bool, recover_train_state, false,
           "Set a corrupted train state aside (kept as <file>.corrupt) and resume from the "
           "previous checkpoint, or from the start, instead of stopping with an error.");
@@ -69,6 +75,13 @@ int main(int argc, char** argv) {
     if (!launched.ok()) std::fprintf(stderr, "error: %s\n", launched.ToString().c_str());
     return launched.ok() ? 0 : 1;
   }
+  if (absl::GetFlag(FLAGS_shard_latents) && *comm == nullptr) {
+    std::fprintf(stderr,
+                 "error: --shard_latents splits the latents over workers: give --nproc=N > 1 "
+                 "(or start the workers with torchrun or Slurm)\n");
+    return 2;
+  }
+  saelab::SetShardLatents(absl::GetFlag(FLAGS_shard_latents));
   saelab::SetProcessCommunicator(comm->get());
   saelab::SetRecoverCorruptTrainState(absl::GetFlag(FLAGS_recover_train_state));
   saelab::RunnerOptions options;

@@ -1,19 +1,24 @@
 #include "experiments/sae_sweep.h"
 
 #include <cmath>
+#include <filesystem>
 #include <map>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "eval/reconstruction.h"
+#include "harness/distributed.h"
 #include "harness/log.h"
 #include "harness/proto_path.h"
 #include "harness/provenance.h"
 #include "harness/statistics.h"
 #include "harness/status_macros.h"
+#include "sae/checkpoint.h"
 #include "sae/factory.h"
+#include "sae/latent_sharding.h"
 #include "sae/matched_l0.h"
 #include "sae/metrics.h"
 #include "sae/trainer.h"
@@ -125,6 +130,65 @@ std::string SweepSaeName(const SweepPoint& point, const SaeSweep& sweep, int see
 
 }  // namespace
 
+namespace {
+bool shard_latents = false;
+}  // namespace
+
+void SetShardLatents(bool shard) { shard_latents = shard; }
+bool ShardLatents() { return shard_latents; }
+
+absl::StatusOr<TrainResult> TrainSaeOrShards(const SaeConfig& config, ActivationSource& source,
+                                             uint64_t seed, const TrainOptions& options) {
+  Communicator* comm =
+      options.communicator != nullptr ? options.communicator : ProcessCommunicator();
+  const bool plain_topk = config.has_topk() && !config.has_transcoder() &&
+                          config.topk().multi_topk_factor() == 0;
+  if (!ShardLatents() || comm == nullptr || !plain_topk || options.dir.empty()) {
+    return TrainSae(config, source, seed, options);
+  }
+  // Rank 0's directory holds the SAE and every rank's shard states.
+  ASSIGN_OR_RETURN(const std::string dir, comm->BroadcastString(options.dir));
+  ASSIGN_OR_RETURN(const std::string saved,
+                   comm->BroadcastString(comm->rank() == 0 && HasSavedSae(dir) ? "1" : "0"));
+  if (saved == "1") return TrainSae(config, source, seed, options);
+  PhaseClock clock;
+  Log("%s: latents split over %d ranks", config.name().c_str(), comm->world_size());
+  ShardedTrainOptions sharded_options;
+  sharded_options.dir = dir + "/shard_states";
+  ASSIGN_OR_RETURN(ShardedTrainResult sharded,
+                   TrainLatentShardedTopK(config, source, seed, *comm, sharded_options));
+  if (sharded.resumed_from > 0) {
+    Log("%s: resumed the sharded training at step %lld", config.name().c_str(),
+        static_cast<long long>(sharded.resumed_from));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Sae> gathered,
+                   GatherOnRankZero(sharded, source.d_in(), *comm));
+  TrainResult trained;
+  trained.config = sharded.config;
+  if (gathered == nullptr) {
+    ASSIGN_OR_RETURN(gathered, CreateSae(sharded.config, source.d_in(), /*seed=*/0));
+  }
+  {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> tensors;
+    for (const auto& [name, tensor] : gathered->NamedTensors()) tensors.push_back(tensor);
+    RETURN_IF_ERROR(comm->Broadcast(tensors));
+  }
+  gathered->set_input_scale(sharded.input_scale);
+  if (comm->rank() == 0) {
+    RETURN_IF_ERROR(SaveSae(dir, *gathered, sharded.config));
+    // The saved SAE supersedes the shard states.
+    std::error_code ignored;
+    std::filesystem::remove_all(sharded_options.dir, ignored);
+  }
+  trained.sae = std::move(gathered);
+  trained.steps = sharded.steps;
+  trained.finished = true;
+  trained.last_terms["loss"] = sharded.last_loss;
+  trained.wall_seconds = clock.Seconds();
+  return trained;
+}
+
 TrainJob SweepTrainJob(const SweepPoint& point, const SaeSweep& sweep, int seed_index,
                        const std::string& run_dir, SeedTree* seeds) {
   TrainJob job;
@@ -163,7 +227,7 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
     for (const L0SearchStep& step : matched.path) *sae_result->add_l0_search() = step;
     checkpoint = matched.dir.substr(run_dir.size() + 1);
   } else {
-    ASSIGN_OR_RETURN(trained, TrainSae(config, source, seed, job.options));
+    ASSIGN_OR_RETURN(trained, TrainSaeOrShards(config, source, seed, job.options));
     if (point.matched_target_l0 > 0) sae_result->set_target_l0(point.matched_target_l0);
   }
   RecordPhase(absl::StrCat("train/", config.name()), trained.wall_seconds, provenance);
@@ -275,7 +339,8 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
                        bool train_together) {
   // With train_together: every SAE without a search, trained in one loop.
   std::map<std::string, TrainResult> together;
-  if (train_together) {
+  // Latent-sharded SAEs train one at a time (each over every rank).
+  if (train_together && !ShardLatents()) {
     std::vector<TrainJob> jobs;
     for (const SaeSweep& sweep : sweeps) {
       ASSIGN_OR_RETURN(std::vector<SweepPoint> points, ExpandSweep(sweep));

@@ -65,6 +65,24 @@ struct TrainedSae {
 // histogram), hyperparameters, train tokens and wall times.
 // With `trained` (not null; a point without a target L0), the SAE trained
 // already (by TrainSaes, see RunSweeps) is taken from it instead.
+// --shard_latents (the experiment binaries' flag): in a data-parallel job,
+// plain TopK SAEs (not transcoders, no Multi-TopK) split their latents over
+// the ranks instead of the batch (sae/latent_sharding.h). Process-wide, set
+// once by main.
+void SetShardLatents(bool shard);
+bool ShardLatents();
+
+// TrainSae(config, source, seed, options), or, with ShardLatents() in a
+// data-parallel job and a plain TopK config, its latent-sharded training:
+// each rank checkpoints its shard in rank 0's <options.dir>/shard_states
+// (so a killed run resumes there, on as many ranks), rank 0 assembles the
+// SAE, saves it at options.dir and removes the shard states, and every rank
+// gets the SAE (broadcast), as data-parallel training leaves it. A saved
+// SAE at rank 0's options.dir is loaded, as TrainSae does. The result has
+// no training curve (the sharded loop keeps none) and last_terms["loss"].
+absl::StatusOr<TrainResult> TrainSaeOrShards(const SaeConfig& config, ActivationSource& source,
+                                             uint64_t seed, const TrainOptions& options);
+
 absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSweep& sweep,
                                             int seed_index, ActivationSource& source,
                                             const torch::Tensor& eval_set,
