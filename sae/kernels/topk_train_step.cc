@@ -15,15 +15,15 @@ namespace {
 
 // Buffer slots of the workspace.
 enum Slot : int {
-  kCentered = 0,  // x - b_dec            [batch, d]
-  kXHat,          // x_hat                [batch, d]
-  kUpstreamMain,  // G of the main decode [batch, d]
-  kUpstreamMulti, // x_hat_multi, then its G
-  kUpstreamAux,   // e_hat, then its G
-  kDzMain,        // dz of the top-K slots  [batch, K]
-  kDzAux,         // dz of the aux slots    [batch, k_aux']
-  kEncoderGradT,  // dW_enc transposed      [n, d]
-  kAuxSlice,      // a column slice of G_aux or x_c [batch, kAuxSliceWidth]
+  kCentered = 0,   // x - b_dec            [batch, d]
+  kXHat,           // x_hat                [batch, d]
+  kUpstreamMain,   // G of the main decode [batch, d]
+  kUpstreamMulti,  // x_hat_multi, then its G
+  kUpstreamAux,    // e_hat, then its G
+  kDzMain,         // dz of the top-K slots  [batch, K]
+  kDzAux,          // dz of the aux slots    [batch, k_aux']
+  kEncoderGradT,   // dW_enc transposed      [n, d]
+  kAuxSlice,       // a column slice of G_aux or x_c [batch, kAuxSliceWidth]
   kSlotCount
 };
 
@@ -71,7 +71,8 @@ double Denominator(double sum_squares) {
 }
 
 void CheckArguments(const torch::Tensor& x, const TopKParameters& p, const TopKGradients& g) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat, "TopKTrainStep: x must be [batch, d] float32");
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat,
+              "TopKTrainStep: x must be [batch, d] float32");
   const int64_t d = x.size(1), n = p.W_enc.size(1);
   auto check = [](const torch::Tensor& t, std::vector<int64_t> shape, const char* name) {
     kernels_internal::CheckFloatTensor(t, std::move(shape), "TopKTrainStep", name);
@@ -243,31 +244,32 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
         for (int64_t blk = begin; blk < end; ++blk) {
           const int64_t r0 = blk * aux_block_rows, r1 = std::min(batch, r0 + aux_block_rows);
           std::fill(g_aux + r0 * d, g_aux + r1 * d, 0.0f);
-          for_each_aux_group(blk, 0, m, [&](int64_t i, const int32_t* rows,
-                                            const int32_t* slots, int32_t e0, int32_t e1) {
-            const float* w = W_dec + i * d;
-            for (int32_t e = e0; e < e1; ++e) Axpy(d, z_aux[slots[e]], w, g_aux + rows[e] * d);
-          });
+          for_each_aux_group(
+              blk, 0, m,
+              [&](int64_t i, const int32_t* rows, const int32_t* slots, int32_t e0, int32_t e1) {
+                const float* w = W_dec + i * d;
+                for (int32_t e = e0; e < e1; ++e) Axpy(d, z_aux[slots[e]], w, g_aux + rows[e] * d);
+              });
         }
       });
     } else {
-    ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t blk = begin; blk < end; ++blk) {
-        const int64_t r0 = blk * aux_block_rows, r1 = std::min(batch, r0 + aux_block_rows);
-        for (int64_t j0 = 0; j0 < d; j0 += 64) {
-          const int64_t width = std::min<int64_t>(64, d - j0);
-          for (int64_t r = r0; r < r1; ++r) {
-            const float* z_row = z_aux + r * k_aux;
-            const int64_t* idx_row = idx_aux + r * k_aux;
-            float* out = g_aux + r * d + j0;
-            std::fill(out, out + width, 0.0f);
-            AxpyEntries</*SkipZero=*/true>(
-                width, k_aux, [&](int64_t s) { return std::max(z_row[s], 0.0f); },
-                [&](int64_t s) { return W_dec + idx_row[s] * d + j0; }, out);
+      ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t blk = begin; blk < end; ++blk) {
+          const int64_t r0 = blk * aux_block_rows, r1 = std::min(batch, r0 + aux_block_rows);
+          for (int64_t j0 = 0; j0 < d; j0 += 64) {
+            const int64_t width = std::min<int64_t>(64, d - j0);
+            for (int64_t r = r0; r < r1; ++r) {
+              const float* z_row = z_aux + r * k_aux;
+              const int64_t* idx_row = idx_aux + r * k_aux;
+              float* out = g_aux + r * d + j0;
+              std::fill(out, out + width, 0.0f);
+              AxpyEntries</*SkipZero=*/true>(
+                  width, k_aux, [&](int64_t s) { return std::max(z_row[s], 0.0f); },
+                  [&](int64_t s) { return W_dec + idx_row[s] * d + j0; }, out);
+            }
           }
         }
-      }
-    });
+      });
     }
   } else if (k_aux > 0) {
     // No aux slot has z > 0: e_hat is zero.
@@ -302,8 +304,8 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
       x_squares[b] = sq;
     }
   });
-  const double denominator = Denominator(
-      options.shard_mean ? options.shard_mean(Total(x_squares)) : Total(x_squares));
+  const double denominator =
+      Denominator(options.shard_mean ? options.shard_mean(Total(x_squares)) : Total(x_squares));
   result.nmse = Total(main_squares) / denominator;
   if (multi) result.multi_topk_nmse = Total(multi_squares) / denominator;
 
@@ -340,9 +342,8 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   });
   float aux_scale = 0.0f;
   if (k_aux > 0) {
-    const double aux_denominator =
-        Denominator(options.shard_mean ? options.shard_mean(Total(residual_squares))
-                                       : Total(residual_squares));
+    const double aux_denominator = Denominator(
+        options.shard_mean ? options.shard_mean(Total(residual_squares)) : Total(residual_squares));
     result.auxk = Total(aux_squares) / aux_denominator;
     aux_scale = static_cast<float>(options.auxk_coefficient * 2.0 / aux_denominator);
   }
@@ -380,12 +381,13 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   if (aux_sparse) {
     ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t blk = begin; blk < end; ++blk) {
-        for_each_aux_group(blk, 0, m, [&](int64_t i, const int32_t* rows, const int32_t* slots,
-                                          int32_t e0, int32_t e1) {
-          DotEntries(
-              d, W_dec + i * d, e1 - e0, [&](int64_t q) { return g_aux + rows[e0 + q] * d; },
-              [&](int64_t q, float v) { dz_a[slots[e0 + q]] = v; });
-        });
+        for_each_aux_group(
+            blk, 0, m,
+            [&](int64_t i, const int32_t* rows, const int32_t* slots, int32_t e0, int32_t e1) {
+              DotEntries(
+                  d, W_dec + i * d, e1 - e0, [&](int64_t q) { return g_aux + rows[e0 + q] * d; },
+                  [&](int64_t q, float v) { dz_a[slots[e0 + q]] = v; });
+            });
       }
     });
   }
@@ -521,11 +523,11 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
             for (int64_t j = begin; j < end; ++j) {
               // This latent's entries in rows [r0, r1) (rows ascending).
               const int64_t e0 = cursor[j];
-              const int64_t e1 =
-                  r1 == batch ? base[j + 1]
-                              : std::lower_bound(grouped_rows.begin() + e0,
-                                                 grouped_rows.begin() + base[j + 1], r1) -
-                                    grouped_rows.begin();
+              const int64_t e1 = r1 == batch
+                                     ? base[j + 1]
+                                     : std::lower_bound(grouped_rows.begin() + e0,
+                                                        grouped_rows.begin() + base[j + 1], r1) -
+                                           grouped_rows.begin();
               cursor[j] = e1;
               const int32_t* rows = grouped_rows.data() + e0;
               const float* c = coefficients + e0;
