@@ -238,6 +238,8 @@ absl::StatusOr<torch::Tensor> Communicator::AllGatherRagged(const torch::Tensor&
   const std::vector<int64_t> counts(lengths.data_ptr<int64_t>(),
                                     lengths.data_ptr<int64_t>() + world_size_);
   const int64_t longest = *std::max_element(counts.begin(), counts.end());
+  // Nothing anywhere (every rank sees the same lengths): no second gather.
+  if (longest == 0) return local.clone();
   std::vector<int64_t> padded_shape = local.sizes().vec();
   padded_shape[0] = longest;
   torch::Tensor padded = torch::zeros(padded_shape, local.options());

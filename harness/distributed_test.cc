@@ -113,6 +113,11 @@ TEST(CommunicatorTest, CollectivesGiveEveryRankTheSameAnswer) {
     EXPECT_TRUE(torch::equal(*ragged, torch::tensor({1.0, 1.0, 2.0, 2.0, 2.0, 2.0}, torch::kFloat64)
                                           .view({3, 2})));
 
+    // Nothing on any rank: an empty result of the same trailing shape.
+    absl::StatusOr<torch::Tensor> none = comm.AllGatherRagged(torch::zeros({0, 2}));
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_EQ(none->sizes(), (std::vector<int64_t>{0, 2}));
+
     absl::StatusOr<torch::Tensor> at_one = comm.Gather(torch::full({2}, r + 0.5f), /*root=*/1);
     ASSERT_TRUE(at_one.ok()) << at_one.status();
     if (r == 1) {
