@@ -195,6 +195,17 @@ TEST(LatentShardedTopKTest, TrainingOnShardsGivesTrainSaesSae) {
   }
 }
 
+// A sharded training of `config` with its checkpoints in `dir`,
+// stopped before step `stop` (-1: none).
+absl::StatusOr<ShardedTrainResult> TrainShards(const SaeConfig& config, const std::string& dir,
+                                               int64_t stop, Communicator& comm) {
+  auto source = Source();
+  ShardedTrainOptions options;
+  options.dir = dir;
+  options.stop_after_steps = stop;
+  return TrainLatentShardedTopK(config, *source, 21, comm, options);
+}
+
 TEST(LatentShardedTopKTest, AStoppedShardedRunResumesFromItsShardCheckpointsToTheSameBits) {
   SaeConfig config = TrainConfig(64);
   config.mutable_trainer()->set_checkpoint_every_steps(4);
@@ -202,21 +213,13 @@ TEST(LatentShardedTopKTest, AStoppedShardedRunResumesFromItsShardCheckpointsToTh
   const std::string stopped = ::testing::TempDir() + "/sharded_stopped";
   std::vector<ShardedTrainResult> uninterrupted(2), resumed(2);
   OnRanks(2, [&](Communicator& comm) {
-    auto source = Source();
-    ShardedTrainOptions options;
-    options.dir = straight;
-    absl::StatusOr<ShardedTrainResult> run =
-        TrainLatentShardedTopK(config, *source, 21, comm, options);
+    absl::StatusOr<ShardedTrainResult> run = TrainShards(config, straight, -1, comm);
     ASSERT_TRUE(run.ok()) << run.status();
     uninterrupted[comm.rank()] = std::move(*run);
   });
   OnRanks(2, [&](Communicator& comm) {
-    auto source = Source();
-    ShardedTrainOptions options;
-    options.dir = stopped;
-    options.stop_after_steps = 10;  // after the checkpoint of step 8
-    absl::StatusOr<ShardedTrainResult> first =
-        TrainLatentShardedTopK(config, *source, 21, comm, options);
+    // Stopped before step 10, after the checkpoint of step 8.
+    absl::StatusOr<ShardedTrainResult> first = TrainShards(config, stopped, 10, comm);
     ASSERT_TRUE(first.ok()) << first.status();
     EXPECT_FALSE(first->finished);
     // Each rank keeps only its newest checkpoint, of step 8.
@@ -225,9 +228,7 @@ TEST(LatentShardedTopKTest, AStoppedShardedRunResumesFromItsShardCheckpointsToTh
     EXPECT_FALSE(
         PathExists(absl::StrCat(stopped, "/shard-", comm.rank(), "-of-2.step-4.safetensors")));
     ASSERT_TRUE(comm.Barrier().ok());
-    options.stop_after_steps = -1;
-    absl::StatusOr<ShardedTrainResult> second =
-        TrainLatentShardedTopK(config, *source, 21, comm, options);
+    absl::StatusOr<ShardedTrainResult> second = TrainShards(config, stopped, -1, comm);
     ASSERT_TRUE(second.ok()) << second.status();
     EXPECT_EQ(second->resumed_from, 8);
     EXPECT_TRUE(second->finished);
@@ -240,16 +241,12 @@ TEST(LatentShardedTopKTest, AStoppedShardedRunResumesFromItsShardCheckpointsToTh
     EXPECT_TRUE(torch::equal(uninterrupted[r].shard.W_dec, resumed[r].shard.W_dec)) << r;
     EXPECT_TRUE(torch::equal(uninterrupted[r].shard.b_dec, resumed[r].shard.b_dec)) << r;
   }
-  // A checkpoint of another config is refused, naming the file.
+  // A checkpoint of another config is refused, naming the file (the
+  // finished run left its last one, of step 12, behind).
   SaeConfig other = config;
   other.mutable_trainer()->set_lr(1e-3);
   OnRanks(2, [&](Communicator& comm) {
-    auto source = Source();
-    ShardedTrainOptions options;
-    options.dir = stopped;
-    // The finished run left its last checkpoint (step 12) behind.
-    absl::StatusOr<ShardedTrainResult> refused =
-        TrainLatentShardedTopK(other, *source, 21, comm, options);
+    absl::StatusOr<ShardedTrainResult> refused = TrainShards(other, stopped, -1, comm);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_THAT(std::string(refused.status().message()),
