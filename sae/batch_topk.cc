@@ -1,10 +1,11 @@
 #include "sae/batch_topk.h"
 
+#include <torch/utils.h>
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
-#include <torch/utils.h>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -64,33 +65,18 @@ std::tuple<torch::Tensor, torch::Tensor> BatchTopKEntries(const torch::Tensor& z
   values = values.narrow(0, 0, positive);
   indices = indices.narrow(0, 0, positive);
   const int64_t offset = shard_gather.rank * batch * n;
-  const torch::Tensor offered =
-      shard_gather.gather(torch::stack({values.detach().to(torch::kFloat64),
-                                        (indices + offset).to(torch::kFloat64)},
-                                       1))
-          .contiguous();
-  if (offered.size(0) <= kept) return {values, indices};
-  struct Entry {
-    double value;
-    int64_t flat;
-  };
-  auto before = [](const Entry& a, const Entry& b) {
-    return a.value > b.value || (a.value == b.value && a.flat < b.flat);
-  };
-  std::vector<Entry> all(offered.size(0));
-  const double* p = offered.data_ptr<double>();
-  for (Entry& e : all) {
-    e = {p[0], static_cast<int64_t>(p[1])};
-    p += 2;
-  }
-  std::nth_element(all.begin(), all.begin() + (kept - 1), all.end(), before);
-  const Entry cut = all[kept - 1];
   const torch::Tensor local_values = values.detach().to(torch::kFloat64).contiguous();
   const torch::Tensor local_flat = indices.contiguous();
+  std::vector<BatchCandidate> local(positive);
+  for (int64_t e = 0; e < positive; ++e) {
+    local[e] = {local_values.data_ptr<double>()[e], local_flat.data_ptr<int64_t>()[e] + offset};
+  }
+  std::vector<BatchCandidate> pool;
+  const BatchCandidate cut = BatchTopKCut(local, kept, shard_gather.gather, &pool);
+  if (cut.flat < 0) return {values, indices};
   std::vector<int64_t> keep;
   for (int64_t e = 0; e < positive; ++e) {
-    const Entry entry{local_values.data_ptr<double>()[e], local_flat.data_ptr<int64_t>()[e] + offset};
-    if (!before(cut, entry)) keep.push_back(e);
+    if (!BatchCandidateBefore(cut, local[e])) keep.push_back(e);
   }
   const torch::Tensor kept_positions = torch::tensor(keep, torch::kInt64);
   return {values.index_select(0, kept_positions), indices.index_select(0, kept_positions)};
@@ -165,7 +151,7 @@ LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& o
     out.x_hat = SparseDecodeRagged(code.values, code.latents, code.offsets, W_dec, b_dec);
   } else {
     out.f = BatchTopKActivations(z, options.k, inputs.shard_gather);  // [B, n]
-    out.x_hat = torch::addmm(b_dec, out.f, W_dec);    // [B, d]
+    out.x_hat = torch::addmm(b_dec, out.f, W_dec);                    // [B, d]
   }
   torch::Tensor nmse = BatchNmse(out.x_hat, x, inputs.shard_mean);
   torch::Tensor auxk = options.auxk_coefficient > 0.0
@@ -176,9 +162,9 @@ LossOutput BatchTopKLoss(const LossInputs& inputs, const BatchTopKLossOptions& o
   out.terms["nmse"] = nmse;
   out.terms["auxk"] = auxk;
   for (int64_t width : options.prefix_widths) {
-    torch::Tensor prefix_nmse = BatchNmse(
-        PrefixDecode(out, options.sparse_decode ? &code : nullptr, width, W_dec, b_dec), x,
-        inputs.shard_mean);
+    torch::Tensor prefix_nmse =
+        BatchNmse(PrefixDecode(out, options.sparse_decode ? &code : nullptr, width, W_dec, b_dec),
+                  x, inputs.shard_mean);
     out.loss = out.loss + prefix_nmse;
     out.terms[absl::StrCat("prefix_nmse_", width)] = prefix_nmse;
   }
@@ -222,9 +208,9 @@ bool BatchTopKSae::TrainStepGradients(const torch::Tensor& x, const TrainStepInf
   options.shard_gather = info.shard_gather.gather;
   options.shard_rank = info.shard_gather.rank;
   options.shard_count = info.shard_gather.count;
-  const BatchTopKTrainStepResult step =
-      BatchTopKTrainStep(x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, options,
-                         {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
+  const BatchTopKTrainStepResult step = BatchTopKTrainStep(
+      x, {W_enc, b_enc, W_dec, b_dec}, info.dead_mask, options,
+      {W_enc.grad(), b_enc.grad(), W_dec.grad(), b_dec.grad()}, workspace_.get());
   *out = SparseTopKStepOutput(step, n_latents_, info);
   // The smallest kept activation over the (global) batch.
   threshold_.fill_(
@@ -241,12 +227,11 @@ TrainOutput BatchTopKSae::TrainForward(const torch::Tensor& x, const TrainStepIn
   {
     torch::NoGradGuard no_grad;
     // EMA in double; stored as float32 like the other tensors.
-    threshold_.fill_(NextBatchTopKThreshold(threshold(), out.f, config_.threshold_decay(),
-                                            info.shard_gather));
+    threshold_.fill_(
+        NextBatchTopKThreshold(threshold(), out.f, config_.threshold_decay(), info.shard_gather));
   }
   out.terms["threshold"] = threshold();
-  out.terms["dead_latents"] =
-      info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
+  out.terms["dead_latents"] = info.dead_mask.defined() ? info.dead_mask.sum().item<double>() : 0.0;
   return out;
 }
 
@@ -269,8 +254,8 @@ void BatchTopKSae::Calibrate(const std::vector<torch::Tensor>& x) {
   int64_t counted = 0;
   for (const torch::Tensor& batch : x) {
     const torch::Tensor centered = (batch - b_dec).contiguous();
-    const BatchTopKSelection selection = SelectBatchTopK(
-        centered, {W_enc, b_enc, W_dec, b_dec}, torch::Tensor(), options, &workspace);
+    const BatchTopKSelection selection = SelectBatchTopK(centered, {W_enc, b_enc, W_dec, b_dec},
+                                                         torch::Tensor(), options, &workspace);
     if (selection.min_kept <= 0.0f) continue;  // nothing kept: no estimate
     sum += selection.min_kept;
     ++counted;
@@ -297,8 +282,8 @@ absl::Status ResolveBatchTopKConfig(int64_t d_in, int64_t n, const std::string& 
   }
   if (!batch_topk->has_k_aux()) batch_topk->set_k_aux(DefaultKAux(d_in, n));
   if (batch_topk->k_aux() < 1 || batch_topk->k_aux() > n) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".k_aux must be in [1, n_latents = ", n, "], got ", batch_topk->k_aux()));
+    return absl::InvalidArgumentError(absl::StrCat(field, ".k_aux must be in [1, n_latents = ", n,
+                                                   "], got ", batch_topk->k_aux()));
   }
   return absl::OkStatus();
 }
@@ -352,7 +337,8 @@ const SaeArchitecture& BatchTopKArchitecture() {
     row->saelens.architecture = "jumprelu";
     row->saelens.apply_b_dec_to_input = true;
     row->saelens.imports_foreign_files = false;
-    row->saelens.extra_tensors = {{"threshold", "threshold", ThresholdToSaeLens, ThresholdFromSaeLens}};
+    row->saelens.extra_tensors = {
+        {"threshold", "threshold", ThresholdToSaeLens, ThresholdFromSaeLens}};
     row->saelens.shift_encoder_biases = ShiftBEnc;
     return row;
   }();

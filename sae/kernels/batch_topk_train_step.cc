@@ -1,42 +1,11 @@
 #include "sae/kernels/batch_topk_train_step.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 namespace saelab {
 namespace {
-
-struct Candidate {
-  float value;
-  int64_t flat;  // row * n + latent
-};
-
-// The selection order: larger value first, then lower flat index.
-bool Before(const Candidate& a, const Candidate& b) {
-  return a.value > b.value || (a.value == b.value && a.flat < b.flat);
-}
-
-// Every shard's candidates, in rank order, through options.shard_gather:
-// each as a (value, flat) pair of float64 (exact for both: a float, and a
-// flat index below 2^53).
-std::vector<Candidate> GatherCandidates(const std::vector<Candidate>& local,
-                                        const BatchTopKTrainStepOptions& options) {
-  torch::Tensor packed = torch::empty({static_cast<int64_t>(local.size()), 2}, torch::kFloat64);
-  double* p = packed.data_ptr<double>();
-  for (const Candidate& c : local) {
-    *p++ = c.value;
-    *p++ = static_cast<double>(c.flat);
-  }
-  const torch::Tensor all = options.shard_gather(packed).to(torch::kFloat64).contiguous();
-  std::vector<Candidate> out(all.size(0));
-  const double* q = all.data_ptr<double>();
-  for (Candidate& c : out) {
-    c.value = static_cast<float>(q[0]);
-    c.flat = static_cast<int64_t>(q[1]);
-    q += 2;
-  }
-  return out;
-}
 
 // Whether any shard has rows to encode again (after a failed collective
 // the gather gives NaN, which reads as no: the caller reports the error).
@@ -48,6 +17,33 @@ bool AnyShardSaturated(int64_t local, const BatchTopKTrainStepOptions& options) 
 }
 
 }  // namespace
+
+BatchCandidate BatchTopKCut(std::vector<BatchCandidate> local, int64_t kept,
+                            const std::function<torch::Tensor(const torch::Tensor&)>& shard_gather,
+                            std::vector<BatchCandidate>* pool) {
+  if (shard_gather) {
+    // Each as a (value, flat) pair of float64 (exact for both: a float32 or
+    // float64 value, and a flat index below 2^53).
+    torch::Tensor packed = torch::empty({static_cast<int64_t>(local.size()), 2}, torch::kFloat64);
+    double* p = packed.data_ptr<double>();
+    for (const BatchCandidate& c : local) {
+      *p++ = c.value;
+      *p++ = static_cast<double>(c.flat);
+    }
+    const torch::Tensor all = shard_gather(packed).to(torch::kFloat64).contiguous();
+    pool->resize(all.size(0));
+    const double* q = all.data_ptr<double>();
+    for (BatchCandidate& c : *pool) {
+      c = {q[0], static_cast<int64_t>(q[1])};
+      q += 2;
+    }
+  } else {
+    *pool = std::move(local);
+  }
+  if (static_cast<int64_t>(pool->size()) <= kept) return {0.0, -1};
+  std::nth_element(pool->begin(), pool->begin() + (kept - 1), pool->end(), BatchCandidateBefore);
+  return (*pool)[kept - 1];
+}
 
 BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKParameters& params,
                                    const torch::Tensor& dead_mask,
@@ -63,8 +59,8 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
   const int64_t global_batch = batch * options.shard_count;
   const int64_t row_offset = batch * options.shard_rank;
   const int64_t kept_total = std::min(options.k * global_batch, global_batch * n);
-  int64_t per_row = std::min(n, options.candidates_per_row > 0 ? options.candidates_per_row
-                                                                : 2 * options.k);
+  int64_t per_row =
+      std::min(n, options.candidates_per_row > 0 ? options.candidates_per_row : 2 * options.k);
   TopKEncodeOptions encode_options;
   encode_options.k_aux = options.auxk_coefficient > 0 ? options.k_aux : 0;
   encode_options.dead_mask = dead_mask;
@@ -73,7 +69,7 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
   encode_options.k = per_row;
   TopKCode code = TopKEncode(centered, params.W_enc, params.b_enc, encode_options, workspace);
   result.candidate_rounds = 1;
-  std::vector<Candidate> positive, gathered;
+  std::vector<BatchCandidate> positive, pool;
   std::vector<int64_t> saturated_rows;
   for (;;) {
     const float* z = code.values.data_ptr<float>();
@@ -86,22 +82,12 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
         positive.push_back({z[b * per_row + s], (row_offset + b) * n + idx[b * per_row + s]});
       }
     }
-    // Over every shard's candidates when data-parallel (each shard then
-    // finds the same cut).
-    std::vector<Candidate>* pool = &positive;
-    if (options.shard_gather) {
-      gathered = GatherCandidates(positive, options);
-      pool = &gathered;
-    }
-    // The cut: the last kept candidate (every positive one if there are
-    // fewer than kept_total).
-    Candidate cut{0.0f, -1};
-    if (static_cast<int64_t>(pool->size()) > kept_total) {
-      std::nth_element(pool->begin(), pool->begin() + (kept_total - 1), pool->end(), Before);
-      cut = (*pool)[kept_total - 1];
-    }
+    // The cut: the last kept candidate, over every shard's candidates when
+    // data-parallel (flat -1: every positive one is kept).
+    const BatchCandidate cut =
+        BatchTopKCut(std::move(positive), kept_total, options.shard_gather, &pool);
     auto kept = [&](float value, int64_t flat) {
-      return value > 0.0f && (cut.flat < 0 || !Before(cut, {value, flat}));
+      return value > 0.0f && (cut.flat < 0 || !BatchCandidateBefore(cut, {value, flat}));
     };
     // A row is saturated when its last candidate is kept. Only rows with
     // all per_row slots real can be: a row that was not saturated in an
@@ -123,12 +109,13 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
         }
       }
       if (cut.flat >= 0) {
-        result.min_kept = cut.value;
-      } else if (!pool->empty()) {
-        result.min_kept = std::min_element(pool->begin(), pool->end(),
-                                           [](const Candidate& a, const Candidate& b) {
-                                             return a.value < b.value;
-                                           })->value;
+        result.min_kept = static_cast<float>(cut.value);
+      } else if (!pool.empty()) {
+        result.min_kept = static_cast<float>(
+            std::min_element(
+                pool.begin(), pool.end(),
+                [](const BatchCandidate& a, const BatchCandidate& b) { return a.value < b.value; })
+                ->value);
       }
       break;
     }
@@ -148,8 +135,8 @@ BatchTopKSelection SelectBatchTopK(const torch::Tensor& centered, const TopKPara
     const torch::Tensor rows = torch::tensor(saturated_rows, torch::kInt64);
     TopKEncodeOptions wider_options;
     wider_options.k = wider;
-    const TopKCode again = TopKEncode(centered.index_select(0, rows), params.W_enc,
-                                      params.b_enc, wider_options, workspace);
+    const TopKCode again = TopKEncode(centered.index_select(0, rows), params.W_enc, params.b_enc,
+                                      wider_options, workspace);
     torch::Tensor values = torch::zeros({batch, wider}, torch::kFloat);
     torch::Tensor indices = torch::empty({batch, wider}, torch::kInt64);
     values.narrow(1, 0, per_row).copy_(code.values);
@@ -187,8 +174,8 @@ BatchTopKTrainStepResult BatchTopKTrainStep(const torch::Tensor& x, const TopKPa
   step_options.k_aux = options.k_aux;
   step_options.auxk_coefficient = options.auxk_coefficient;
   step_options.shard_mean = options.shard_mean;
-  static_cast<TopKTrainStepResult&>(result) = TopKTrainStepFromCode(
-      x_in, centered, params, code, step_options, grads, workspace);
+  static_cast<TopKTrainStepResult&>(result) =
+      TopKTrainStepFromCode(x_in, centered, params, code, step_options, grads, workspace);
   return result;
 }
 

@@ -30,10 +30,11 @@
 #ifndef SAELAB_SAE_KERNELS_BATCH_TOPK_TRAIN_STEP_H_
 #define SAELAB_SAE_KERNELS_BATCH_TOPK_TRAIN_STEP_H_
 
+#include <torch/types.h>
+
 #include <cstdint>
 #include <functional>
-
-#include <torch/types.h>
+#include <vector>
 
 #include "sae/kernels/topk_train_step.h"
 
@@ -68,6 +69,26 @@ struct BatchTopKTrainStepResult : TopKTrainStepResult {
   // Rows encoded again, summed over the rounds after the first.
   int64_t reencoded_rows = 0;
 };
+
+// One candidate of a batch-wide top-k: a ReLU'd value (float32 or float64,
+// held exactly) and its flat index row * n + latent in the global batch.
+struct BatchCandidate {
+  double value;
+  int64_t flat;
+};
+// The selection order: larger value first, then lower flat index.
+inline bool BatchCandidateBefore(const BatchCandidate& a, const BatchCandidate& b) {
+  return a.value > b.value || (a.value == b.value && a.flat < b.flat);
+}
+// The cut of a batch-wide top-`kept` over `local` (this shard's candidates)
+// or, with shard_gather set, over every shard's (gathered in rank order, so
+// every shard finds the same cut): the kept-th candidate in the selection
+// order, or flat -1 when there are at most `kept` (all are kept). *pool
+// gets the candidates cut (reordered). The one cut that BatchTopK's sparse
+// step and its autograd loss (sae/batch_topk.h) both use.
+BatchCandidate BatchTopKCut(std::vector<BatchCandidate> local, int64_t kept,
+                            const std::function<torch::Tensor(const torch::Tensor&)>& shard_gather,
+                            std::vector<BatchCandidate>* pool);
 
 // The selection alone, on centered = x - b_dec [batch, d]: code.values /
 // indices [batch, K'] (ReLU(z), zero where not kept; AuxK's code as
