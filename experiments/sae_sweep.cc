@@ -1,9 +1,7 @@
 #include "experiments/sae_sweep.h"
 
 #include <cmath>
-#include <filesystem>
 #include <map>
-#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -71,9 +69,9 @@ absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep) {
               absl::StrCat("sweep '", base.name(), "': ", set.message()));
         }
         // %g writes 1e+06; '+' is not allowed in an SAE name.
-        point.config.set_name(absl::StrCat(point.config.name(), "_", leaf, "_",
-                                           absl::StrReplaceAll(absl::StrFormat("%g", value),
-                                                               {{"+", ""}})));
+        point.config.set_name(
+            absl::StrCat(point.config.name(), "_", leaf, "_",
+                         absl::StrReplaceAll(absl::StrFormat("%g", value), {{"+", ""}})));
         point.grid_values[axis.field()] = value;
         next.push_back(point);
       }
@@ -88,8 +86,7 @@ absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(const SaeSweep& sweep) {
           (value != std::floor(value) || value < 1)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "sweep '", base.name(), "': sparsity value ", value,
-            " is not a valid k (a positive integer) for architecture ",
-            ArchitectureName(base)));
+            " is not a valid k (a positive integer) for architecture ", ArchitectureName(base)));
       }
       SweepPoint point = cell;
       SetSparsityKnob(&point.config, value);
@@ -141,8 +138,8 @@ absl::StatusOr<TrainResult> TrainSaeOrShards(const SaeConfig& config, Activation
                                              uint64_t seed, const TrainOptions& options) {
   Communicator* comm =
       options.communicator != nullptr ? options.communicator : ProcessCommunicator();
-  const bool plain_topk = config.has_topk() && !config.has_transcoder() &&
-                          config.topk().multi_topk_factor() == 0;
+  const bool plain_topk =
+      config.has_topk() && !config.has_transcoder() && config.topk().multi_topk_factor() == 0;
   if (!ShardLatents() || comm == nullptr || !plain_topk || options.dir.empty()) {
     return TrainSae(config, source, seed, options);
   }
@@ -153,20 +150,13 @@ absl::StatusOr<TrainResult> TrainSaeOrShards(const SaeConfig& config, Activation
   if (saved == "1") return TrainSae(config, source, seed, options);
   PhaseClock clock;
   Log("%s: latents split over %d ranks", config.name().c_str(), comm->world_size());
-  ShardedTrainOptions sharded_options;
-  sharded_options.dir = dir + "/shard_states";
-  ASSIGN_OR_RETURN(ShardedTrainResult sharded,
-                   TrainLatentShardedTopK(config, source, seed, *comm, sharded_options));
-  if (sharded.resumed_from > 0) {
-    Log("%s: resumed the sharded training at step %lld", config.name().c_str(),
-        static_cast<long long>(sharded.resumed_from));
-  }
-  ASSIGN_OR_RETURN(std::unique_ptr<Sae> gathered,
-                   GatherOnRankZero(sharded, source.d_in(), *comm));
-  TrainResult trained;
-  trained.config = sharded.config;
+  ASSIGN_OR_RETURN(SavedShardedTraining sharded,
+                   TrainLatentShardedTopKAndSave(config, source, seed, *comm, dir));
+  // Every rank continues the experiment with the SAE, as after data-parallel
+  // training: rank 0's, broadcast.
+  std::unique_ptr<Sae> gathered = std::move(sharded.sae);
   if (gathered == nullptr) {
-    ASSIGN_OR_RETURN(gathered, CreateSae(sharded.config, source.d_in(), /*seed=*/0));
+    ASSIGN_OR_RETURN(gathered, CreateSae(sharded.trained.config, source.d_in(), /*seed=*/0));
   }
   {
     torch::NoGradGuard no_grad;
@@ -174,17 +164,13 @@ absl::StatusOr<TrainResult> TrainSaeOrShards(const SaeConfig& config, Activation
     for (const auto& [name, tensor] : gathered->NamedTensors()) tensors.push_back(tensor);
     RETURN_IF_ERROR(comm->Broadcast(tensors));
   }
-  gathered->set_input_scale(sharded.input_scale);
-  if (comm->rank() == 0) {
-    RETURN_IF_ERROR(SaveSae(dir, *gathered, sharded.config));
-    // The saved SAE supersedes the shard states.
-    std::error_code ignored;
-    std::filesystem::remove_all(sharded_options.dir, ignored);
-  }
+  gathered->set_input_scale(sharded.trained.input_scale);
+  TrainResult trained;
+  trained.config = sharded.trained.config;
   trained.sae = std::move(gathered);
-  trained.steps = sharded.steps;
+  trained.steps = sharded.trained.steps;
   trained.finished = true;
-  trained.last_terms["loss"] = sharded.last_loss;
+  trained.last_terms["loss"] = sharded.trained.last_loss;
   trained.wall_seconds = clock.Seconds();
   return trained;
 }
@@ -250,9 +236,9 @@ absl::StatusOr<TrainedSae> TrainAndEvaluate(const SweepPoint& point, const SaeSw
   sae_result->set_train_wall_seconds(trained.wall_seconds);
   // Training compute, as Gao et al. count it: 6 flops per parameter of the
   // encoder and decoder matrices per token (forward 2, backward 4).
-  (*sae_result->mutable_metrics())["train_flops"] =
-      6.0 * static_cast<double>(eval_set.size(1)) * static_cast<double>(sae.n_latents()) *
-      static_cast<double>(sae_result->train_tokens());
+  (*sae_result->mutable_metrics())["train_flops"] = 6.0 * static_cast<double>(eval_set.size(1)) *
+                                                    static_cast<double>(sae.n_latents()) *
+                                                    static_cast<double>(sae_result->train_tokens());
   sae_result->set_checkpoint(checkpoint);
   for (const TrainingCurvePoint& point : trained.curve) {
     TrainingCurveSample* out = sae_result->add_training_curve();
@@ -334,8 +320,7 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
                        ActivationSource& source, const torch::Tensor& eval_set,
                        const ReconstructionEvalConfig& eval_config, const std::string& run_dir,
                        const std::vector<std::string>& series_metrics, SeedTree* seeds,
-                       ExperimentResult* result,
-                       const std::function<void(TrainedSae&)>& after_each,
+                       ExperimentResult* result, const std::function<void(TrainedSae&)>& after_each,
                        bool train_together) {
   // With train_together: every SAE without a search, trained in one loop.
   std::map<std::string, TrainResult> together;
@@ -374,9 +359,9 @@ absl::Status RunSweeps(const google::protobuf::RepeatedPtrField<SaeSweep>& sweep
           auto it = together.find(SweepSaeName(seed_point, sweep, s));
           if (it != together.end()) pretrained = &it->second;
         }
-        ASSIGN_OR_RETURN(TrainedSae trained, TrainAndEvaluate(seed_point, sweep, s, source,
-                                                              eval_set, eval_config, run_dir,
-                                                              seeds, result, pretrained));
+        ASSIGN_OR_RETURN(TrainedSae trained,
+                         TrainAndEvaluate(seed_point, sweep, s, source, eval_set, eval_config,
+                                          run_dir, seeds, result, pretrained));
         if (s == 0 && point.target_l0 > 0 && !sweep.search_every_seed()) {
           // The other seeds train at the knob this seed's search found.
           SetSparsityKnob(&seed_point.config,

@@ -1,26 +1,28 @@
 #include "sae/latent_sharding.h"
 
-#include <algorithm>
-#include <cmath>
-#include <filesystem>
-#include <map>
-#include <string>
-#include <system_error>
-#include <vector>
-#include <limits>
-#include <stdexcept>
-
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/autograd.h>
 #include <torch/optim/adam.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "harness/file_io.h"
+#include "harness/log.h"
 #include "harness/status_macros.h"
 #include "harness/textproto.h"
 #include "harness/train_state.h"
+#include "sae/checkpoint.h"
 #include "sae/factory.h"
 #include "sae/geometric_median.h"
 #include "sae/kernels/adam_step.h"
@@ -102,8 +104,7 @@ std::pair<int64_t, int64_t> LatentShardedTopK::ShardRange(int64_t n, int rank, i
   return {begin, std::min(n, begin + block)};
 }
 
-absl::StatusOr<LatentShardedTopK> LatentShardedTopK::FromFull(TopKSae& full,
-                                                              Communicator& comm) {
+absl::StatusOr<LatentShardedTopK> LatentShardedTopK::FromFull(TopKSae& full, Communicator& comm) {
   if (full.is_transcoder()) {
     return absl::InvalidArgumentError("latent sharding is for TopK SAEs, not transcoders");
   }
@@ -143,7 +144,7 @@ absl::StatusOr<LatentShardedTopK::Selection> LatentShardedTopK::Select(
     values.narrow(1, 0, offered).copy_(v);
     indices.narrow(1, 0, offered).copy_(i + begin_);
   }
-  ASSIGN_OR_RETURN(torch::Tensor all_values, comm_->AllGather(values));     // [N, batch, k]
+  ASSIGN_OR_RETURN(torch::Tensor all_values, comm_->AllGather(values));    // [N, batch, k]
   ASSIGN_OR_RETURN(torch::Tensor all_indices, comm_->AllGather(indices));  // [N, batch, k]
   // [batch, N k] in rank order, so equal values resolve to the lower rank.
   all_values = all_values.permute({1, 0, 2}).reshape({batch, -1});
@@ -153,20 +154,19 @@ absl::StatusOr<LatentShardedTopK::Selection> LatentShardedTopK::Select(
   selection.code.indices = all_indices.gather(1, where);
   selection.code.values = torch::relu(best);
   // An ineligible (-inf) candidate picked for want of eligible ones adds 0.
-  const torch::Tensor own = (selection.code.indices >= begin_) &
-                            (selection.code.indices < end_) & torch::isfinite(best);
-  selection.own_indices = torch::where(own, selection.code.indices - begin_,
-                                       torch::zeros_like(selection.code.indices));
+  const torch::Tensor own =
+      (selection.code.indices >= begin_) & (selection.code.indices < end_) & torch::isfinite(best);
+  selection.own_indices =
+      torch::where(own, selection.code.indices - begin_, torch::zeros_like(selection.code.indices));
   // Through z even when nothing here is selected (or the shard is empty),
   // so that every rank's backward reaches SharedByRanks' all-reduce.
-  selection.own_values =
-      size == 0 ? torch::zeros({batch, k}, z.options()) + z.sum() * 0
-                : torch::relu(z.gather(1, selection.own_indices)) * own.to(z.dtype());
+  selection.own_values = size == 0
+                             ? torch::zeros({batch, k}, z.options()) + z.sum() * 0
+                             : torch::relu(z.gather(1, selection.own_indices)) * own.to(z.dtype());
   return selection;
 }
 
-absl::StatusOr<torch::Tensor> LatentShardedTopK::DecodeOwn(const Selection& selection,
-                                                          int64_t d) {
+absl::StatusOr<torch::Tensor> LatentShardedTopK::DecodeOwn(const Selection& selection, int64_t d) {
   return Guarded([&] {
     // This rank's part of the decode (no bias), summed over ranks.
     const torch::Tensor part =
@@ -179,14 +179,12 @@ absl::StatusOr<torch::Tensor> LatentShardedTopK::DecodeOwn(const Selection& sele
 
 absl::StatusOr<LatentShardedTopK::Code> LatentShardedTopK::Encode(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
-  ASSIGN_OR_RETURN(Selection selection,
-                   Guarded([&] { return Select(PreActivations(x), k_, {}); }));
+  ASSIGN_OR_RETURN(Selection selection, Guarded([&] { return Select(PreActivations(x), k_, {}); }));
   return selection.code;
 }
 
 absl::StatusOr<torch::Tensor> LatentShardedTopK::Reconstruct(const torch::Tensor& x) {
-  ASSIGN_OR_RETURN(Selection selection,
-                   Guarded([&] { return Select(PreActivations(x), k_, {}); }));
+  ASSIGN_OR_RETURN(Selection selection, Guarded([&] { return Select(PreActivations(x), k_, {}); }));
   ASSIGN_OR_RETURN(torch::Tensor x_hat, DecodeOwn(selection, x.size(1)));
   return x_hat + b_dec;
 }
@@ -234,9 +232,8 @@ absl::Status LatentShardedTopK::Backward(const torch::Tensor& loss) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<LatentShardedTopK> LatentShardedTopK::Create(const SaeConfig& config,
-                                                            int64_t d_in, uint64_t seed,
-                                                            Communicator& comm) {
+absl::StatusOr<LatentShardedTopK> LatentShardedTopK::Create(const SaeConfig& config, int64_t d_in,
+                                                            uint64_t seed, Communicator& comm) {
   if (!config.has_topk() || config.has_transcoder() || config.topk().multi_topk_factor() > 0 ||
       config.encoder_init() != SaeConfig::TIED) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -263,7 +260,8 @@ absl::StatusOr<LatentShardedTopK> LatentShardedTopK::Create(const SaeConfig& con
     const torch::Tensor block = at::randn({count, d_in}, generator, torch::kFloat32);
     const int64_t lo = std::max(first, sharded.begin_);
     const int64_t hi = std::min(first + count, sharded.end_);
-    if (lo < hi) rows.narrow(0, lo - sharded.begin_, hi - lo).copy_(block.narrow(0, lo - first, hi - lo));
+    if (lo < hi)
+      rows.narrow(0, lo - sharded.begin_, hi - lo).copy_(block.narrow(0, lo - first, hi - lo));
   }
   rows = rows / rows.norm(2, {1}, /*keepdim=*/true);
   sharded.W_dec = rows.requires_grad_();
@@ -315,8 +313,8 @@ absl::StatusOr<int64_t> CommonShardStateStep(const std::string& dir, Communicato
 }  // namespace
 
 absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
-                                                          ActivationSource& source,
-                                                          uint64_t seed, Communicator& comm,
+                                                          ActivationSource& source, uint64_t seed,
+                                                          Communicator& comm,
                                                           const ShardedTrainOptions& options) {
   torch::AutoGradMode grad_mode(true);
   const int64_t d_in = source.d_in();
@@ -348,8 +346,10 @@ absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
                               .betas(std::make_tuple(trainer.adam_beta1(), trainer.adam_beta2()))
                               .eps(trainer.adam_eps()));
   torch::Tensor tokens_since_fired = torch::zeros({shard.end() - shard.begin()}, torch::kInt64);
-  const std::map<std::string, torch::Tensor> named = {
-      {"W_enc", shard.W_enc}, {"b_enc", shard.b_enc}, {"W_dec", shard.W_dec}, {"b_dec", shard.b_dec}};
+  const std::map<std::string, torch::Tensor> named = {{"W_enc", shard.W_enc},
+                                                      {"b_enc", shard.b_enc},
+                                                      {"W_dec", shard.W_dec},
+                                                      {"b_dec", shard.b_dec}};
   const std::string config_sha256 = ProtoSha256(config);
   int64_t first_step = 0;
   if (!options.dir.empty()) {
@@ -357,14 +357,13 @@ absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
     ASSIGN_OR_RETURN(const int64_t common, CommonShardStateStep(options.dir, comm));
     if (common > 0) {
       const std::string path = ShardStatePath(options.dir, comm, common);
-      ASSIGN_OR_RETURN(TrainState state,
-                       LoadTrainState<torch::optim::AdamParamState>(
-                           path, config_sha256, "sharded SAE", total_steps, named, "shard.",
-                           &adam, "adam."));
+      ASSIGN_OR_RETURN(TrainState state, LoadTrainState<torch::optim::AdamParamState>(
+                                             path, config_sha256, "sharded SAE", total_steps, named,
+                                             "shard.", &adam, "adam."));
       ASSIGN_OR_RETURN(torch::Tensor next_step, state.Loop("next_step", {}, torch::kInt64));
-      ASSIGN_OR_RETURN(torch::Tensor counters,
-                       state.Loop("tokens_since_fired", {shard.end() - shard.begin()},
-                                  torch::kInt64));
+      ASSIGN_OR_RETURN(
+          torch::Tensor counters,
+          state.Loop("tokens_since_fired", {shard.end() - shard.begin()}, torch::kInt64));
       ASSIGN_OR_RETURN(torch::Tensor scale, state.Loop("input_scale", {}, torch::kFloat64));
       ASSIGN_OR_RETURN(torch::Tensor loss, state.Loop("last_loss", {}, torch::kFloat64));
       if (next_step.item<int64_t>() != common) {
@@ -446,6 +445,29 @@ absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
   return result;
 }
 
+absl::StatusOr<SavedShardedTraining> TrainLatentShardedTopKAndSave(const SaeConfig& config,
+                                                                   ActivationSource& source,
+                                                                   uint64_t seed,
+                                                                   Communicator& comm,
+                                                                   const std::string& dir) {
+  ShardedTrainOptions options;
+  options.dir = dir + "/shard_states";
+  SavedShardedTraining saved;
+  ASSIGN_OR_RETURN(saved.trained, TrainLatentShardedTopK(config, source, seed, comm, options));
+  if (saved.trained.resumed_from > 0) {
+    Log("%s: resumed the sharded training at step %lld", config.name().c_str(),
+        static_cast<long long>(saved.trained.resumed_from));
+  }
+  ASSIGN_OR_RETURN(saved.sae, GatherOnRankZero(saved.trained, source.d_in(), comm));
+  if (comm.rank() == 0) {
+    RETURN_IF_ERROR(SaveSae(dir, *saved.sae, saved.trained.config));
+    // The saved SAE supersedes the shard states.
+    std::error_code ignored;
+    std::filesystem::remove_all(options.dir, ignored);
+  }
+  return saved;
+}
+
 absl::StatusOr<std::unique_ptr<Sae>> GatherOnRankZero(const ShardedTrainResult& trained,
                                                       int64_t d_in, Communicator& comm) {
   torch::NoGradGuard no_grad;
@@ -461,9 +483,9 @@ absl::StatusOr<std::unique_ptr<Sae>> GatherOnRankZero(const ShardedTrainResult& 
     out.narrow(0, 0, size).copy_(t.detach());
     return out;
   };
-  ASSIGN_OR_RETURN(torch::Tensor W_dec, comm.Gather(padded(shard.W_dec)));           // [N, block, d]
-  ASSIGN_OR_RETURN(torch::Tensor W_enc_t, comm.Gather(padded(shard.W_enc.t())));     // [N, block, d]
-  ASSIGN_OR_RETURN(torch::Tensor b_enc, comm.Gather(padded(shard.b_enc)));           // [N, block]
+  ASSIGN_OR_RETURN(torch::Tensor W_dec, comm.Gather(padded(shard.W_dec)));        // [N, block, d]
+  ASSIGN_OR_RETURN(torch::Tensor W_enc_t, comm.Gather(padded(shard.W_enc.t())));  // [N, block, d]
+  ASSIGN_OR_RETURN(torch::Tensor b_enc, comm.Gather(padded(shard.b_enc)));        // [N, block]
   if (comm.rank() != 0) return std::unique_ptr<Sae>();
   ASSIGN_OR_RETURN(std::unique_ptr<Sae> sae, CreateSae(trained.config, d_in, 0));
   sae->W_dec.copy_(W_dec.reshape({-1, d_in}).narrow(0, 0, n));

@@ -29,11 +29,12 @@
 #ifndef SAELAB_SAE_LATENT_SHARDING_H_
 #define SAELAB_SAE_LATENT_SHARDING_H_
 
+#include <torch/types.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
-
-#include <torch/types.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -124,10 +125,10 @@ struct ShardedTrainResult {
   LatentShardedTopK shard;
   SaeConfig config;  // resolved
   double input_scale = 1;
-  int64_t steps = 0;          // the steps done (all of them unless stopped)
-  int64_t resumed_from = 0;   // the step a checkpoint resumed it from (0: none)
+  int64_t steps = 0;         // the steps done (all of them unless stopped)
+  int64_t resumed_from = 0;  // the step a checkpoint resumed it from (0: none)
   double last_loss = 0;
-  bool finished = false;      // false when stopped by stop_after_steps
+  bool finished = false;  // false when stopped by stop_after_steps
 };
 
 // Where and how often a latent-sharded training checkpoints.
@@ -158,9 +159,28 @@ struct ShardedTrainOptions {
 // a shard checkpoint of another config or compute settings
 // (FailedPrecondition, naming the file).
 absl::StatusOr<ShardedTrainResult> TrainLatentShardedTopK(SaeConfig config,
-                                                          ActivationSource& source,
-                                                          uint64_t seed, Communicator& comm,
+                                                          ActivationSource& source, uint64_t seed,
+                                                          Communicator& comm,
                                                           const ShardedTrainOptions& options = {});
+
+// A latent-sharded training through to the saved SAE, as `saelab train
+// --shard_latents` and the experiments' --shard_latents run it:
+// TrainLatentShardedTopK with its shard states in <dir>/shard_states (a
+// killed run started again resumes there), the SAE assembled on rank 0 and
+// saved at `dir` (SaveSae), then the shard states removed. Every rank
+// passes rank 0's `dir`. Returns the training and, on rank 0, the
+// assembled SAE (null on the others).
+//   ASSIGN_OR_RETURN(SavedShardedTraining saved,
+//                    TrainLatentShardedTopKAndSave(config, source, seed, comm, out));
+struct SavedShardedTraining {
+  ShardedTrainResult trained;
+  std::unique_ptr<Sae> sae;
+};
+absl::StatusOr<SavedShardedTraining> TrainLatentShardedTopKAndSave(const SaeConfig& config,
+                                                                   ActivationSource& source,
+                                                                   uint64_t seed,
+                                                                   Communicator& comm,
+                                                                   const std::string& dir);
 
 // The whole SAE of a sharded training, assembled on rank 0 (a TopKSae with
 // trained.config, its weights and input scale); null on the other ranks.

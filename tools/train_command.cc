@@ -2,14 +2,11 @@
 #include <torch/types.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <string>
-#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "data/activations/activation_files.h"
 #include "harness/distributed.h"
-#include "sae/latent_sharding.h"
 #include "harness/file_io.h"
 #include "harness/provenance.h"
 #include "harness/result.pb.h"
@@ -20,6 +17,7 @@
 #include "sae/checkpoint.h"
 #include "sae/factory.h"
 #include "sae/interchange/saelens.h"
+#include "sae/latent_sharding.h"
 #include "sae/sae_config.pb.h"
 #include "sae/trainer.h"
 #include "tools/command.h"
@@ -56,13 +54,14 @@ absl::StatusOr<SaeConfig> BuildConfig(const CommandLine& flags) {
   if (!flags.String("config").empty()) {
     RETURN_IF_ERROR(ParseTextProtoFile(flags.String("config"), &config));
   }
-  if (flags.Given("architecture") || config.architecture_case() == SaeConfig::ARCHITECTURE_NOT_SET) {
+  if (flags.Given("architecture") ||
+      config.architecture_case() == SaeConfig::ARCHITECTURE_NOT_SET) {
     const SaeArchitecture* arch = FindArchitecture(flags.String("architecture"));
     if (arch == nullptr) {
       std::string names;
       for (const SaeArchitecture* a : SaeArchitectures()) absl::StrAppend(&names, " ", a->name);
-      return UsageError(absl::StrCat("--architecture=", flags.String("architecture"),
-                                     " is not one of:", names));
+      return UsageError(
+          absl::StrCat("--architecture=", flags.String("architecture"), " is not one of:", names));
     }
     // The oneof field of that name, set with its defaults unless already set.
     if (FindArchitecture(config) != arch) config.clear_architecture();
@@ -70,7 +69,8 @@ absl::StatusOr<SaeConfig> BuildConfig(const CommandLine& flags) {
                                            config.GetDescriptor()->FindFieldByName(arch->name));
   }
   if (flags.Given("k") && flags.Given("sparsity_coefficient")) {
-    return UsageError("give --k (TopK, BatchTopK) or --sparsity_coefficient (the others), not both");
+    return UsageError(
+        "give --k (TopK, BatchTopK) or --sparsity_coefficient (the others), not both");
   }
   if (flags.Given("k")) {
     if (!SparsityKnobIsK(config)) {
@@ -111,19 +111,21 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
 
   std::string eval_slice = flags.String("eval_rows");
   if (eval_slice.empty()) {
-    eval_slice = absl::StrCat("-", std::max<int64_t>(1, std::min<int64_t>(acts.rows() / 10, 65536)),
-                              ":");
+    eval_slice =
+        absl::StrCat("-", std::max<int64_t>(1, std::min<int64_t>(acts.rows() / 10, 65536)), ":");
   }
   ASSIGN_OR_RETURN(RowRange eval_range, acts.Range(eval_slice));
   RowRange train_range{0, eval_range.begin};
   if (flags.Given("train_rows")) {
     ASSIGN_OR_RETURN(train_range, acts.Range(flags.String("train_rows")));
   } else if (train_range.size() <= 0) {
-    return UsageError(absl::StrCat("--eval_rows=", eval_slice, " leaves no row before it to train "
+    return UsageError(absl::StrCat("--eval_rows=", eval_slice,
+                                   " leaves no row before it to train "
                                    "on; give --train_rows"));
   }
   if (train_range.begin < eval_range.end && eval_range.begin < train_range.end) {
-    std::fprintf(stderr, "warning: training rows [%lld, %lld) overlap the held-out rows [%lld, %lld)\n",
+    std::fprintf(stderr,
+                 "warning: training rows [%lld, %lld) overlap the held-out rows [%lld, %lld)\n",
                  static_cast<long long>(train_range.begin), static_cast<long long>(train_range.end),
                  static_cast<long long>(eval_range.begin), static_cast<long long>(eval_range.end));
   }
@@ -138,8 +140,9 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
     RETURN_IF_ERROR(ParseTextProtoFile(out + "/sae_config.textproto", &saved));
     if (ProtoSha256(saved) != ProtoSha256(config)) {
       return absl::FailedPreconditionError(absl::StrCat(
-          out, " already holds an SAE trained with another config (its sae_config.textproto); "
-               "choose another --out or remove it"));
+          out,
+          " already holds an SAE trained with another config (its sae_config.textproto); "
+          "choose another --out or remove it"));
     }
   }
 
@@ -163,31 +166,21 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   Communicator* comm = ProcessCommunicator();
   if (flags.Bool("shard_latents") && !HasSavedSae(out)) {
     if (comm == nullptr) {
-      return UsageError("--shard_latents splits the latents over workers: give --nproc=N > 1 "
-                        "(or start the workers with torchrun or Slurm)");
+      return UsageError(
+          "--shard_latents splits the latents over workers: give --nproc=N > 1 "
+          "(or start the workers with torchrun or Slurm)");
     }
-    // Each rank trains its block of latents, checkpointing its shard in
-    // <out>/shard_states (a killed run started again resumes there); rank 0
-    // assembles the whole SAE and writes it as TrainSae would.
+    // Each rank trains its block of latents (resumable from
+    // <out>/shard_states); rank 0 assembles and saves the whole SAE.
     PhaseClock clock;
-    ShardedTrainOptions sharded_options;
-    sharded_options.dir = out + "/shard_states";
-    ASSIGN_OR_RETURN(ShardedTrainResult sharded,
-                     TrainLatentShardedTopK(config, *source, sae_seed, *comm, sharded_options));
-    if (sharded.resumed_from > 0) {
-      std::fprintf(stderr, "resumed the sharded training at step %lld\n",
-                   static_cast<long long>(sharded.resumed_from));
-    }
-    ASSIGN_OR_RETURN(trained.sae, GatherOnRankZero(sharded, acts.d(), *comm));
+    ASSIGN_OR_RETURN(SavedShardedTraining sharded,
+                     TrainLatentShardedTopKAndSave(config, *source, sae_seed, *comm, out));
     if (comm->rank() > 0) return absl::OkStatus();
-    trained.config = sharded.config;
-    trained.steps = sharded.steps;
+    trained.sae = std::move(sharded.sae);
+    trained.config = sharded.trained.config;
+    trained.steps = sharded.trained.steps;
     trained.finished = true;
     trained.wall_seconds = clock.Seconds();
-    RETURN_IF_ERROR(SaveSae(out, *trained.sae, trained.config));
-    // The saved SAE supersedes the shard checkpoints.
-    std::error_code ignored;
-    std::filesystem::remove_all(sharded_options.dir, ignored);
   } else {
     ASSIGN_OR_RETURN(trained, TrainSae(config, *source, sae_seed, options));
   }
@@ -198,8 +191,7 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
   RecordSeeds(seeds, result.mutable_provenance());
 
   PhaseClock eval_clock;
-  ASSIGN_OR_RETURN(SaeResult sae_result,
-                   EvaluateToResult(*trained.sae, trained.config, eval_x));
+  ASSIGN_OR_RETURN(SaeResult sae_result, EvaluateToResult(*trained.sae, trained.config, eval_x));
   sae_result.set_seed(sae_seed);
   sae_result.set_checkpoint(".");
   sae_result.set_train_tokens(trained.config.trainer().total_tokens() /
@@ -223,8 +215,8 @@ absl::Status Run(const CommandLine& flags, const Invocation& invocation) {
     RETURN_IF_ERROR(WriteTextProtoFile(out + "/result.textproto", result));
     RETURN_IF_ERROR(WriteBinaryProtoFile(out + "/result.pb", result));
   }
-  std::printf("%s (%s, n_latents %lld) %s; held-out rows [%lld, %lld):\n%s",
-              config.name().c_str(), ArchitectureName(trained.config).c_str(),
+  std::printf("%s (%s, n_latents %lld) %s; held-out rows [%lld, %lld):\n%s", config.name().c_str(),
+              ArchitectureName(trained.config).c_str(),
               static_cast<long long>(trained.config.n_latents()),
               trained.loaded_from_disk ? "was already trained" : "trained",
               static_cast<long long>(eval_range.begin), static_cast<long long>(eval_range.end),
