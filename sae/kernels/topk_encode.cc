@@ -1,6 +1,7 @@
 #include "sae/kernels/topk_encode.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -86,64 +87,89 @@ inline uint32_t OrderedKey(float v) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
+// The number of keys[0, count) that are >= t. Written for GCC to
+// vectorise (eight unsigned compares per AVX2 instruction).
+inline int64_t CountAtLeast(const uint32_t* keys, int64_t count, uint32_t t) {
+  uint32_t total = 0;
+  for (int64_t j = 0; j < count; ++j) total += keys[j] >= t ? 1u : 0u;
+  return total;
+}
+
+// The rank-th largest of keys[0, count) (1 <= rank <= count): the largest
+// t with at least `rank` keys >= t, found bit by bit from the top, one
+// counting pass per bit. 32 branch-free passes cost less than a radix
+// histogram here: its increments of a few hot buckets wait on each other,
+// and a comparison-based selection mispredicts.
+inline uint32_t RankthLargest(const uint32_t* keys, int64_t count, int64_t rank) {
+  uint32_t t = 0;
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t trial = t | (uint32_t{1} << bit);
+    if (CountAtLeast(keys, count, trial) >= rank) t = trial;
+  }
+  return t;
+}
+
 // The top `keep` of values[0, count) under Before (larger value first, then
-// lower index; index = latents[j]) written in ascending index order. A
-// radix selection on OrderedKey finds the keep-th largest key T and how
-// many of the keep equal T: an 11-bit histogram over all keys, then 11 and
-// 10 bits over the few keys left in the bucket that holds the cut. One pass
+// lower index; index = latents[j]) written in ascending index order. The
+// cut T, the keep-th largest OrderedKey, is found among the keys at or
+// above a guess taken from every (count / 256)-th key: the guess ranks a
+// few standard deviations below keep's share of that sample, so nearly
+// always more than keep keys pass it and the search runs over about
+// keep * 1.2 keys, not count; when fewer pass, over all of them. One pass
 // in index order then takes the keys above T and the first of those equal
 // to T. O(count) per row, no sort: AuxK keeps hundreds of thousands of
 // dead latents, where sorting or heaping the kept entries per row cost more
-// than the encoder's GEMM. keys: scratch of count entries.
+// than the encoder's GEMM. keys: scratch of count entries; pool: scratch.
 void SelectInIndexOrder(const float* values, const int64_t* latents, int64_t count, int64_t keep,
-                        uint32_t* keys, std::vector<uint32_t>* candidates, float* out_values,
+                        uint32_t* keys, std::vector<uint32_t>* pool, float* out_values,
                         int64_t* out_indices) {
-  constexpr int kShifts[3] = {21, 10, 0};
-  constexpr uint32_t kDigitMasks[3] = {0x7FFu, 0x7FFu, 0x3FFu};
-  uint32_t prefix = 0, mask = 0;  // the cut's key bits resolved so far
-  int64_t need = keep;            // still to take among keys matching prefix
-  bool whole_bucket = false;      // the cut's bucket is taken whole
-  int64_t histogram[2048];
-  for (int level = 0; level < 3 && !whole_bucket; ++level) {
-    const int shift = kShifts[level];
-    const uint32_t digit_mask = kDigitMasks[level];
-    std::fill(histogram, histogram + digit_mask + 1, 0);
-    if (level == 0) {
+  for (int64_t j = 0; j < count; ++j) keys[j] = OrderedKey(values[j]);
+  const uint32_t* searched = keys;
+  int64_t searched_count = count;
+  constexpr int64_t kSamples = 256;
+  if (count >= 4 * kSamples) {
+    const int64_t stride = count / kSamples;
+    pool->resize(count);
+    uint32_t* kept = pool->data();
+    for (int64_t s = 0; s < kSamples; ++s) kept[s] = keys[s * stride];
+    const double expected = static_cast<double>(keep) * kSamples / count;
+    const int64_t rank = static_cast<int64_t>(expected + 4.0 * std::sqrt(expected) + 8.0);
+    if (rank < kSamples) {
+      const uint32_t guess = RankthLargest(kept, kSamples, rank);
+      int64_t size = 0;
       for (int64_t j = 0; j < count; ++j) {
-        keys[j] = OrderedKey(values[j]);
-        ++histogram[keys[j] >> shift];
+        kept[size] = keys[j];
+        size += keys[j] >= guess ? 1 : 0;
       }
-    } else {
-      for (uint32_t key : *candidates) ++histogram[(key >> shift) & digit_mask];
-    }
-    int64_t above = 0;
-    int64_t bucket = digit_mask;
-    for (; bucket > 0 && above + histogram[bucket] < need; --bucket) above += histogram[bucket];
-    need -= above;
-    whole_bucket = need == histogram[bucket];
-    prefix |= static_cast<uint32_t>(bucket) << shift;
-    mask |= digit_mask << shift;
-    if (level == 0 && !whole_bucket) {
-      candidates->clear();
-      for (int64_t j = 0; j < count; ++j) {
-        if ((keys[j] & mask) == prefix) candidates->push_back(keys[j]);
+      if (size >= keep) {
+        searched = kept;
+        searched_count = size;
       }
-    } else if (level > 0 && !whole_bucket) {
-      std::vector<uint32_t>& c = *candidates;
-      c.erase(std::remove_if(c.begin(), c.end(),
-                             [&](uint32_t key) { return (key & mask) != prefix; }),
-              c.end());
     }
   }
-  // Taken: keys above the cut (all), and of the keys at the cut, all (a
-  // whole bucket) or the first `need` in index order.
-  int64_t out = 0, equal_left = need;
-  for (int64_t j = 0; j < count && out < keep; ++j) {
-    const uint32_t top = keys[j] & mask;
-    if (top > prefix || (top == prefix && (whole_bucket || equal_left-- > 0))) {
+  const uint32_t cut = RankthLargest(searched, searched_count, keep);
+  const int64_t above =
+      cut == std::numeric_limits<uint32_t>::max() ? 0 : CountAtLeast(searched, searched_count, cut + 1);
+  // Taken: keys above the cut, and the first keep - above keys equal to it.
+  // Stores run unconditionally (overwritten unless taken; out < keep) and
+  // the count by arithmetic: a branch here mispredicts on every fourth key.
+  const int64_t at_cut = CountAtLeast(searched, searched_count, cut) - above;
+  int64_t out = 0;
+  if (at_cut == keep - above) {  // every key at the cut is taken: no tie split
+    for (int64_t j = 0; j < count && out < keep; ++j) {
       out_values[out] = values[j];
       out_indices[out] = latents[j];
-      ++out;
+      out += keys[j] >= cut ? 1 : 0;
+    }
+  } else {
+    int64_t equal_left = keep - above;
+    for (int64_t j = 0; j < count && out < keep; ++j) {
+      const uint32_t key = keys[j];
+      const int64_t take_equal = key == cut && equal_left > 0 ? 1 : 0;
+      equal_left -= take_equal;
+      out_values[out] = values[j];
+      out_indices[out] = latents[j];
+      out += (key > cut ? 1 : 0) | take_equal;
     }
   }
 }
@@ -253,12 +279,12 @@ TopKCode TopKEncode(const torch::Tensor& x_c, const torch::Tensor& W_enc,
     float* values = code.values.data_ptr<float>();
     int64_t* indices = code.indices.data_ptr<int64_t>();
     ParallelFor(0, rows, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
-      std::vector<uint32_t> keys(k_aux > 0 ? n_dead : 0), candidates;
+      std::vector<uint32_t> keys(k_aux > 0 ? n_dead : 0), pool;
       for (int64_t r = begin; r < end; ++r) {
         best[r].Write(values + (r0 + r) * k, indices + (r0 + r) * k);
         if (k_aux > 0) {
           SelectInIndexOrder(dead_values.data() + r * n_dead, dead.data(), n_dead, k_aux,
-                             keys.data(), &candidates,
+                             keys.data(), &pool,
                              code.aux_values.data_ptr<float>() + (r0 + r) * k_aux,
                              code.aux_indices.data_ptr<int64_t>() + (r0 + r) * k_aux);
         }

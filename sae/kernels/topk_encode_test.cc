@@ -1,7 +1,8 @@
 // TopKEncode (blocked, fused) against TopKEncodeReference (dense addmm and
 // a stable sort): values and indices exactly equal, over block shapes that
 // split rows and columns unevenly, k = 1 and k = n, AuxK with some, all and
-// no latents dead, exact ties, and 1 vs 2 threads.
+// no latents dead and over thousands of them, exact ties, and 1 vs 2
+// threads.
 #include "sae/kernels/topk_encode.h"
 
 #include <algorithm>
@@ -129,6 +130,38 @@ TEST(TopKEncodeTest, TiesKeepTheLowerIndex) {
     const int64_t first = got.indices[r][0].item<int64_t>();
     EXPECT_LT(first, 40) << r;
     for (int64_t s = 1; s < 5; ++s) EXPECT_EQ(got.indices[r][s].item<int64_t>(), first + 40 * s);
+  }
+}
+
+// AuxK's selection over thousands of dead latents guesses its cut from a
+// sample of every (count / 256)-th value. Rows z = x * w (d = 1, exact
+// dyadic products; rows with x < 0 reverse the order) over crafted w: (a)
+// Gaussian; (b) eight distinct values, so the cut splits a tie among
+// hundreds; (c) every 16th latent far above the rest, so that the sample
+// sees only those and its guess admits fewer than k_aux: the selection
+// must fall back to all the values. Each against the sorting reference.
+TEST(TopKEncodeTest, AuxKOverThousandsOfDeadLatentsEqualsTheReference) {
+  constexpr int64_t n = 8192;
+  torch::manual_seed(5);
+  const torch::Tensor x_c = torch::tensor({1.0f, 0.5f, -1.0f, -0.25f, 2.0f}).unsqueeze(1);
+  const torch::Tensor gaussian = Dyadic(torch::randn({1, n}), 256);
+  const torch::Tensor eight_values = torch::randint(0, 8, {1, n}).to(torch::kFloat) / 8;
+  torch::Tensor spiky = Dyadic(torch::rand({1, n}), 256);
+  spiky.index_put_({0, torch::arange(0, n, 16)}, 100.0f);
+  const torch::Tensor b_enc = torch::zeros({n});
+  for (const auto& [name, W_enc] : std::vector<std::pair<std::string, torch::Tensor>>{
+           {"gaussian", gaussian}, {"eight values", eight_values}, {"spiky", spiky}}) {
+    for (int64_t k_aux : {1, 256, 700, 4096}) {
+      TopKEncodeOptions options;
+      options.k = 8;
+      options.k_aux = k_aux;
+      options.dead_mask = torch::arange(n) % 2 == 0;  // 4096 dead
+      options.block_cols = 1000;
+      TopKEncodeWorkspace workspace;
+      ExpectSameCode(TopKEncode(x_c, W_enc, b_enc, options, &workspace),
+                     TopKEncodeReference(x_c, W_enc, b_enc, options),
+                     name + ", k_aux " + std::to_string(k_aux));
+    }
   }
 }
 

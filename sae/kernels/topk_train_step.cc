@@ -21,9 +21,9 @@ enum Slot : int {
   kUpstreamMulti,  // x_hat_multi, then its G
   kUpstreamAux,    // e_hat, then its G
   kDzMain,         // dz of the top-K slots  [batch, K]
-  kDzAux,          // dz of the aux slots    [batch, k_aux']
   kEncoderGradT,   // dW_enc transposed      [n, d]
   kAuxSlice,       // a column slice of G_aux or x_c [batch, kAuxSliceWidth]
+  kAuxDecoderPacked,  // the picked decoder rows, 64-column slice by slice [m, d]
   kSlotCount
 };
 
@@ -162,7 +162,6 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   torch::Tensor up_aux = k_aux > 0 ? workspace->Buffer(kUpstreamAux, batch, d) : torch::Tensor();
   torch::Tensor dz_main = workspace->Buffer(kDzMain, batch, big_k);
   const bool aux_sparse = m > 0;
-  torch::Tensor dz_aux = aux_sparse ? workspace->Buffer(kDzAux, batch, k_aux) : torch::Tensor();
 
   const float* xs = x_in.data_ptr<float>();
   const torch::Tensor centered_in = centered.contiguous();
@@ -176,7 +175,6 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   float* g_multi = multi ? up_multi.data_ptr<float>() : nullptr;
   float* g_aux = k_aux > 0 ? up_aux.data_ptr<float>() : nullptr;
   float* dz = dz_main.data_ptr<float>();
-  float* dz_a = dz_aux.defined() ? dz_aux.data_ptr<float>() : nullptr;
 
   // AuxK, sparse: its entries (z > 0) grouped per block of rows by latent,
   // in (row, slot) order, for the dz pass and the gradients; then e_hat.
@@ -253,11 +251,30 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
         }
       });
     } else {
+      // The picked decoder rows packed slice by slice: slice j0 is an
+      // [m, width] block at packed + m * j0. Read in place, the rows (d
+      // floats apart: at d 768, 48 cache lines, so every row's slice falls
+      // in 1/16 of L2's sets) evicted one another.
+      float* packed = workspace->Buffer(kAuxDecoderPacked, m, d).data_ptr<float>();
+      std::vector<int32_t>& packed_row = workspace->aux_packed_row;
+      packed_row.assign(n, 0);
+      for (int64_t j = 0; j < m; ++j) packed_row[picked[j]] = static_cast<int32_t>(j);
+      ParallelFor(0, m, kLatentGrain, [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          for (int64_t j0 = 0; j0 < d; j0 += 64) {
+            const int64_t width = std::min<int64_t>(64, d - j0);
+            std::memcpy(packed + m * j0 + j * width, W_dec + picked[j] * d + j0,
+                        width * sizeof(float));
+          }
+        }
+      });
+      const int32_t* packed_of = packed_row.data();
       ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
         for (int64_t blk = begin; blk < end; ++blk) {
           const int64_t r0 = blk * aux_block_rows, r1 = std::min(batch, r0 + aux_block_rows);
           for (int64_t j0 = 0; j0 < d; j0 += 64) {
             const int64_t width = std::min<int64_t>(64, d - j0);
+            const float* slice = packed + m * j0;
             for (int64_t r = r0; r < r1; ++r) {
               const float* z_row = z_aux + r * k_aux;
               const int64_t* idx_row = idx_aux + r * k_aux;
@@ -265,7 +282,7 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
               std::fill(out, out + width, 0.0f);
               AxpyEntries</*SkipZero=*/true>(
                   width, k_aux, [&](int64_t s) { return std::max(z_row[s], 0.0f); },
-                  [&](int64_t s) { return W_dec + idx_row[s] * d + j0; }, out);
+                  [&](int64_t s) { return slice + packed_of[idx_row[s]] * width; }, out);
             }
           }
         }
@@ -377,17 +394,48 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   });
 
   // AuxK, sparse: dz of each entry, block by block as for e_hat (each
-  // entry's own dot product: the same bits in any order).
+  // entry's own dot product: the same bits in any order). The entries are
+  // written regrouped by latent over the whole batch for the gradients, as
+  // (row, z, dz): latent j's entries from block blk start at
+  // aux_latent_base[j] plus its entries in the blocks before (rows stay
+  // ascending).
+  std::vector<int64_t>& base = workspace->aux_latent_base;
+  std::vector<int32_t>& grouped_rows = workspace->aux_grouped_rows;
+  std::vector<float>& grouped_z = workspace->aux_grouped_values;
+  std::vector<float>& grouped_dz = workspace->aux_grouped_dz;
   if (aux_sparse) {
+    std::vector<int64_t>& start = workspace->aux_group_start;  // [aux_blocks, m]
+    base.assign(m + 1, 0);
+    start.resize(aux_blocks * m);
+    for (int64_t j = 0; j < m; ++j) {
+      int64_t at = base[j];
+      for (int64_t blk = 0; blk < aux_blocks; ++blk) {
+        const int32_t* offsets = aux_offsets.data() + blk * (n + 1);
+        start[blk * m + j] = at;
+        at += offsets[picked[j] + 1] - offsets[picked[j]];
+      }
+      base[j + 1] = at;
+    }
+    grouped_rows.resize(base[m]);
+    grouped_z.resize(base[m]);
+    grouped_dz.resize(base[m]);
     ParallelFor(0, aux_blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t blk = begin; blk < end; ++blk) {
-        for_each_aux_group(
-            blk, 0, m,
-            [&](int64_t i, const int32_t* rows, const int32_t* slots, int32_t e0, int32_t e1) {
-              DotEntries(
-                  d, W_dec + i * d, e1 - e0, [&](int64_t q) { return g_aux + rows[e0 + q] * d; },
-                  [&](int64_t q, float v) { dz_a[slots[e0 + q]] = v; });
-            });
+        const int32_t* offsets = aux_offsets.data() + blk * (n + 1);
+        const int32_t* rows = aux_rows.data() + aux_base[blk];
+        const int32_t* slots = aux_slots.data() + aux_base[blk];
+        for (int64_t j = 0; j < m; ++j) {
+          const int64_t i = picked[j];
+          const int32_t e0 = offsets[i], count = offsets[i + 1] - e0;
+          const int64_t at = start[blk * m + j];
+          DotEntries(
+              d, W_dec + i * d, count, [&](int64_t q) { return g_aux + rows[e0 + q] * d; },
+              [&](int64_t q, float v) { grouped_dz[at + q] = v; });
+          for (int32_t q = 0; q < count; ++q) {
+            grouped_rows[at + q] = rows[e0 + q];
+            grouped_z[at + q] = z_aux[slots[e0 + q]];
+          }
+        }
       }
     });
   }
@@ -455,48 +503,13 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
     }
   });
   if (aux_sparse) {
-    // AuxK's entries, added after the top-K's, each latent's in row order.
-    // First regrouped by latent over the whole batch, as (row, coefficient)
-    // pairs. Then, for each 32-column slice, the slice of G_aux (or x_c)
+    // AuxK's entries (regrouped by latent in the dz pass), added after the
+    // top-K's, each latent's in row order. For each 32-column slice, the slice of G_aux (or x_c)
     // over all rows is copied into a [batch, 32] buffer (512 KB at batch
     // 4096: it stays in L2) and every picked latent sums its entries'
     // slice rows into its gradient's slice, held in registers. Reading
     // whole rows instead, block by block, streamed every picked latent's
     // two gradient rows through the cache once per block.
-    std::vector<int64_t>& base = workspace->aux_latent_base;
-    base.assign(m + 1, 0);
-    for (int64_t j = 0; j < m; ++j) {
-      int64_t count = 0;
-      for (int64_t blk = 0; blk < aux_blocks; ++blk) {
-        const int32_t* offsets = aux_offsets.data() + blk * (n + 1);
-        count += offsets[picked[j] + 1] - offsets[picked[j]];
-      }
-      base[j + 1] = base[j] + count;
-    }
-    std::vector<int32_t>& grouped_rows = workspace->aux_grouped_rows;
-    std::vector<float>& grouped_z = workspace->aux_grouped_values;
-    std::vector<float>& grouped_dz = workspace->aux_grouped_dz;
-    grouped_rows.resize(base[m]);
-    grouped_z.resize(base[m]);
-    grouped_dz.resize(base[m]);
-    ParallelFor(0, m, kLatentGrain, [&](int64_t begin, int64_t end) {
-      std::vector<int64_t> at(end - begin);
-      for (int64_t j = begin; j < end; ++j) at[j - begin] = base[j];
-      for (int64_t blk = 0; blk < aux_blocks; ++blk) {
-        const int32_t* offsets = aux_offsets.data() + blk * (n + 1);
-        const int32_t* rows = aux_rows.data() + aux_base[blk];
-        const int32_t* slots = aux_slots.data() + aux_base[blk];
-        for (int64_t j = begin; j < end; ++j) {
-          const int64_t i = picked[j];
-          for (int32_t e = offsets[i]; e < offsets[i + 1]; ++e) {
-            const int64_t to = at[j - begin]++;
-            grouped_rows[to] = rows[e];
-            grouped_z[to] = z_aux[slots[e]];
-            grouped_dz[to] = dz_a[slots[e]];
-          }
-        }
-      }
-    });
     // Per-slice gradients: the decoder's (G_aux, coefficient z) then the
     // encoder's (x_c, coefficient dz, zeros left out).
     const int64_t chunk_rows = std::min(batch, kAuxSliceFloats / kAuxSliceWidth);

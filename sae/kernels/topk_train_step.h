@@ -107,6 +107,8 @@ class TopKTrainStepWorkspace {
   // AuxK: the latents some row picked (z > 0), ascending, and a [n] mark.
   std::vector<int64_t> aux_latents;
   std::vector<uint8_t> aux_picked;
+  // Latent i's row in the packed picked decoder rows (AuxK's e_hat).
+  std::vector<int32_t> aux_packed_row;
   // AuxK's entries grouped per block of rows by latent.
   // Block b's entries are [aux_block_base[b], aux_block_base[b + 1]);
   // latent i's within it are at offsets aux_block_offsets[b * (n + 1) + i]
@@ -122,6 +124,7 @@ class TopKTrainStepWorkspace {
   std::vector<float> aux_grouped_values;  // z
   std::vector<float> aux_grouped_dz;      // dLoss/dz
   std::vector<int64_t> aux_cursor;        // per picked latent, during a pass
+  std::vector<int64_t> aux_group_start;   // [block, j]: where its entries go
 
  private:
   kernels_internal::BufferSlots buffers_;
