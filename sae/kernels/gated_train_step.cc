@@ -12,9 +12,9 @@
 namespace saelab {
 namespace {
 
-using kernels_internal::Axpy;
+using kernels_internal::AxpyEntries;
 using kernels_internal::ColumnSums;
-using kernels_internal::Dot;
+using kernels_internal::DotEntries;
 using kernels_internal::GroupByLatent;
 using kernels_internal::SquaredDistance;
 using kernels_internal::Total;
@@ -132,14 +132,16 @@ GatedTrainStepResult GatedTrainStep(const torch::Tensor& x, const GatedParameter
       float* via_row = h + b * d;
       std::fill(row, row + d, 0.0f);
       std::fill(via_row, via_row + d, 0.0f);
+      const auto& open = workspace->open[b];
+      const int64_t entries = static_cast<int64_t>(open.size());
+      auto decoder_row = [&](int64_t q) { return W_dec + open[q].latent * d; };
+      AxpyEntries</*SkipZero=*/true>(
+          d, entries, [&](int64_t q) { return std::max(open[q].mag, 0.0f); }, decoder_row, row);
+      AxpyEntries(
+          d, entries, [&](int64_t q) { return open[q].gate; }, decoder_row, via_row);
       double l1 = 0, count = 0;
-      for (const auto& e : workspace->open[b]) {
-        const float f = std::max(e.mag, 0.0f);
-        if (f != 0.0f) {
-          Axpy(d, f, W_dec + e.latent * d, row);
-          ++count;
-        }
-        Axpy(d, e.gate, W_dec + e.latent * d, via_row);
+      for (const auto& e : open) {
+        if (std::max(e.mag, 0.0f) != 0.0f) ++count;
         l1 += e.gate;
       }
       for (int64_t j = 0; j < d; ++j) {
@@ -167,11 +169,16 @@ GatedTrainStepResult GatedTrainStep(const torch::Tensor& x, const GatedParameter
   const float l1_term = static_cast<float>(options.l1_coefficient / batch);
   ParallelFor(0, batch, kRowGrain, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      for (auto& e : workspace->open[b]) {
-        const float* w = W_dec + e.latent * d;
-        e.dmag = e.mag > 0.0f ? Dot(d, g + b * d, w) : 0.0f;
-        e.dgate = l1_term + Dot(d, h + b * d, w);
-      }
+      auto& open = workspace->open[b];
+      const int64_t entries = static_cast<int64_t>(open.size());
+      auto decoder_row = [&](int64_t q) { return W_dec + open[q].latent * d; };
+      // Every entry's dot with G (nearly all magnitudes are positive),
+      // then 0 for the others.
+      DotEntries(d, g + b * d, entries, decoder_row, [&](int64_t q, float dot) {
+        open[q].dmag = open[q].mag > 0.0f ? dot : 0.0f;
+      });
+      DotEntries(d, h + b * d, entries, decoder_row,
+                 [&](int64_t q, float dot) { open[q].dgate = l1_term + dot; });
     }
   });
 
@@ -192,28 +199,36 @@ GatedTrainStepResult GatedTrainStep(const torch::Tensor& x, const GatedParameter
   result.fired = torch::zeros({n}, torch::kBool);
   bool* fired = result.fired.data_ptr<bool>();
   ParallelFor(0, n, kLatentGrain, [&](int64_t begin, int64_t end) {
+    std::vector<float> du;
     for (int64_t i = begin; i < end; ++i) {
       float* dec_row = gd + i * d;
       float* enc_row = ge_t + i * d;
       std::fill(dec_row, dec_row + d, 0.0f);
       std::fill(enc_row, enc_row + d, 0.0f);
+      const int64_t p0 = offsets[i], count = offsets[i + 1] - p0;
+      const std::pair<int32_t, int32_t>* from = workspace->from.data() + p0;
+      auto entry = [&](int64_t q) -> const auto& {
+        return workspace->open[from[q].first][from[q].second];
+      };
+      // du of each entry, computed once for its Axpy and its sum.
+      du.resize(count);
       float gate_sum = 0.0f, mag_sum = 0.0f, r_sum = 0.0f, du_sum = 0.0f;
       bool any = false;
-      for (int64_t p = offsets[i]; p < offsets[i + 1]; ++p) {
-        const auto [row, position] = workspace->from[p];
-        const auto& e = workspace->open[row][position];
-        const float f = std::max(e.mag, 0.0f);
-        if (f != 0.0f) {
-          Axpy(d, f, g + row * d, dec_row);
-          any = true;
-        }
-        const float du = e.dgate + scale[i] * e.dmag;
-        Axpy(d, du, xc + row * d, enc_row);
+      for (int64_t q = 0; q < count; ++q) {
+        const auto& e = entry(q);
+        if (std::max(e.mag, 0.0f) != 0.0f) any = true;
+        du[q] = e.dgate + scale[i] * e.dmag;
         gate_sum += e.dgate;
         mag_sum += e.dmag;
         r_sum += e.dmag * scale[i] * e.u;
-        du_sum += du;
+        du_sum += du[q];
       }
+      AxpyEntries</*SkipZero=*/true>(
+          d, count, [&](int64_t q) { return std::max(entry(q).mag, 0.0f); },
+          [&](int64_t q) { return g + from[q].first * d; }, dec_row);
+      AxpyEntries(
+          d, count, [&](int64_t q) { return du[q]; }, [&](int64_t q) { return xc + from[q].first * d; },
+          enc_row);
       g_gate[i] = gate_sum;
       g_mag[i] = mag_sum;
       g_r[i] = r_sum;

@@ -13,8 +13,9 @@ namespace saelab {
 namespace {
 
 using kernels_internal::Axpy;
+using kernels_internal::AxpyEntries;
 using kernels_internal::ColumnSums;
-using kernels_internal::Dot;
+using kernels_internal::DotEntries;
 using kernels_internal::GroupByLatent;
 using kernels_internal::SquaredDistance;
 using kernels_internal::Total;
@@ -143,7 +144,10 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
     for (int64_t b = begin; b < end; ++b) {
       float* row = xh + b * d;
       std::fill(row, row + d, 0.0f);
-      for (const auto& e : workspace->firing[b]) Axpy(d, e.z, W_dec + e.latent * d, row);
+      const auto& firing = workspace->firing[b];
+      AxpyEntries(
+          d, static_cast<int64_t>(firing.size()), [&](int64_t q) { return firing[q].z; },
+          [&](int64_t q) { return W_dec + firing[q].latent * d; }, row);
       for (int64_t j = 0; j < d; ++j) row[j] += b_dec[j];
       squares[b] = SquaredDistance(d, row, xs + b * d);
       if (l1) {
@@ -167,9 +171,13 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
     for (int64_t b = begin; b < end; ++b) {
       const float* g_row = g + b * d;
       for (auto* entries : {&workspace->firing[b], &workspace->band[b]}) {
-        for (auto& e : *entries) {
-          e.df = Dot(d, g_row, W_dec + e.latent * d) + (l1 ? l1_scale * norms[e.latent] : 0.0f);
-        }
+        auto& list = *entries;
+        DotEntries(
+            d, g_row, static_cast<int64_t>(list.size()),
+            [&](int64_t q) { return W_dec + list[q].latent * d; },
+            [&](int64_t q, float dot) {
+              list[q].df = dot + (l1 ? l1_scale * norms[list[q].latent] : 0.0f);
+            });
       }
     }
   });
@@ -209,14 +217,20 @@ JumpReluTrainStepResult JumpReluTrainStep(const torch::Tensor& x, const JumpRelu
       float* enc_row = ge_t + i * d;
       std::fill(dec_row, dec_row + d, 0.0f);
       std::fill(enc_row, enc_row + d, 0.0f);
+      const int64_t e0 = f_off[i], count = f_off[i + 1] - e0;
+      const int32_t* rows = workspace->firing_rows.data() + e0;
+      const float* values = workspace->firing_values.data() + e0;
+      const float* dfs = workspace->firing_grouped_df.data() + e0;
+      AxpyEntries(
+          d, count, [&](int64_t q) { return values[q]; },
+          [&](int64_t q) { return g + rows[q] * d; }, dec_row);
+      AxpyEntries(
+          d, count, [&](int64_t q) { return dfs[q]; }, [&](int64_t q) { return xs + rows[q] * d; },
+          enc_row);
       float bias = 0.0f, activity = 0.0f;
-      for (int64_t e = f_off[i]; e < f_off[i + 1]; ++e) {
-        const int64_t row = workspace->firing_rows[e];
-        Axpy(d, workspace->firing_values[e], g + row * d, dec_row);
-        activity += workspace->firing_values[e];
-        const float df = workspace->firing_grouped_df[e];
-        Axpy(d, df, xs + row * d, enc_row);
-        bias += df;
+      for (int64_t q = 0; q < count; ++q) {
+        activity += values[q];
+        bias += dfs[q];
       }
       gb_enc[i] = bias;
       // The L1 term through ||W_dec[i]||: (mu / batch) (sum_b z_bi) W_dec[i] / ||W_dec[i]||.
