@@ -227,8 +227,8 @@ GatedTrainStepResult GatedTrainStep(const torch::Tensor& x, const GatedParameter
           d, count, [&](int64_t q) { return std::max(entry(q).mag, 0.0f); },
           [&](int64_t q) { return g + from[q].first * d; }, dec_row);
       AxpyEntries(
-          d, count, [&](int64_t q) { return du[q]; }, [&](int64_t q) { return xc + from[q].first * d; },
-          enc_row);
+          d, count, [&](int64_t q) { return du[q]; },
+          [&](int64_t q) { return xc + from[q].first * d; }, enc_row);
       g_gate[i] = gate_sum;
       g_mag[i] = mag_sum;
       g_r[i] = r_sum;

@@ -148,8 +148,9 @@ void SelectInIndexOrder(const float* values, const int64_t* latents, int64_t cou
     }
   }
   const uint32_t cut = RankthLargest(searched, searched_count, keep);
-  const int64_t above =
-      cut == std::numeric_limits<uint32_t>::max() ? 0 : CountAtLeast(searched, searched_count, cut + 1);
+  const int64_t above = cut == std::numeric_limits<uint32_t>::max()
+                            ? 0
+                            : CountAtLeast(searched, searched_count, cut + 1);
   // Taken: keys above the cut, and the first keep - above keys equal to it.
   // Stores run unconditionally (overwritten unless taken; out < keep) and
   // the count by arithmetic: a branch here mispredicts on every fourth key.

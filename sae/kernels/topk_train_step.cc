@@ -23,7 +23,7 @@ enum Slot : int {
   kDzMain,         // dz of the top-K slots  [batch, K]
   kEncoderGradT,   // dW_enc transposed      [n, d]
   kAuxSlice,       // a column slice of G_aux or x_c [batch, kAuxSliceWidth]
-  kAuxDecoderPacked,  // the picked decoder rows, 64-column slice by slice [m, d]
+  kAuxDecoderPacked,  // picked decoder rows, by 64-column slice [m, d]
   kSlotCount
 };
 
@@ -504,12 +504,13 @@ TopKTrainStepResult TopKTrainStepFromCode(const torch::Tensor& x, const torch::T
   });
   if (aux_sparse) {
     // AuxK's entries (regrouped by latent in the dz pass), added after the
-    // top-K's, each latent's in row order. For each 32-column slice, the slice of G_aux (or x_c)
-    // over all rows is copied into a [batch, 32] buffer (512 KB at batch
-    // 4096: it stays in L2) and every picked latent sums its entries'
-    // slice rows into its gradient's slice, held in registers. Reading
-    // whole rows instead, block by block, streamed every picked latent's
-    // two gradient rows through the cache once per block.
+    // top-K's, each latent's in row order. For each 32-column slice, the
+    // slice of G_aux (or x_c) over all rows is copied into a [batch, 32]
+    // buffer (512 KB at batch 4096: it stays in L2) and every picked
+    // latent sums its entries' slice rows into its gradient's slice, held
+    // in registers. Reading whole rows instead, block by block, streamed
+    // every picked latent's two gradient rows through the cache once per
+    // block.
     // Per-slice gradients: the decoder's (G_aux, coefficient z) then the
     // encoder's (x_c, coefficient dz, zeros left out).
     const int64_t chunk_rows = std::min(batch, kAuxSliceFloats / kAuxSliceWidth);
