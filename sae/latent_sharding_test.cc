@@ -1,6 +1,7 @@
 #include "sae/latent_sharding.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <string>
 #include <thread>

@@ -7,7 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "sae/internal/test_source.h"
 #include "gmock/gmock.h"

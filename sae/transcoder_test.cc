@@ -8,7 +8,8 @@
 #include <memory>
 #include <string>
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include "data/activations/activation_source.h"
 #include "gmock/gmock.h"

@@ -1,6 +1,7 @@
 #include "eval/circuits/attribution.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
+#include <torch/utils.h>
 
 #include <cmath>
 #include <memory>

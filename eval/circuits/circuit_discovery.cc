@@ -1,6 +1,6 @@
 #include "eval/circuits/circuit_discovery.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <cmath>

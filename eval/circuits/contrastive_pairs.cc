@@ -1,6 +1,6 @@
 #include "eval/circuits/contrastive_pairs.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <string>

@@ -1,6 +1,6 @@
 #include "eval/circuits/shift.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <memory>
 #include <set>

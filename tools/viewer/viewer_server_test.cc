@@ -1,7 +1,7 @@
 #include "tools/viewer/viewer_server.h"
 
 #include <httplib.h>
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <map>

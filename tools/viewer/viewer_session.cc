@@ -1,6 +1,7 @@
 #include "tools/viewer/viewer_session.h"
 
-#include <torch/torch.h>
+#include <torch/autograd.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 #include "tools/viewer/viewer_session.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <cmath>
 #include <memory>
