@@ -24,6 +24,15 @@ def _libtorch_impl(ctx):
     libs = ["-ltorch", "-ltorch_cpu", "-lc10"]
     if cuda:
         libs = ["-ltorch", "-ltorch_cuda", "-ltorch_cpu", "-lc10_cuda", "-lc10"]
+    # Which LibTorch this is, as a define on every compile that uses it: the
+    # precompiled header (//third_party:torch_pch) hides LibTorch's headers
+    # from the dependency files GCC writes, so a switch to another LibTorch
+    # must change the compile command lines for Bazel to recompile.
+    version_h = ctx.path(root + "/include/torch/csrc/api/include/torch/version.h")
+    version = ctx.read(version_h) if version_h.exists else ""
+    libtorch_id = hash("%s|%s|%s|%s" % (root, libdir, cuda, version))
+    if libtorch_id < 0:
+        libtorch_id = -libtorch_id
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
     ctx.file("BUILD", """
 package(default_visibility = ["//visibility:public"])
@@ -33,6 +42,7 @@ cc_library(
     name = "libtorch",
     hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
     includes = ["include", "include/torch/csrc/api/include"],
+    defines = ["SAELAB_LIBTORCH_ID={libtorch_id}"],
     # --no-as-needed: libtorch_cuda registers its kernels in static
     # initialisers, and nothing references it by symbol.
     linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-Wl,--no-as-needed"] + {libs} + ["-pthread"],
@@ -43,7 +53,7 @@ config_setting(
     name = "has_cuda",
     values = {{"define": "saelab_cuda=1"}},
 )
-""".format(root = root, kind = "CUDA" if cuda else "CPU", libdir = libdir, libs = str(libs)))
+""".format(libtorch_id = libtorch_id, root = root, kind = "CUDA" if cuda else "CPU", libdir = libdir, libs = str(libs)))
 
 libtorch_repository = repository_rule(
     implementation = _libtorch_impl,

@@ -28,7 +28,8 @@ own):
 
 GCC searches for `<name>.h.gch` in the directory where `-include` finds
 `<name>.h` (bazel-out/<config>/bin/<package>) and uses it when its flags
-match the compile's; otherwise (another -O level, -m flags, -fPIC) it
+match the compile's; otherwise (another -O level, -m flags, -fPIC where
+the header was compiled without it: a cc_library's .so objects) it
 silently reads `<name>.h` itself, so a mismatch costs time, never
 correctness. Under clang (the fuzz configuration) only the header is
 written: clang's driver looks for a precompiled header beside the path as
@@ -78,7 +79,9 @@ def _precompiled_header_impl(ctx):
                 transitive = [c.system_includes for c in dep_contexts],
             ),
             preprocessor_defines = depset(transitive = [c.defines for c in dep_contexts]),
-            use_pic = False,
+            # As Bazel compiles test and binary objects: position-independent
+            # outside -c opt (where the toolchain needs PIC), plain in it.
+            use_pic = ctx.var["COMPILATION_MODE"] != "opt",
         )
         ctx.actions.run(
             executable = cc_common.get_tool_for_action(
