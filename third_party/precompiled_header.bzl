@@ -34,6 +34,12 @@ silently reads `<name>.h` itself, so a mismatch costs time, never
 correctness. Under clang (the fuzz configuration) only the header is
 written: clang's driver looks for a precompiled header beside the path as
 given, which here it never is.
+
+GCC's dependency files list nothing that came from a precompiled header, so
+Bazel, which prunes a compile's inputs to what its dependency file lists,
+would not recompile these files when LibTorch's headers change. The
+SAELAB_LIBTORCH_ID define of @libtorch (third_party/libtorch.bzl) puts
+LibTorch's identity on their command lines instead.
 """
 
 load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain")
