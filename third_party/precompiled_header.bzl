@@ -2,7 +2,8 @@
 
 Why: LibTorch's <torch/types.h> alone takes about 8 s to parse, and 176 of
 saelab's translation units include it; parsing it once per configuration
-instead of once per file takes about a third off a cold build. Bazel 4 has
+instead of once per file takes about 5 s, a third, off each of their
+compiles, and cut a cold `bazel test //...` from 41 to 30 min. Bazel 4 has
 no precompiled-header support of its own, so this rule runs the C++
 compile action of the current toolchain and configuration (the same
 features, --copt and --cxxopt as every cc_library compile) on a generated
