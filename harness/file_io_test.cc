@@ -21,6 +21,22 @@ TEST(FileIoTest, AtomicWriteThenReadRoundTripsBinaryBytes) {
   EXPECT_EQ(*read, bytes);
 }
 
+TEST(FileIoTest, ReadsFilesOfManyBuffersAndFilesThatStateNoSize) {
+  // Over several of ReadFile's 64 KB reads, ending mid-buffer.
+  std::string bytes(3 * 65536 + 17, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) % 251);
+  const std::string path = TempDir() + "/large.bin";
+  ASSERT_TRUE(AtomicWriteFile(path, bytes).ok());
+  absl::StatusOr<std::string> read = ReadFile(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, bytes);
+  // /proc files report size 0 and still have contents: read to the end,
+  // not to the stated size.
+  absl::StatusOr<std::string> status = ReadFile("/proc/self/status");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_NE(status->find("Name:"), std::string::npos);
+}
+
 TEST(FileIoTest, AtomicWriteReplacesAndLeavesNoTemporaryBehind) {
   std::string dir = TempDir() + "/replace";
   ASSERT_TRUE(MakeDirs(dir).ok());
