@@ -27,12 +27,7 @@ void PinRuntimeEnvironment(char** argv) {
     setenv("OMP_NUM_THREADS", std::to_string(AvailableCpus()).c_str(), 1);
     setenv(kThreadsFromCpus, "1", 1);  // ours, not the user's: workers may take a share
   }
-  // .bazelrc gives tests the same malloc settings (and huge pages); keep
-  // the two in step.
-  setenv("GLIBC_TUNABLES",
-         "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184:"
-         "glibc.malloc.top_pad=268435456",
-         /*overwrite=*/0);
+  setenv("GLIBC_TUNABLES", kPinnedMallocTunables, /*overwrite=*/0);
   execv("/proc/self/exe", argv);
   std::perror("warning: could not re-execute with the pinned runtime settings; continuing");
 }

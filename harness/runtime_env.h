@@ -51,6 +51,13 @@ void PinRuntimeEnvironment(char** argv);
 // The CPUs this process may run on (its affinity mask), at least 1.
 int AvailableCpus();
 
+// The malloc thresholds PinRuntimeEnvironment puts in GLIBC_TUNABLES.
+// .bazelrc gives tests the same (plus huge pages) through --test_env;
+// runtime_env_test fails when the two differ.
+inline constexpr char kPinnedMallocTunables[] =
+    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184:"
+    "glibc.malloc.top_pad=268435456";
+
 // Set to "1" when PinRuntimeEnvironment chose OMP_NUM_THREADS (the user did
 // not), so that a launcher may give its workers a share instead.
 inline constexpr char kThreadsFromCpus[] = "SAELAB_THREADS_FROM_CPUS";
