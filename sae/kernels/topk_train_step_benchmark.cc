@@ -100,13 +100,10 @@ void BM_ScatteredRowCeiling(benchmark::State& state, int64_t d, int64_t n) {
   for (float& v : packed) v = uniform(rng);
   for (float& v : coef) v = uniform(rng);
   std::vector<int32_t> latents(m);
+  std::iota(latents.begin(), latents.end(), 0);
   for (int64_t b = 0; b < kBatch; ++b) {
-    std::iota(latents.begin(), latents.end(), 0);
-    for (int64_t i = 0; i < k_aux; ++i) {
-      std::swap(latents[i], latents[i + std::uniform_int_distribution<int64_t>(0, m - 1 - i)(rng)]);
-    }
-    std::sort(latents.begin(), latents.begin() + k_aux);
-    std::copy(latents.begin(), latents.begin() + k_aux, picks.begin() + b * k_aux);
+    // k_aux distinct latents per row, ascending (std::sample keeps order).
+    std::sample(latents.begin(), latents.end(), picks.begin() + b * k_aux, k_aux, rng);
   }
   auto pass = [&] {
     // d / 64 slices; the same packed slice stands in for each (the data a
