@@ -149,8 +149,14 @@ TEST_F(SubjectSaeTest, StreamingFromTheModelTrainsWithoutAStore) {
   ASSERT_TRUE(outcome.ok()) << outcome.status();
   EXPECT_TRUE(outcome->result.activation_data().store_dir().empty());
   ASSERT_EQ(outcome->result.saes_size(), 1);
-  EXPECT_LE(outcome->result.saes(0).metrics().at("l0"), 8.0);
-  EXPECT_LT(outcome->result.saes(0).metrics().at("nmse"), 0.5);
+  // The same recipe on the same tokens' activations, read from the model
+  // rather than from the store (so in another order), reconstructs about
+  // as well as the store run: 0.2048 against 0.2041 when written. Wrong
+  // activations (another hook, another scaling) or fewer of them would
+  // not. (Its L0 is TopK's k either way, which says nothing.)
+  ASSERT_NE(first_, nullptr);
+  EXPECT_NEAR(outcome->result.saes(0).metrics().at("nmse"),
+              first_->result.saes(0).metrics().at("nmse"), 0.01);
 }
 
 // With several hooks, the first hook's harvest writes every hook's store in
