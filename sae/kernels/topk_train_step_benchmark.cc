@@ -10,7 +10,7 @@
 //
 // scattered_row_ceiling/... is what AuxK's own passes are measured
 // against: the rate of their inner loop, AxpyEntries (internal/row_ops.h),
-// on data that stays in cache, with nothing else in the way. For each of
+// with nothing else in the way. For each of
 // the batch's rows it sums k_aux picked rows (latent order, random picks
 // among the m = n/2 dead latents) of a packed [m, 64] slice into eight
 // registers, one load per FMA, slice after slice over d, rows split over
@@ -19,7 +19,9 @@
 // multiply-adds), so four times this row's time is the least AuxK can add
 // to a step at this loop's rate (its selection comes on top); its
 // sgemm_fraction says how far below the sgemm ceiling that loop runs. Its
-// gflops counts 2 k_aux d flops per row.
+// gflops counts 2 k_aux d flops per row. The packed slice is m * 256 bytes:
+// 512 KB at d 768, n 4096, which stays in L2; at n 16384 and 65536 (2 and
+// 8 MB) it spills, so those rows are slower than a chunked pass need be.
 //
 //   ./bazelw run -c opt //sae/kernels:topk_train_step_benchmark
 //   ./bazelw run -c opt //sae/kernels:topk_train_step_benchmark -- --benchmark_filter=n16384
